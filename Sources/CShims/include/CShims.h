@@ -1,0 +1,72 @@
+// Typed wrappers for C that Swift cannot import: ncurses' function-like macros and
+// wide-character API, and libcurl's variadic curl_easy_setopt / curl_easy_getinfo.
+// One prefixed function per macro or variadic call, nothing clever.
+#ifndef FAILOVER_LAB_CSHIMS_H
+#define FAILOVER_LAB_CSHIMS_H
+
+#ifndef NCURSES_WIDECHAR
+#define NCURSES_WIDECHAR 1
+#endif
+#ifndef _XOPEN_SOURCE_EXTENDED
+#define _XOPEN_SOURCE_EXTENDED 1
+#endif
+
+#include <curl/curl.h>
+#include <ncursesw/curses.h>
+#include <stdint.h>
+
+// MARK: libcurl
+
+/// curl_easy_setopt with a long argument.
+CURLcode fl_curl_setopt_long(CURL *handle, CURLoption option, long value);
+/// curl_easy_setopt with a string argument (copied by libcurl for most options).
+CURLcode fl_curl_setopt_string(CURL *handle, CURLoption option, const char *value);
+/// curl_easy_setopt with a pointer argument (slists, user data).
+CURLcode fl_curl_setopt_pointer(CURL *handle, CURLoption option, void *value);
+/// curl_easy_setopt with a curl_off_t argument.
+CURLcode fl_curl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value);
+
+typedef size_t (*fl_curl_data_callback)(char *ptr, size_t size, size_t nmemb, void *userdata);
+/// CURLOPT_WRITEFUNCTION / CURLOPT_HEADERFUNCTION / CURLOPT_READFUNCTION.
+CURLcode fl_curl_setopt_data_callback(CURL *handle, CURLoption option, fl_curl_data_callback cb);
+
+typedef int (*fl_curl_sockopt_callback)(void *clientp, curl_socket_t fd, curlsocktype purpose);
+/// CURLOPT_SOCKOPTFUNCTION, so a caller can count the connections libcurl opens.
+CURLcode fl_curl_setopt_sockopt_callback(CURL *handle, fl_curl_sockopt_callback cb);
+
+/// curl_easy_getinfo for a long result.
+CURLcode fl_curl_getinfo_long(CURL *handle, CURLINFO info, long *out);
+/// curl_easy_getinfo for a curl_off_t result (the *_T timing and size infos).
+CURLcode fl_curl_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *out);
+/// curl_easy_getinfo for a pointer result (CURLINFO_PRIVATE).
+CURLcode fl_curl_getinfo_pointer(CURL *handle, CURLINFO info, void **out);
+/// curl_easy_getinfo for a string result (CURLINFO_EFFECTIVE_URL).
+CURLcode fl_curl_getinfo_string(CURL *handle, CURLINFO info, const char **out);
+
+/// curl_multi_setopt with a long argument.
+CURLMcode fl_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
+
+// MARK: ncurses
+
+/// getmaxyx(stdscr, rows, cols).
+void fl_nc_screen_size(int *rows, int *cols);
+/// COLOR_PAIR(n).
+int fl_nc_color_pair(int n);
+/// The A_* attribute constants.
+attr_t fl_nc_attr_bold(void);
+attr_t fl_nc_attr_dim(void);
+attr_t fl_nc_attr_reverse(void);
+attr_t fl_nc_attr_underline(void);
+attr_t fl_nc_attr_normal(void);
+/// Draws one wide character with attributes and colour pair at (y, x) on stdscr.
+int fl_nc_put_wide(int y, int x, wchar_t ch, attr_t attrs, short pair);
+/// KEY_RESIZE, KEY_UP, KEY_DOWN, KEY_LEFT, KEY_RIGHT.
+int fl_nc_key_resize(void);
+int fl_nc_key_up(void);
+int fl_nc_key_down(void);
+int fl_nc_key_left(void);
+int fl_nc_key_right(void);
+/// The ERR return value.
+int fl_nc_err(void);
+
+#endif

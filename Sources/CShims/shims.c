@@ -1,0 +1,60 @@
+#include "CShims.h"
+
+CURLcode fl_curl_setopt_long(CURL *handle, CURLoption option, long value) {
+    return curl_easy_setopt(handle, option, value);
+}
+CURLcode fl_curl_setopt_string(CURL *handle, CURLoption option, const char *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+CURLcode fl_curl_setopt_pointer(CURL *handle, CURLoption option, void *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+CURLcode fl_curl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value) {
+    return curl_easy_setopt(handle, option, value);
+}
+CURLcode fl_curl_setopt_data_callback(CURL *handle, CURLoption option, fl_curl_data_callback cb) {
+    return curl_easy_setopt(handle, option, cb);
+}
+CURLcode fl_curl_setopt_sockopt_callback(CURL *handle, fl_curl_sockopt_callback cb) {
+    return curl_easy_setopt(handle, CURLOPT_SOCKOPTFUNCTION, cb);
+}
+CURLcode fl_curl_getinfo_long(CURL *handle, CURLINFO info, long *out) {
+    return curl_easy_getinfo(handle, info, out);
+}
+CURLcode fl_curl_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *out) {
+    return curl_easy_getinfo(handle, info, out);
+}
+CURLcode fl_curl_getinfo_pointer(CURL *handle, CURLINFO info, void **out) {
+    return curl_easy_getinfo(handle, info, out);
+}
+CURLcode fl_curl_getinfo_string(CURL *handle, CURLINFO info, const char **out) {
+    return curl_easy_getinfo(handle, info, (char **)out);
+}
+CURLMcode fl_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
+    return curl_multi_setopt(multi, option, value);
+}
+
+void fl_nc_screen_size(int *rows, int *cols) {
+    int r, c;
+    getmaxyx(stdscr, r, c);
+    *rows = r;
+    *cols = c;
+}
+int fl_nc_color_pair(int n) { return (int)COLOR_PAIR(n); }
+attr_t fl_nc_attr_bold(void) { return A_BOLD; }
+attr_t fl_nc_attr_dim(void) { return A_DIM; }
+attr_t fl_nc_attr_reverse(void) { return A_REVERSE; }
+attr_t fl_nc_attr_underline(void) { return A_UNDERLINE; }
+attr_t fl_nc_attr_normal(void) { return A_NORMAL; }
+int fl_nc_put_wide(int y, int x, wchar_t ch, attr_t attrs, short pair) {
+    cchar_t cell;
+    wchar_t text[2] = {ch, L'\0'};
+    setcchar(&cell, text, attrs, pair, NULL);
+    return mvadd_wch(y, x, &cell);
+}
+int fl_nc_key_resize(void) { return KEY_RESIZE; }
+int fl_nc_key_up(void) { return KEY_UP; }
+int fl_nc_key_down(void) { return KEY_DOWN; }
+int fl_nc_key_left(void) { return KEY_LEFT; }
+int fl_nc_key_right(void) { return KEY_RIGHT; }
+int fl_nc_err(void) { return ERR; }

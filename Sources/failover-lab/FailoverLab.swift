@@ -1,0 +1,21 @@
+import ArgumentParser
+
+/// The `failover-lab` command: a lab for LLM-gateway failover in one terminal.
+@main
+struct FailoverLab: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "failover-lab",
+        abstract: "Run agentgateway failover labs offline: gateway, stand-ins, load driver, dashboard.",
+        discussion: """
+        The bundled seed lab (scenarios/http-429-lab.yaml) puts an http-429 stand-in in \
+        priority group 1 and a mock OpenAI in group 2. The first request gets the 429, \
+        the provider is evicted for its retry-after, and the next requests fail over.
+        """,
+        subcommands: [
+            GatewayCommand.self,
+            CheckCommand.self,
+            StandInsCommand.self,
+        ],
+        defaultSubcommand: GatewayCommand.self
+    )
+}
