@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Typed C wrappers for what Swift cannot import: ncurses macros, libcurl's variadic calls.
@@ -41,10 +42,18 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // Traffic plans and pacers (pure), the libcurl engine, records, replay, reports.
+        .target(
+            name: "Driver",
+            dependencies: [
+                "CShims",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "failover-lab",
             dependencies: [
-                "Gateway", "Upstreams",
+                "Gateway", "Upstreams", "Driver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -56,6 +65,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "DriverTests",
+            dependencies: ["Driver", "CShims"]
         ),
     ]
 )

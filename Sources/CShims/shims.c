@@ -1,5 +1,11 @@
 #include "CShims.h"
 
+#include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/timerfd.h>
+#endif
+
 CURLcode fl_curl_setopt_long(CURL *handle, CURLoption option, long value) {
     return curl_easy_setopt(handle, option, value);
 }
@@ -32,6 +38,45 @@ CURLcode fl_curl_getinfo_string(CURL *handle, CURLINFO info, const char **out) {
 }
 CURLMcode fl_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
     return curl_multi_setopt(multi, option, value);
+}
+CURLMcode fl_curl_multi_setopt_pointer(CURLM *multi, CURLMoption option, void *value) {
+    return curl_multi_setopt(multi, option, value);
+}
+
+uint64_t fl_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+int64_t fl_wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + (int64_t)ts.tv_nsec;
+}
+int fl_timer_create(void) {
+#if defined(__linux__)
+    return timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+#else
+    return -1;
+#endif
+}
+int fl_timer_arm_at(int fd, uint64_t monotonic_ns) {
+#if defined(__linux__)
+    struct itimerspec spec = {0};
+    spec.it_value.tv_sec = (time_t)(monotonic_ns / 1000000000ull);
+    spec.it_value.tv_nsec = (long)(monotonic_ns % 1000000000ull);
+    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL);
+#else
+    (void)fd; (void)monotonic_ns;
+    return -1;
+#endif
+}
+void fl_timer_drain(int fd) {
+    uint64_t expirations;
+    while (read(fd, &expirations, sizeof expirations) > 0) {}
+}
+void fl_timer_close(int fd) {
+    if (fd >= 0) close(fd);
 }
 
 void fl_nc_screen_size(int *rows, int *cols) {

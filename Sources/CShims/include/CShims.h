@@ -46,6 +46,26 @@ CURLcode fl_curl_getinfo_string(CURL *handle, CURLINFO info, const char **out);
 /// curl_multi_setopt with a long argument.
 CURLMcode fl_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
 
+/// curl_multi_setopt with a pointer argument.
+CURLMcode fl_curl_multi_setopt_pointer(CURLM *multi, CURLMoption option, void *value);
+
+// MARK: precise timers for the load driver
+
+/// A monotonic clock reading in nanoseconds (CLOCK_MONOTONIC).
+uint64_t fl_monotonic_ns(void);
+/// The wall clock in nanoseconds since 1970 (CLOCK_REALTIME).
+int64_t fl_wall_ns(void);
+/// A non-blocking timer descriptor on CLOCK_MONOTONIC (timerfd on Linux), or -1 where there is none.
+/// The driver hands it to curl_multi_poll as an extra descriptor so that a wait ends on the
+/// nanosecond a request is due instead of on curl's millisecond timeout.
+int fl_timer_create(void);
+/// Arms the timer to fire once at an absolute fl_monotonic_ns() value; 0 disarms it.
+int fl_timer_arm_at(int fd, uint64_t monotonic_ns);
+/// Reads and discards the timer's expiry count so that it stops being readable.
+void fl_timer_drain(int fd);
+/// Closes the timer descriptor.
+void fl_timer_close(int fd);
+
 // MARK: ncurses
 
 /// getmaxyx(stdscr, rows, cols).

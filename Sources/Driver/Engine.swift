@@ -1,0 +1,701 @@
+import CShims
+import Foundation
+
+/// A load driver: runs a workload on its own thread with libcurl's multi interface, one
+/// `curl_multi_poll` loop, and hands each finished request to a sink. Control calls
+/// (pause, rate, send-one, stop) are thread-safe and wake the loop at once.
+public final class Driver: @unchecked Sendable {
+    public let configuration: DriverConfiguration
+    private let sink: RecordSink
+    // Everything below is guarded by `lock`.
+    private let lock = NSCondition()
+    private var control = Control()
+    private var statsValue = DriverStats()
+    private var wakeHandle: UnsafeMutableRawPointer?
+    private var started = false
+    private var done = false
+
+    struct Control {
+        var paused = false
+        var newRate: Double?
+        var sendNow = 0
+        var stop = false
+        var abort = false
+    }
+
+    public init(configuration: DriverConfiguration, sink: RecordSink) {
+        self.configuration = configuration
+        self.sink = sink
+        control.paused = configuration.startPaused
+    }
+
+    private static let curlGlobal: Void = { _ = curl_global_init(3) }() // CURL_GLOBAL_ALL
+
+    /// Starts the engine thread. Calling it twice does nothing.
+    public func start() {
+        lock.lock()
+        if started { lock.unlock(); return }
+        started = true
+        lock.unlock()
+        _ = Driver.curlGlobal
+        let thread = Thread { [self] in
+            let engine = Engine(configuration: configuration, sink: sink, driver: self)
+            engine.run()
+        }
+        thread.name = "failover-lab driver"
+        thread.start()
+    }
+
+    /// Runs to the end on the calling thread's behalf: start, then wait.
+    public func run() {
+        start()
+        wait()
+    }
+
+    /// Blocks until the run has ended.
+    public func wait() {
+        lock.lock()
+        while !done { lock.wait() }
+        lock.unlock()
+    }
+
+    /// Blocks until the run has ended or `seconds` have passed; true when it has ended.
+    public func wait(seconds: Double) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        while !done {
+            if !lock.wait(until: deadline) { return done }
+        }
+        return true
+    }
+
+    /// The counters so far.
+    public var stats: DriverStats {
+        lock.lock()
+        defer { lock.unlock() }
+        return statsValue
+    }
+
+    /// Stops starting requests; open-loop time spent paused is not scheduled.
+    public func pause() { change { $0.paused = true } }
+    public func resume() { change { $0.paused = false } }
+    /// Switches an open-loop run to a constant rate from now on (ignored in closed loop and replay).
+    public func setRate(_ perSecond: Double) { change { $0.newRate = max(0, perSecond) } }
+    /// Sends one extra request now, outside the schedule (also while paused).
+    public func sendOne() { change { $0.sendNow += 1 } }
+    /// Ends the run: no new requests; in-flight ones finish unless `abortInFlight`.
+    public func stop(abortInFlight: Bool = false) {
+        change {
+            $0.stop = true
+            if abortInFlight { $0.abort = true }
+        }
+    }
+
+    private func change(_ body: (inout Control) -> Void) {
+        lock.lock()
+        body(&control)
+        if let m = wakeHandle { _ = curl_multi_wakeup(m) }
+        lock.unlock()
+    }
+
+    // MARK: engine side
+
+    fileprivate func attach(_ multi: UnsafeMutableRawPointer) {
+        lock.lock()
+        wakeHandle = multi
+        lock.unlock()
+    }
+
+    fileprivate func takeControl() -> Control {
+        lock.lock()
+        let c = control
+        control.newRate = nil
+        control.sendNow = 0
+        lock.unlock()
+        return c
+    }
+
+    fileprivate func publish(_ stats: DriverStats) {
+        lock.lock()
+        statsValue = stats
+        lock.unlock()
+    }
+
+    fileprivate func finish(_ stats: DriverStats) {
+        lock.lock()
+        statsValue = stats
+        wakeHandle = nil
+        done = true
+        lock.broadcast()
+        lock.unlock()
+    }
+}
+
+/// A request made ready for libcurl once: header list and body in stable memory.
+final class PreparedRequest {
+    let spec: RequestSpec
+    let headerList: UnsafeMutablePointer<curl_slist>?
+    let body: UnsafeMutableBufferPointer<UInt8>?
+
+    init(_ spec: RequestSpec) {
+        self.spec = spec
+        var list: UnsafeMutablePointer<curl_slist>?
+        var lines = spec.headers
+        // Without this, curl waits for 100-continue on larger bodies.
+        if !lines.contains(where: { $0.lowercased().hasPrefix("expect:") }) { lines.append("Expect:") }
+        for line in lines { list = curl_slist_append(list, line) }
+        headerList = list
+        if let b = spec.body {
+            let buf = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, b.count))
+            _ = buf.initialize(from: b)
+            body = UnsafeMutableBufferPointer(rebasing: buf[0..<b.count])
+        } else {
+            body = nil
+        }
+    }
+
+    deinit {
+        curl_slist_free_all(headerList)
+        if let body, let base = body.baseAddress { base.deallocate() }
+    }
+}
+
+final class ConnectionCounter {
+    var opened: UInt64 = 0
+}
+
+/// One easy handle and the state of the request it is carrying.
+final class Transfer {
+    let easy: UnsafeMutableRawPointer
+    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    let counter: ConnectionCounter
+    let captureLimit: Int
+    var prepared: PreparedRequest?
+    var seq: UInt64 = 0
+    var intended: Nanos = 0
+    var sent: Nanos = 0
+    var late = false
+    var bytesIn = 0
+    var capture = false
+    var eventStream = false
+    var body: [UInt8] = []
+    var attemptsHeader: String?
+
+    init(easy: UnsafeMutableRawPointer, counter: ConnectionCounter, captureLimit: Int) {
+        self.easy = easy
+        self.counter = counter
+        self.captureLimit = captureLimit
+    }
+
+    deinit {
+        curl_easy_cleanup(easy)
+        errorBuffer.deallocate()
+    }
+
+    func reset() {
+        errorBuffer[0] = 0
+        bytesIn = 0
+        capture = false
+        eventStream = false
+        if !body.isEmpty { body.removeAll(keepingCapacity: true) }
+        attemptsHeader = nil
+    }
+}
+
+private let writeCallback: fl_curl_data_callback = { ptr, size, count, userdata in
+    let n = size * count
+    guard let userdata else { return n }
+    let t = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
+    t.bytesIn += n
+    if t.capture, let ptr {
+        if t.body.count + n > t.captureLimit {
+            // Keep the tail: streams put `usage` at the end.
+            let drop = min(t.body.count, t.body.count + n - t.captureLimit)
+            t.body.removeFirst(drop)
+        }
+        ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
+            t.body.append(contentsOf: UnsafeBufferPointer(start: p, count: min(n, t.captureLimit)))
+        }
+    }
+    return n
+}
+
+@inline(__always) private func hasPrefixIgnoringCase(_ p: UnsafePointer<UInt8>, _ n: Int, _ lower: StaticString) -> Bool {
+    let m = lower.utf8CodeUnitCount
+    guard n >= m else { return false }
+    let l = lower.utf8Start
+    for i in 0..<m {
+        var c = p[i]
+        if c >= 0x41, c <= 0x5A { c |= 0x20 }
+        if c != l[i] { return false }
+    }
+    return true
+}
+
+private let headerCallback: fl_curl_data_callback = { ptr, size, count, userdata in
+    let n = size * count
+    guard let userdata, let ptr else { return n }
+    let t = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
+    t.bytesIn += n
+    ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
+        if hasPrefixIgnoringCase(p, n, "http/") {
+            // A new response head (after a 100 Continue or a redirect): start over.
+            t.attemptsHeader = nil
+            t.capture = false
+            t.eventStream = false
+            t.body.removeAll(keepingCapacity: true)
+        } else if hasPrefixIgnoringCase(p, n, "x-failover-attempts:") {
+            let skip = "x-failover-attempts:".utf8.count
+            t.attemptsHeader = String(decoding: UnsafeBufferPointer(start: p + skip, count: n - skip), as: UTF8.self)
+                .trimmed(" \t\r\n")
+        } else if hasPrefixIgnoringCase(p, n, "content-type:") {
+            let value = String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self).lowercased()
+            if value.contains("json") { t.capture = true }
+            if value.contains("event-stream") { t.capture = true; t.eventStream = true }
+        }
+    }
+    return n
+}
+
+private let sockoptCallback: fl_curl_sockopt_callback = { clientp, _, purpose in
+    if let clientp, purpose == CURLSOCKTYPE_IPCXN {
+        Unmanaged<ConnectionCounter>.fromOpaque(clientp).takeUnretainedValue().opened += 1
+    }
+    return 0 // CURL_SOCKOPT_OK
+}
+
+/// A scheduled request waiting for a slot.
+struct PendingArrival {
+    var seq: UInt64
+    var intended: Nanos
+    var request: PreparedRequest
+}
+
+/// The loop itself; lives only on the driver's thread.
+final class Engine {
+    let config: DriverConfiguration
+    let sink: RecordSink
+    unowned let driver: Driver
+    let multi: UnsafeMutableRawPointer
+    let counter = ConnectionCounter()
+    let timerFD: Int32
+    var free: [Transfer] = []
+    var all: [Transfer] = []
+    var inFlight: [ObjectIdentifier: Transfer] = [:]
+    var backlog: [PendingArrival] = []
+    var backlogHead = 0
+    var stats = DriverStats()
+    var startMono: Nanos = 0
+    var startWall: Int64 = 0
+    var nextSeq: UInt64 = 0
+    var recordsSinceFlush = 0
+    var lastPublish: Nanos = 0
+
+    // Schedule state.
+    enum Feed {
+        case closed(Int)
+        case pacer(Pacer<SeededRandom>)
+        case replay(any ArrivalFeed)
+    }
+    var feed: Feed
+    var pickRNG: SeededRandom
+    let picker: WeightedPicker
+    let mixPrepared: [PreparedRequest]
+    var replayCache: [RequestSpec: PreparedRequest] = [:]
+    var nextArrival: PendingArrival?
+    var scheduleDone = false
+    var paused = false
+    var pausedAt: Nanos = 0
+    var pauseShift: Nanos = 0
+    var slots: Int
+
+    init(configuration: DriverConfiguration, sink: RecordSink, driver: Driver) {
+        config = configuration
+        self.sink = sink
+        self.driver = driver
+        multi = curl_multi_init()
+        timerFD = fl_timer_create()
+        pickRNG = SeededRandom(seed: configuration.seed &+ 0x5EED)
+        picker = WeightedPicker(weights: configuration.mix.weights)
+        mixPrepared = configuration.mix.requests.map(PreparedRequest.init)
+        switch configuration.workload {
+        case let .closedLoop(n):
+            feed = .closed(max(1, n))
+            slots = max(1, n)
+        case let .openLoop(phases):
+            feed = .pacer(Pacer(phases: phases, rng: SeededRandom(seed: configuration.seed)))
+            slots = max(1, configuration.maxInFlight)
+        case let .replay(make):
+            feed = .replay(make())
+            slots = max(1, configuration.maxInFlight)
+        }
+        _ = fl_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, slots)
+        if configuration.http2 {
+            _ = fl_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, 2) // CURLPIPE_MULTIPLEX
+        }
+    }
+
+    deinit {
+        for t in all { curl_multi_remove_handle(multi, t.easy) }
+        all.removeAll()
+        free.removeAll()
+        curl_multi_cleanup(multi)
+        fl_timer_close(timerFD)
+    }
+
+    @inline(__always) func now() -> Nanos { fl_monotonic_ns() &- startMono }
+
+    func makeTransfer() -> Transfer? {
+        guard let easy = curl_easy_init() else { return nil }
+        let t = Transfer(easy: easy, counter: counter, captureLimit: config.bodyCaptureLimit)
+        let me = Unmanaged.passUnretained(t).toOpaque()
+        _ = fl_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+        _ = fl_curl_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
+        _ = fl_curl_setopt_long(easy, CURLOPT_HTTP_VERSION,
+                                config.http2 ? 5 /* CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE */ : 2 /* 1.1 */)
+        _ = fl_curl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, writeCallback)
+        _ = fl_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
+        _ = fl_curl_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, headerCallback)
+        _ = fl_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, me)
+        _ = fl_curl_setopt_pointer(easy, CURLOPT_PRIVATE, me)
+        _ = fl_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, t.errorBuffer)
+        _ = fl_curl_setopt_sockopt_callback(easy, sockoptCallback)
+        _ = fl_curl_setopt_pointer(easy, CURLOPT_SOCKOPTDATA, Unmanaged.passUnretained(counter).toOpaque())
+        _ = fl_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(min(config.timeout / 1_000_000, Nanos(Int.max))))
+        _ = fl_curl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(min(config.connectTimeout / 1_000_000, Nanos(Int.max))))
+        _ = fl_curl_setopt_string(easy, CURLOPT_USERAGENT, "failover-lab-driver/1")
+        all.append(t)
+        return t
+    }
+
+    /// A free transfer, creating one while under the slot limit.
+    func takeFree() -> Transfer? {
+        if let t = free.popLast() { return t }
+        guard all.count < slots else { return nil }
+        return makeTransfer()
+    }
+
+    var hasFreeSlot: Bool { !free.isEmpty || all.count < slots }
+
+    func configure(_ t: Transfer, for p: PreparedRequest) {
+        guard t.prepared !== p else { return }
+        let e = t.easy
+        let spec = p.spec
+        _ = fl_curl_setopt_string(e, CURLOPT_URL, spec.url)
+        _ = fl_curl_setopt_pointer(e, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(p.headerList))
+        let method = spec.method.uppercased()
+        _ = fl_curl_setopt_long(e, CURLOPT_NOBODY, method == "HEAD" ? 1 : 0)
+        if let body = p.body {
+            _ = fl_curl_setopt_off_t(e, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+            _ = fl_curl_setopt_pointer(e, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(body.baseAddress))
+        } else if method != "HEAD" {
+            _ = fl_curl_setopt_long(e, CURLOPT_HTTPGET, 1)
+        }
+        if method == "GET" || method == "HEAD" || (method == "POST" && p.body != nil) {
+            _ = fl_curl_setopt_pointer(e, CURLOPT_CUSTOMREQUEST, nil)
+        } else {
+            _ = fl_curl_setopt_string(e, CURLOPT_CUSTOMREQUEST, method)
+        }
+        t.prepared = p
+    }
+
+    func launch(_ t: Transfer, _ a: PendingArrival, late: Bool) {
+        configure(t, for: a.request)
+        t.reset()
+        t.seq = a.seq
+        t.intended = a.intended
+        t.late = late
+        t.sent = now()
+        let rc = curl_multi_add_handle(multi, t.easy)
+        if rc != CURLM_OK {
+            t.prepared = nil
+            free.append(t)
+            let message = "curl_multi_add_handle failed: " + String(cString: curl_multi_strerror(rc))
+            emit(unsent(a, late: late, error: message))
+            return
+        }
+        inFlight[ObjectIdentifier(t)] = t
+        stats.sent += 1
+    }
+
+    func prepared(for spec: RequestSpec) -> PreparedRequest {
+        if let p = replayCache[spec] { return p }
+        if replayCache.count > 256 { replayCache.removeAll() }
+        let p = PreparedRequest(spec)
+        replayCache[spec] = p
+        return p
+    }
+
+    func pickRequest() -> PreparedRequest {
+        mixPrepared[picker.pick(using: &pickRNG)]
+    }
+
+    /// Pulls the next scheduled arrival from the feed (open loop and replay).
+    func pull() -> PendingArrival? {
+        switch feed {
+        case .closed:
+            return nil
+        case var .pacer(p):
+            guard !mixPrepared.isEmpty, let offset = p.next() else { feed = .pacer(p); return nil }
+            feed = .pacer(p)
+            return PendingArrival(seq: 0, intended: offset &+ pauseShift, request: pickRequest())
+        case var .replay(r):
+            let item = r.next()
+            feed = .replay(r)
+            guard let item else { return nil }
+            return PendingArrival(seq: 0, intended: item.offset &+ pauseShift, request: prepared(for: item.request))
+        }
+    }
+
+    var limitReached: Bool {
+        if let limit = config.requestLimit, nextSeq >= limit { return true }
+        return false
+    }
+
+    /// Takes an arrival that is due: sends it if a slot is free, else queues it as late.
+    func admit(_ arrival: PendingArrival) {
+        var a = arrival
+        a.seq = nextSeq
+        nextSeq += 1
+        stats.scheduled += 1
+        if backlogHead == backlog.count, let t = takeFree() {
+            launch(t, a, late: false)
+        } else {
+            stats.late += 1
+            backlog.append(a)
+        }
+    }
+
+    func unsent(_ a: PendingArrival, late: Bool, error: String) -> RequestRecord {
+        RequestRecord(seq: a.seq, runStartWall: startWall, intended: a.intended, sent: nil, late: late,
+                      method: a.request.spec.method, url: a.request.spec.url, model: a.request.spec.model,
+                      error: error)
+    }
+
+    func emit(_ record: RequestRecord) {
+        stats.completed += 1
+        if record.error != nil { stats.errors += 1 }
+        stats.statusCounts[record.status ?? 0, default: 0] += 1
+        sink.record(record)
+        recordsSinceFlush += 1
+    }
+
+    func applyControl() {
+        let c = driver.takeControl()
+        let t = now()
+        if c.paused != paused {
+            paused = c.paused
+            if paused {
+                pausedAt = t
+            } else {
+                let gap = t &- pausedAt
+                pauseShift &+= gap
+                if var a = nextArrival { a.intended &+= gap; nextArrival = a }
+            }
+            stats.paused = paused
+        }
+        if let rate = c.newRate, case var .pacer(p) = feed, !scheduleDone {
+            p.retarget(.constant(rate: rate), at: t &- pauseShift)
+            feed = .pacer(p)
+            nextArrival = pull()
+            stats.rate = rate
+        }
+        for _ in 0..<c.sendNow where !mixPrepared.isEmpty {
+            admit(PendingArrival(seq: 0, intended: now(), request: pickRequest()))
+        }
+        if c.stop { scheduleDone = true }
+        if c.abort {
+            for (_, tr) in inFlight {
+                curl_multi_remove_handle(multi, tr.easy)
+                emit(record(for: tr, result: CURLE_OK, aborted: true))
+                free.append(tr)
+            }
+            inFlight.removeAll()
+        }
+    }
+
+    /// Starts what is due; returns whether anything was handed to libcurl.
+    func startDue() -> Bool {
+        let before = stats.sent
+        // Late arrivals first, in order, as slots allow.
+        while backlogHead < backlog.count, let t = takeFree() {
+            let a = backlog[backlogHead]
+            backlogHead += 1
+            launch(t, a, late: true)
+        }
+        if backlogHead > 1024, backlogHead * 2 > backlog.count {
+            backlog.removeFirst(backlogHead)
+            backlogHead = 0
+        }
+        if !scheduleDone && !paused {
+            let t = now()
+            switch feed {
+            case .closed:
+                if let d = config.duration, t >= d { scheduleDone = true; break }
+                while !limitReached, let tr = takeFree() {
+                    let a = PendingArrival(seq: nextSeq, intended: now(), request: pickRequest())
+                    nextSeq += 1
+                    stats.scheduled += 1
+                    launch(tr, a, late: false)
+                }
+                if limitReached { scheduleDone = true }
+            case .pacer, .replay:
+                while let a = nextArrival, a.intended <= t {
+                    if limitReached { scheduleDone = true; break }
+                    if let d = config.duration, a.intended >= d { scheduleDone = true; break }
+                    admit(a)
+                    nextArrival = pull()
+                }
+                if nextArrival == nil || limitReached { scheduleDone = true }
+                if let d = config.duration, let a = nextArrival, a.intended >= d { scheduleDone = true }
+            }
+        }
+        if scheduleDone, backlogHead < backlog.count {
+            let message = "not sent: all \(slots) slots (--max-in-flight) stayed busy until the run ended"
+            for a in backlog[backlogHead...] { emit(unsent(a, late: true, error: message)) }
+            backlog.removeAll()
+            backlogHead = 0
+        }
+        return stats.sent != before
+    }
+
+    func record(for t: Transfer, result: CURLcode, aborted: Bool = false) -> RequestRecord {
+        let e = t.easy
+        var code = 0
+        _ = fl_curl_getinfo_long(e, CURLINFO_RESPONSE_CODE, &code)
+        var total: curl_off_t = 0
+        _ = fl_curl_getinfo_off_t(e, CURLINFO_TOTAL_TIME_T, &total)
+        var start: curl_off_t = 0
+        _ = fl_curl_getinfo_off_t(e, CURLINFO_STARTTRANSFER_TIME_T, &start)
+        var requestSize = 0
+        _ = fl_curl_getinfo_long(e, CURLINFO_REQUEST_SIZE, &requestSize)
+        var error: String?
+        var latency = Nanos(max(0, total)) * 1000
+        if aborted {
+            error = "aborted: the run was stopped"
+            latency = now() &- t.sent
+        } else if result != CURLE_OK {
+            let detail = String(cString: t.errorBuffer)
+            error = "curl error \(result.rawValue): " + (detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail)
+        }
+        let spec = t.prepared!.spec
+        var provider: String?, attempts: [Attempt]?, tokens: TokenUsage?
+        if t.attemptsHeader != nil || !t.body.isEmpty {
+            (provider, attempts, tokens) = ResponseFacts.extract(
+                attemptsHeader: t.attemptsHeader.map { Substring($0) }, body: t.body, isEventStream: t.eventStream)
+        }
+        return RequestRecord(
+            seq: t.seq, runStartWall: startWall, intended: t.intended, sent: t.sent, late: t.late,
+            method: spec.method, url: spec.url, model: spec.model,
+            status: code > 0 ? code : nil,
+            latency: latency, correctedLatency: (t.sent &- t.intended) &+ latency,
+            ttfb: start > 0 ? Nanos(start) * 1000 : nil,
+            bytesIn: t.bytesIn, bytesOut: requestSize, error: error,
+            provider: provider, attempts: attempts, tokens: tokens)
+    }
+
+    func readCompletions() {
+        var left: Int32 = 0
+        while let msg = curl_multi_info_read(multi, &left) {
+            guard msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle else { continue }
+            let result = msg.pointee.data.result
+            var raw: UnsafeMutableRawPointer?
+            _ = fl_curl_getinfo_pointer(easy, CURLINFO_PRIVATE, &raw)
+            guard let raw else { continue }
+            let t = Unmanaged<Transfer>.fromOpaque(raw).takeUnretainedValue()
+            let rec = record(for: t, result: result)
+            curl_multi_remove_handle(multi, easy)
+            inFlight[ObjectIdentifier(t)] = nil
+            free.append(t)
+            emit(rec)
+        }
+    }
+
+    /// When the loop must wake by itself next (absolute monotonic), if at all.
+    func deadline() -> Nanos? {
+        guard !scheduleDone, !paused else { return nil }
+        switch feed {
+        case .closed:
+            return config.duration.map { startMono &+ $0 }
+        case .pacer, .replay:
+            return nextArrival.map { startMono &+ $0.intended }
+        }
+    }
+
+    func run() {
+        driver.attach(multi)
+        startMono = fl_monotonic_ns()
+        startWall = fl_wall_ns()
+        paused = config.startPaused
+        pausedAt = 0
+        stats.paused = paused
+        nextArrival = pull()
+        var waitFD = curl_waitfd(fd: timerFD, events: Int16(POLLIN), revents: 0)
+        var armed: Nanos = 0
+        var running: Int32 = 0
+        while true {
+            applyControl()
+            if startDue() {
+                curl_multi_perform(multi, &running)
+                readCompletions()
+            }
+            if scheduleDone && inFlight.isEmpty && backlogHead == backlog.count { break }
+            if recordsSinceFlush > 0 {
+                sink.flush()
+                recordsSinceFlush = 0
+            }
+            publishIfDue()
+
+            var timeoutMs: Int32 = 1000
+            if let due = deadline() {
+                let nowAbs = fl_monotonic_ns()
+                if due <= nowAbs {
+                    timeoutMs = 0
+                } else {
+                    let remaining = due - nowAbs
+                    if timerFD >= 0 {
+                        if armed != due {
+                            _ = fl_timer_arm_at(timerFD, due)
+                            armed = due
+                        }
+                        timeoutMs = Int32(min(1000, remaining / 1_000_000 + 1))
+                    } else {
+                        // No precise timer: sleep in whole milliseconds, then spin the last one.
+                        timeoutMs = Int32(min(1000, remaining / 1_000_000))
+                    }
+                }
+            }
+            if timerFD >= 0 {
+                _ = curl_multi_poll(multi, &waitFD, 1, timeoutMs, nil)
+                if waitFD.revents != 0 {
+                    fl_timer_drain(timerFD)
+                    waitFD.revents = 0
+                    armed = 0
+                }
+            } else {
+                _ = curl_multi_poll(multi, nil, 0, timeoutMs, nil)
+            }
+            curl_multi_perform(multi, &running)
+            readCompletions()
+        }
+        if recordsSinceFlush > 0 { sink.flush() }
+        stats.inFlight = 0
+        stats.elapsed = now()
+        stats.connectionsOpened = counter.opened
+        stats.finished = true
+        // Free handles before telling anyone the run is over.
+        for t in all { t.prepared = nil }
+        driver.finish(stats)
+    }
+
+    func publishIfDue() {
+        let t = now()
+        guard t &- lastPublish >= 20_000_000 else { return }
+        lastPublish = t
+        stats.elapsed = t
+        stats.inFlight = inFlight.count
+        stats.connectionsOpened = counter.opened
+        driver.publish(stats)
+    }
+}

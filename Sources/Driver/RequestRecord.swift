@@ -1,0 +1,270 @@
+/// One provider's answer within a request, from `x-failover-attempts: name=status,...`.
+public struct Attempt: Sendable, Equatable {
+    public var provider: String
+    public var status: Int
+    public init(provider: String, status: Int) {
+        self.provider = provider
+        self.status = status
+    }
+
+    /// Parses `http-429-provider=429,openai-provider=200`; entries that do not parse are skipped.
+    public static func parseHeader(_ value: Substring) -> [Attempt] {
+        value.split(separator: ",").compactMap { part in
+            let kv = part.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2 else { return nil }
+            let name = kv[0].trimmed(" \t")
+            guard !name.isEmpty, let status = Int(kv[1].trimmed(" \t\r\n")) else { return nil }
+            return Attempt(provider: name, status: status)
+        }
+    }
+}
+
+/// Token counts from the response's `usage`.
+public struct TokenUsage: Sendable, Equatable {
+    public var prompt: Int?
+    public var completion: Int?
+    public var total: Int?
+    public init(prompt: Int? = nil, completion: Int? = nil, total: Int? = nil) {
+        self.prompt = prompt
+        self.completion = completion
+        self.total = total
+    }
+}
+
+/// What happened to one request: written as one JSON line, read back by `report` and `replay`.
+public struct RequestRecord: Sendable, Equatable {
+    /// Order in which requests were scheduled, from 0.
+    public var seq: UInt64
+    /// Wall clock (ns since 1970) at offset 0 of the run.
+    public var runStartWall: Int64
+    /// When the request should have started, from the run's start (monotonic).
+    public var intended: Nanos
+    /// When it was handed to libcurl, or nil if it never was (a late request left at the end).
+    public var sent: Nanos?
+    /// It could not start on time because every slot up to --max-in-flight was busy.
+    public var late: Bool
+    public var method: String
+    public var url: String
+    /// The `model` the request asked for, when the body named one.
+    public var model: String?
+    /// HTTP status, nil when no response arrived.
+    public var status: Int?
+    /// From send to the last byte.
+    public var latency: Nanos?
+    /// From the intended start to the last byte (corrected for coordinated omission).
+    public var correctedLatency: Nanos?
+    /// From send to the first response byte.
+    public var ttfb: Nanos?
+    public var bytesIn: Int
+    public var bytesOut: Int
+    /// libcurl's own message for transport errors (refused, reset, timeout, DNS).
+    public var error: String?
+    /// The provider that answered.
+    public var provider: String?
+    public var attempts: [Attempt]?
+    public var tokens: TokenUsage?
+
+    public init(seq: UInt64, runStartWall: Int64 = 0, intended: Nanos, sent: Nanos? = nil, late: Bool = false,
+                method: String = "POST", url: String, model: String? = nil, status: Int? = nil,
+                latency: Nanos? = nil, correctedLatency: Nanos? = nil, ttfb: Nanos? = nil,
+                bytesIn: Int = 0, bytesOut: Int = 0, error: String? = nil, provider: String? = nil,
+                attempts: [Attempt]? = nil, tokens: TokenUsage? = nil) {
+        self.seq = seq
+        self.runStartWall = runStartWall
+        self.intended = intended
+        self.sent = sent
+        self.late = late
+        self.method = method
+        self.url = url
+        self.model = model
+        self.status = status
+        self.latency = latency
+        self.correctedLatency = correctedLatency
+        self.ttfb = ttfb
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.error = error
+        self.provider = provider
+        self.attempts = attempts
+        self.tokens = tokens
+    }
+
+    /// When it ended, from the run's start: sent plus latency.
+    public var finished: Nanos? {
+        guard let sent, let latency else { return nil }
+        return sent + latency
+    }
+
+    /// The record as one line of JSON (no newline). Field order is fixed so files diff well.
+    public var jsonLine: String {
+        var o = "{\"seq\":"
+        o += String(seq)
+        o += ",\"intended_at\":\"" + WallTime.format(runStartWall + Int64(intended)) + "\""
+        o += ",\"intended_offset_ns\":" + String(intended)
+        if let sent {
+            o += ",\"sent_at\":\"" + WallTime.format(runStartWall + Int64(sent)) + "\""
+            o += ",\"sent_offset_ns\":" + String(sent)
+        } else {
+            o += ",\"sent_at\":null,\"sent_offset_ns\":null"
+        }
+        o += ",\"late\":" + (late ? "true" : "false")
+        o += ",\"method\":"
+        JSONValue.writeString(method, into: &o)
+        o += ",\"url\":"
+        JSONValue.writeString(url, into: &o)
+        o += ",\"model\":"
+        Self.optionalString(model, &o)
+        o += ",\"status\":" + (status.map(String.init) ?? "null")
+        o += ",\"latency_ms\":" + Self.ms(latency)
+        o += ",\"latency_corrected_ms\":" + Self.ms(correctedLatency)
+        o += ",\"ttfb_ms\":" + Self.ms(ttfb)
+        o += ",\"bytes_in\":" + String(bytesIn) + ",\"bytes_out\":" + String(bytesOut)
+        o += ",\"error\":"
+        Self.optionalString(error, &o)
+        o += ",\"provider\":"
+        Self.optionalString(provider, &o)
+        o += ",\"attempts\":"
+        if let attempts {
+            o += "["
+            for (i, a) in attempts.enumerated() {
+                if i > 0 { o += "," }
+                o += "{\"provider\":"
+                JSONValue.writeString(a.provider, into: &o)
+                o += ",\"status\":" + String(a.status) + "}"
+            }
+            o += "]"
+        } else {
+            o += "null"
+        }
+        o += ",\"tokens\":"
+        if let tokens {
+            o += "{\"prompt\":" + (tokens.prompt.map(String.init) ?? "null")
+            o += ",\"completion\":" + (tokens.completion.map(String.init) ?? "null")
+            o += ",\"total\":" + (tokens.total.map(String.init) ?? "null") + "}"
+        } else {
+            o += "null"
+        }
+        o += "}"
+        return o
+    }
+
+    private static func optionalString(_ s: String?, _ o: inout String) {
+        if let s { JSONValue.writeString(s, into: &o) } else { o += "null" }
+    }
+
+    private static func ms(_ ns: Nanos?) -> String {
+        guard let ns else { return "null" }
+        // Six decimals keep nanoseconds exact, so a record round-trips.
+        let whole = ns / 1_000_000, frac = String(ns % 1_000_000)
+        return String(whole) + "." + String(repeating: "0", count: 6 - frac.count) + frac
+    }
+
+    /// Why a line is not a record.
+    public struct DecodeError: Error, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Reads a record back from its JSON object.
+    public init(json: JSONValue) throws(DecodeError) {
+        guard case .object = json else { throw DecodeError(message: "not a JSON object") }
+        guard let seq = json["seq"]?.int, seq >= 0 else { throw DecodeError(message: "missing or invalid \"seq\"") }
+        guard let intended = json["intended_offset_ns"]?.int, intended >= 0 else {
+            throw DecodeError(message: "missing or invalid \"intended_offset_ns\"")
+        }
+        guard let url = json["url"]?.string else { throw DecodeError(message: "missing \"url\"") }
+        func nanos(_ key: String) throws(DecodeError) -> Nanos? {
+            guard let v = json[key], !v.isNull else { return nil }
+            guard let n = v.number, n >= 0, n.isFinite else { throw DecodeError(message: "invalid \"\(key)\"") }
+            return Nanos((n * 1e6).rounded())
+        }
+        func optString(_ key: String) -> String? { json[key]?.string }
+        let wall = json["intended_at"]?.string.flatMap(WallTime.parse) ?? 0
+        self.init(
+            seq: UInt64(seq),
+            runStartWall: wall == 0 ? 0 : wall - Int64(intended),
+            intended: Nanos(intended),
+            sent: json["sent_offset_ns"]?.int.map { Nanos(max(0, $0)) },
+            late: json["late"]?.bool ?? false,
+            method: optString("method") ?? "POST",
+            url: url,
+            model: optString("model"),
+            status: json["status"]?.int,
+            latency: try nanos("latency_ms"),
+            correctedLatency: try nanos("latency_corrected_ms"),
+            ttfb: try nanos("ttfb_ms"),
+            bytesIn: json["bytes_in"]?.int ?? 0,
+            bytesOut: json["bytes_out"]?.int ?? 0,
+            error: optString("error"),
+            provider: optString("provider"),
+            attempts: json["attempts"]?.array?.compactMap { a in
+                guard let p = a["provider"]?.string, let s = a["status"]?.int else { return nil }
+                return Attempt(provider: p, status: s)
+            },
+            tokens: json["tokens"].flatMap { t in
+                guard case .object = t else { return nil }
+                return TokenUsage(prompt: t["prompt"]?.int, completion: t["completion"]?.int, total: t["total"]?.int)
+            }
+        )
+    }
+
+    /// Parses one line of a records file.
+    public init(line: String) throws(DecodeError) {
+        let json: JSONValue
+        do { json = try JSONValue.parse(line) } catch { throw DecodeError(message: "invalid JSON: \(error)") }
+        try self.init(json: json)
+    }
+}
+
+/// What a response says about who answered: the `x-failover-attempts` header first,
+/// otherwise the body's `model`; token usage from `usage`. Works on plain JSON and on
+/// server-sent events (`data: {...}` lines, the last `usage` wins).
+public enum ResponseFacts {
+    public static func extract(attemptsHeader: Substring?, body: [UInt8], isEventStream: Bool)
+        -> (provider: String?, attempts: [Attempt]?, tokens: TokenUsage?) {
+        var provider: String?
+        var attempts: [Attempt]?
+        if let header = attemptsHeader {
+            let parsed = Attempt.parseHeader(header)
+            if !parsed.isEmpty {
+                attempts = parsed
+                provider = parsed.last?.provider
+            }
+        }
+        var tokens: TokenUsage?
+        var model: String?
+        func take(_ json: JSONValue) {
+            if model == nil, let m = json["model"]?.string, !m.isEmpty { model = m }
+            if let u = json["usage"], case .object = u {
+                tokens = TokenUsage(prompt: u["prompt_tokens"]?.int, completion: u["completion_tokens"]?.int,
+                                    total: u["total_tokens"]?.int)
+            }
+        }
+        if !body.isEmpty {
+            body.withUnsafeBufferPointer { buf in
+                if isEventStream {
+                    var start = 0
+                    for i in 0...buf.count where i == buf.count || buf[i] == 0x0A {
+                        let line = UnsafeBufferPointer(rebasing: buf[start..<i])
+                        start = i + 1
+                        // "data:" then optional space, then JSON.
+                        guard line.count > 6, line[0] == 0x64, line[1] == 0x61, line[2] == 0x74, line[3] == 0x61,
+                              line[4] == 0x3A else { continue }
+                        var from = 5
+                        while from < line.count, line[from] == 0x20 { from += 1 }
+                        var to = line.count
+                        if to > from, line[to - 1] == 0x0D { to -= 1 }
+                        guard to > from, line[from] == 0x7B else { continue }
+                        if let json = try? JSONValue.parse(bytes: UnsafeBufferPointer(rebasing: line[from..<to])) {
+                            take(json)
+                        }
+                    }
+                } else if let json = try? JSONValue.parse(bytes: buf) {
+                    take(json)
+                }
+            }
+        }
+        if provider == nil { provider = model }
+        return (provider, attempts, tokens)
+    }
+}
