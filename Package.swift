@@ -50,17 +50,26 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // Wiring of a lab: stand-ins started per the Scenario, then the gateway pointed at them.
+        .target(
+            name: "Lab",
+            dependencies: [
+                "Gateway", "Upstreams",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "failover-lab",
             dependencies: [
-                "Gateway", "Upstreams", "Driver",
+                "Gateway", "Upstreams", "Lab", "Driver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "Upstreams",
+                "Gateway", "Upstreams", "Lab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

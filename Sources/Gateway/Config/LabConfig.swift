@@ -1,0 +1,241 @@
+/// Everything the manifests say, validated: routes, backends with their priority
+/// groups, policies, secrets and the optional `Scenario` of ours.
+public struct LabConfig: Sendable {
+    public var routes: [Route] = []
+    public var backends: [Backend] = []
+    public var policies: [Policy] = []
+    public var secrets: [Secret] = []
+    public var scenario: Scenario?
+    /// Warnings found while reading (unknown kinds or fields); errors are thrown instead.
+    public var warnings: [ConfigDiagnostic] = []
+    /// The files this configuration was read from, in order.
+    public var files: [String] = []
+
+    public init() {}
+
+    public func backend(named name: String, namespace: String) -> Backend? {
+        backends.first { $0.name == name && $0.namespace == namespace }
+    }
+
+    public func secret(named name: String, namespace: String) -> Secret? {
+        secrets.first { $0.name == name && $0.namespace == namespace }
+    }
+}
+
+/// An HTTPRoute: path matches that send traffic to a backend.
+public struct Route: Sendable {
+    public var name: String
+    public var namespace: String
+    public var location: SourceLocation
+    public var rules: [RouteRule]
+
+    /// The name the access log uses: `namespace/name`.
+    public var qualifiedName: String { "\(namespace)/\(name)" }
+}
+
+/// One rule of an HTTPRoute.
+public struct RouteRule: Sendable {
+    public var matches: [PathMatch]
+    public var backendRefs: [BackendRef]
+    public var requestTimeout: Duration?
+    public var retry: RetryPolicy?
+    public var location: SourceLocation
+}
+
+/// A path match of a route rule.
+public struct PathMatch: Sendable, Hashable {
+    public enum Kind: String, Sendable { case pathPrefix = "PathPrefix", exact = "Exact" }
+    public var kind: Kind
+    public var value: String
+
+    /// Segment-aware: prefix `/http-429` matches `/http-429` and `/http-429/x`, not `/http-4290`.
+    public func matches(_ path: String) -> Bool {
+        let pathOnly = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
+        switch kind {
+        case .exact:
+            return pathOnly == value
+        case .pathPrefix:
+            let prefix = value.hasSuffix("/") && value.count > 1 ? String(value.dropLast()) : value
+            if prefix == "/" { return true }
+            guard pathOnly.hasPrefix(prefix) else { return false }
+            let rest = pathOnly.dropFirst(prefix.count)
+            return rest.isEmpty || rest.first == "/"
+        }
+    }
+}
+
+/// A backendRef of a route rule.
+public struct BackendRef: Sendable, Hashable {
+    public var name: String
+    public var namespace: String
+    public var kind: String
+    public var location: SourceLocation
+}
+
+/// Gateway API / policy retry settings.
+public struct RetryPolicy: Sendable, Hashable {
+    public var attempts: Int
+    public var backoff: Duration?
+    public var codes: [Int]
+}
+
+/// An AgentgatewayBackend (or the Enterprise kind) with `spec.ai.groups`.
+public struct Backend: Sendable {
+    public var name: String
+    public var namespace: String
+    public var kind: String
+    public var location: SourceLocation
+    /// Priority groups in list order; group 1 is `groups[0]`.
+    public var groups: [[Provider]]
+    /// `spec.policies` on the backend itself.
+    public var policies: ProviderPolicies
+
+    public var qualifiedName: String { "\(namespace)/\(name)" }
+}
+
+/// One provider inside a priority group.
+public struct Provider: Sendable {
+    public enum Kind: String, Sendable { case openai }
+    public var name: String
+    public var kind: Kind
+    public var model: String?
+    public var host: String?
+    public var port: Int?
+    public var path: String?
+    public var pathPrefix: String?
+    public var policies: ProviderPolicies
+    public var location: SourceLocation
+
+    /// The upstream address the manifest names: `host:port`, or OpenAI's when no host is set.
+    public var upstreamAddress: UpstreamAddress {
+        if let host {
+            let port = port ?? 443
+            return UpstreamAddress(host: host, port: port, tls: port == 443)
+        }
+        return UpstreamAddress(host: "api.openai.com", port: 443, tls: true)
+    }
+
+    /// The upstream path for a client request path, per SEMANTICS section 2.
+    public func upstreamPath(forClientPath clientPath: String) -> String {
+        if let path { return path }
+        if let pathPrefix {
+            let trimmed = pathPrefix.hasSuffix("/") ? String(pathPrefix.dropLast()) : pathPrefix
+            return trimmed + (clientPath.hasPrefix("/") ? clientPath : "/" + clientPath)
+        }
+        if host != nil { return clientPath }
+        return "/v1/chat/completions"
+    }
+}
+
+/// Where an upstream lives.
+public struct UpstreamAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var tls: Bool
+
+    public init(host: String, port: Int, tls: Bool) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+    }
+
+    public var description: String { "\(host):\(port)" }
+}
+
+/// Policies that can sit on a provider, on a backend, or come from a policy document.
+public struct ProviderPolicies: Sendable {
+    public var auth: AuthPolicy?
+    public var health: HealthPolicy?
+
+    public init(auth: AuthPolicy? = nil, health: HealthPolicy? = nil) {
+        self.auth = auth
+        self.health = health
+    }
+}
+
+/// How the gateway authenticates upstream.
+public enum AuthPolicy: Sendable, Hashable {
+    /// Forward the client's `Authorization` unchanged.
+    case passthrough
+    /// Send `Authorization: Bearer <secret's Authorization value>`.
+    case secretRef(name: String)
+    /// A key given inline (`key:` in agentgateway's schema).
+    case key(String)
+
+    public var kindDescription: String {
+        switch self {
+        case .passthrough: return "passthrough"
+        case .secretRef(let name): return "secretRef \(name)"
+        case .key: return "inline key"
+        }
+    }
+}
+
+/// A health policy: when a response is unhealthy, and how eviction follows.
+public struct HealthPolicy: Sendable {
+    public var unhealthyCondition: String?
+    public var eviction: EvictionSettings
+    public var location: SourceLocation
+}
+
+/// `eviction` of a health policy; thresholds are 0...1 here (0...100 in YAML).
+public struct EvictionSettings: Sendable, Hashable {
+    public var duration: Duration?
+    public var consecutiveFailures: Int?
+    public var healthThreshold: Double?
+    public var restoreHealth: Double?
+
+    public init(duration: Duration? = nil, consecutiveFailures: Int? = nil, healthThreshold: Double? = nil, restoreHealth: Double? = nil) {
+        self.duration = duration
+        self.consecutiveFailures = consecutiveFailures
+        self.healthThreshold = healthThreshold
+        self.restoreHealth = restoreHealth
+    }
+}
+
+/// An AgentgatewayPolicy (or the Enterprise kind).
+public struct Policy: Sendable {
+    public struct TargetRef: Sendable, Hashable {
+        public var kind: String
+        public var name: String
+        public var sectionName: String?
+    }
+    public var name: String
+    public var namespace: String
+    public var kind: String
+    public var location: SourceLocation
+    public var targetRefs: [TargetRef]
+    public var backend: ProviderPolicies
+    public var requestTimeout: Duration?
+    public var retry: RetryPolicy?
+}
+
+/// A Kubernetes Secret; only its `Authorization` key matters here.
+public struct Secret: Sendable {
+    public var name: String
+    public var namespace: String
+    public var location: SourceLocation
+    public var authorization: String?
+}
+
+/// Our own document: which stand-in answers for which upstream address.
+public struct Scenario: Sendable {
+    public var name: String
+    public var description: String?
+    public var location: SourceLocation
+    public var standIns: [StandInSpec]
+    /// Secrets taken from the environment when real upstreams are used: secret name -> variable.
+    public var secretsFromEnvironment: [String: String]
+}
+
+/// One stand-in of a scenario.
+public struct StandInSpec: Sendable, Hashable {
+    public enum Kind: String, Sendable, CaseIterable { case http429 = "http-429", mockOpenAI = "mock-openai" }
+    public var name: String
+    public var kind: Kind
+    /// The upstream addresses (`host:port`) this stand-in answers for.
+    public var answers: [String]
+    /// `retry-after` seconds the http-429 stand-in sends.
+    public var retryAfterSeconds: Int?
+    public var location: SourceLocation
+}

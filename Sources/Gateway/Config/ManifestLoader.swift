@@ -1,0 +1,470 @@
+import Foundation
+import Yams
+
+/// Turns multi-document YAML manifests (the ones a user would `kubectl apply`) into a
+/// validated `LabConfig`. Errors carry file:line and stop everything; warnings do not.
+public enum ManifestLoader {
+    static let backendKinds = ["AgentgatewayBackend", "EnterpriseAgentgatewayBackend"]
+    static let policyKinds = ["AgentgatewayPolicy", "EnterpriseAgentgatewayPolicy"]
+    /// Kinds a lab file may carry that the gateway has no use for; skipped with a note.
+    static let ignoredKinds = ["ServiceAccount", "Deployment", "Service", "Namespace", "Gateway", "ConfigMap"]
+
+    /// Reads and validates the given files.
+    public static func load(files: [String]) throws -> LabConfig {
+        var sources: [(file: String, text: String)] = []
+        for file in files {
+            do {
+                sources.append((file, try String(contentsOfFile: file, encoding: .utf8)))
+            } catch {
+                throw ConfigErrors(diagnostics: [ConfigDiagnostic(
+                    severity: .error, location: SourceLocation(file: file, line: 0),
+                    message: "cannot read file: \((error as NSError).localizedDescription)")])
+            }
+        }
+        return try load(sources: sources)
+    }
+
+    /// Reads and validates YAML texts, each named by the file it came from.
+    public static func load(sources: [(file: String, text: String)]) throws -> LabConfig {
+        var config = LabConfig()
+        var diagnostics: [ConfigDiagnostic] = []
+        for source in sources {
+            let reader = YAMLReader(file: source.file)
+            readDocuments(source.text, reader: reader, into: &config)
+            diagnostics += reader.diagnostics
+            config.files.append(source.file)
+        }
+        let validator = YAMLReader(file: sources.first?.file ?? "<config>")
+        validate(&config, reader: validator)
+        diagnostics += validator.diagnostics
+        let errors = diagnostics.filter { $0.severity == .error }
+        if !errors.isEmpty { throw ConfigErrors(diagnostics: errors) }
+        config.warnings = diagnostics.filter { $0.severity == .warning }
+        return config
+    }
+
+    private static func readDocuments(_ text: String, reader: YAMLReader, into config: inout LabConfig) {
+        let parser: Parser
+        do {
+            parser = try Parser(yaml: text)
+        } catch {
+            reader.error(at: SourceLocation(file: reader.file, line: 0), "not valid YAML: \(error)")
+            return
+        }
+        while true {
+            let document: Node?
+            do {
+                document = try parser.nextRoot()
+            } catch let error as YamlError {
+                reader.error(at: yamlErrorLocation(error, file: reader.file), "not valid YAML: \(yamlErrorMessage(error))")
+                return
+            } catch {
+                reader.error(at: SourceLocation(file: reader.file, line: 0), "not valid YAML: \(error)")
+                return
+            }
+            guard let document else { return }
+            if case .scalar(let s) = document, s.string.isEmpty { continue }
+            readDocument(document, reader: reader, into: &config)
+        }
+    }
+
+    private static func yamlErrorLocation(_ error: YamlError, file: String) -> SourceLocation {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _):
+            return SourceLocation(file: file, line: mark.line, column: mark.column)
+        case .composer(_, _, let mark, _):
+            return SourceLocation(file: file, line: mark.line, column: mark.column)
+        default:
+            return SourceLocation(file: file, line: 0)
+        }
+    }
+
+    private static func yamlErrorMessage(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
+            return [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ", ")
+        default:
+            return "\(error)"
+        }
+    }
+
+    private static func readDocument(_ node: Node, reader: YAMLReader, into config: inout LabConfig) {
+        guard case .mapping = node else {
+            reader.error(node, "a manifest must be a mapping with apiVersion and kind, found \(reader.describe(node))")
+            return
+        }
+        let kind = node["kind"]?.string
+        let known: [String]
+        switch kind {
+        case "Secret": known = ["apiVersion", "kind", "metadata", "data", "stringData", "type"]
+        default: known = ["apiVersion", "kind", "metadata", "spec", "status"]
+        }
+        guard let doc = reader.mapping(node, at: kind ?? "document", known: known) else { return }
+        guard let kind = doc.requiredString("kind") else { return }
+        if let ignored = ignoredKinds.first(where: { $0 == kind }) {
+            reader.warning(node, "\(ignored) is not used by the in-process gateway; skipped")
+            return
+        }
+        let meta = doc.mapping("metadata", known: ["name", "namespace", "labels", "annotations"])
+        guard let meta else {
+            reader.error(node, "\(kind) needs metadata.name")
+            return
+        }
+        guard let name = meta.requiredString("name") else { return }
+        let namespace = meta.string("namespace") ?? "default"
+        let location = reader.location(node)
+        switch kind {
+        case "HTTPRoute":
+            if let route = readRoute(doc, name: name, namespace: namespace, location: location, reader: reader) {
+                config.routes.append(route)
+            }
+        case _ where backendKinds.contains(kind):
+            if let backend = readBackend(doc, kind: kind, name: name, namespace: namespace, location: location, reader: reader) {
+                config.backends.append(backend)
+            }
+        case _ where policyKinds.contains(kind):
+            if let policy = readPolicy(doc, kind: kind, name: name, namespace: namespace, location: location, reader: reader) {
+                config.policies.append(policy)
+            }
+        case "Secret":
+            config.secrets.append(readSecret(doc, name: name, namespace: namespace, location: location, reader: reader))
+        case "Scenario":
+            if config.scenario != nil {
+                reader.error(node, "a second Scenario document; a lab has one")
+            }
+            config.scenario = readScenario(doc, name: name, location: location, reader: reader)
+        default:
+            reader.warning(node, "unknown kind \(kind) is ignored")
+        }
+    }
+
+    // MARK: HTTPRoute
+
+    private static func readRoute(_ doc: Fields, name: String, namespace: String, location: SourceLocation, reader: YAMLReader) -> Route? {
+        guard let spec = doc.mapping("spec", known: ["parentRefs", "hostnames", "rules"]) else {
+            reader.error(doc.node, "HTTPRoute \(name) needs a spec")
+            return nil
+        }
+        var rules: [RouteRule] = []
+        for (i, ruleNode) in spec.sequence("rules").enumerated() {
+            let path = "spec.rules[\(i)]"
+            guard let rule = reader.mapping(ruleNode, at: path, known: ["name", "matches", "backendRefs", "timeouts", "retry", "filters"]) else { continue }
+            if rule.has("filters") { reader.warning(rule["filters"], "\(path).filters are not applied by the in-process gateway") }
+            var matches: [PathMatch] = []
+            for (j, matchNode) in rule.sequence("matches").enumerated() {
+                guard let match = reader.mapping(matchNode, at: "\(path).matches[\(j)]", known: ["path", "headers", "queryParams", "method"]) else { continue }
+                for other in ["headers", "queryParams", "method"] where match.has(other) {
+                    reader.warning(match[other], "\(path).matches[\(j)].\(other) is not matched by the in-process gateway")
+                }
+                guard let pathMatch = match.mapping("path", known: ["type", "value"]) else { continue }
+                let typeText = pathMatch.string("type") ?? "PathPrefix"
+                guard let type = PathMatch.Kind(rawValue: typeText) else {
+                    reader.error(pathMatch["type"], "\(path).matches[\(j)].path.type must be PathPrefix or Exact, found \"\(typeText)\"")
+                    continue
+                }
+                let value = pathMatch.string("value") ?? "/"
+                if !value.hasPrefix("/") {
+                    reader.error(pathMatch["value"], "\(path).matches[\(j)].path.value must start with /, found \"\(value)\"")
+                    continue
+                }
+                matches.append(PathMatch(kind: type, value: value))
+            }
+            if matches.isEmpty && !rule.has("matches") { matches = [PathMatch(kind: .pathPrefix, value: "/")] }
+            var refs: [BackendRef] = []
+            for (j, refNode) in rule.sequence("backendRefs").enumerated() {
+                guard let ref = reader.mapping(refNode, at: "\(path).backendRefs[\(j)]", known: ["name", "namespace", "group", "kind", "port", "weight"]) else { continue }
+                guard let refName = ref.requiredString("name") else { continue }
+                let kind = ref.string("kind") ?? "Service"
+                refs.append(BackendRef(name: refName, namespace: ref.string("namespace") ?? namespace, kind: kind, location: reader.location(refNode)))
+            }
+            if refs.count > 1 {
+                reader.warning(rule["backendRefs"], "\(path) has \(refs.count) backendRefs; only the first is used")
+            }
+            var timeout: Duration?
+            if let timeouts = rule.mapping("timeouts", known: ["request", "backendRequest"]) {
+                timeout = timeouts.duration("request")
+                if timeouts.has("backendRequest") { reader.warning(timeouts["backendRequest"], "\(path).timeouts.backendRequest is not applied; use request") }
+            }
+            let retry = readRetry(rule.mapping("retry", known: ["attempts", "backoff", "codes"]))
+            rules.append(RouteRule(matches: matches, backendRefs: refs, requestTimeout: timeout, retry: retry, location: reader.location(ruleNode)))
+        }
+        if rules.isEmpty { reader.error(doc.node, "HTTPRoute \(name) has no rules") }
+        return Route(name: name, namespace: namespace, location: location, rules: rules)
+    }
+
+    private static func readRetry(_ retry: Fields?) -> RetryPolicy? {
+        guard let retry else { return nil }
+        let attempts = retry.int("attempts", range: 0...100) ?? 1
+        let backoff = retry.duration("backoff")
+        var codes: [Int] = []
+        for node in retry.sequence("codes") {
+            guard let code = node.int, (100...599).contains(code) else {
+                retry.reader.error(node, "\(retry.path).codes must hold HTTP status codes (100-599), found \(retry.reader.describe(node))")
+                continue
+            }
+            codes.append(code)
+        }
+        return RetryPolicy(attempts: attempts, backoff: backoff, codes: codes)
+    }
+
+    // MARK: AgentgatewayBackend
+
+    static let providerKinds = ["openai", "anthropic", "gemini", "vertex", "bedrock", "azureopenai", "azure"]
+
+    private static func readBackend(_ doc: Fields, kind: String, name: String, namespace: String, location: SourceLocation, reader: YAMLReader) -> Backend? {
+        guard let spec = doc.mapping("spec", known: ["ai", "policies", "static", "mcp"]) else {
+            reader.error(doc.node, "\(kind) \(name) needs a spec")
+            return nil
+        }
+        guard let ai = spec.mapping("ai", known: ["groups", "provider"]) else {
+            reader.error(spec.node, "\(kind) \(name): spec.ai is required (only AI backends are supported)")
+            return nil
+        }
+        if ai.has("provider") {
+            reader.error(ai["provider"], "spec.ai.provider is not supported here; list providers under spec.ai.groups[].providers")
+        }
+        var groups: [[Provider]] = []
+        for (g, groupNode) in ai.sequence("groups").enumerated() {
+            let gpath = "spec.ai.groups[\(g)]"
+            guard let group = reader.mapping(groupNode, at: gpath, known: ["providers"]) else { continue }
+            var providers: [Provider] = []
+            for (p, providerNode) in group.sequence("providers").enumerated() {
+                if let provider = readProvider(providerNode, path: "\(gpath).providers[\(p)]", reader: reader) {
+                    providers.append(provider)
+                }
+            }
+            if providers.isEmpty { reader.error(groupNode, "\(gpath) has no providers") }
+            groups.append(providers)
+        }
+        let policies = readProviderPolicies(spec.mapping("policies", known: policyFields), reader: reader)
+        return Backend(name: name, namespace: namespace, kind: kind, location: location, groups: groups, policies: policies)
+    }
+
+    static let policyFields = ["auth", "health", "backendTLS", "tls", "ai", "http", "tcp", "mcp"]
+
+    private static func readProvider(_ node: Node, path: String, reader: YAMLReader) -> Provider? {
+        guard let fields = reader.mapping(node, at: path, known: ["name", "host", "port", "path", "pathPrefix", "policies"] + providerKinds) else { return nil }
+        guard let name = fields.requiredString("name") else { return nil }
+        let kinds = providerKinds.filter { fields.has($0) }
+        guard kinds.count == 1 else {
+            reader.error(node, "provider \(name) must name exactly one provider kind (openai, ...), found \(kinds.isEmpty ? "none" : kinds.joined(separator: ", "))")
+            return nil
+        }
+        guard kinds[0] == "openai" else {
+            reader.error(fields[kinds[0]], "provider \(name): kind \(kinds[0]) is not supported yet; use openai (OpenAI-compatible)")
+            return nil
+        }
+        var model: String?
+        if let openai = fields.mapping("openai", known: ["model"]) {
+            model = openai.string("model")
+            if model?.isEmpty == true { model = nil }
+        }
+        let host = fields.string("host")
+        let port = fields.int("port", range: 1...65535)
+        if (host == nil) != (port == nil) {
+            reader.error(node, "provider \(name): host and port go together; set both or neither")
+        }
+        let upstreamPath = fields.string("path")
+        let pathPrefix = fields.string("pathPrefix")
+        if upstreamPath != nil && pathPrefix != nil {
+            reader.error(fields["pathPrefix"], "provider \(name): set path or pathPrefix, not both")
+        }
+        let policies = readProviderPolicies(fields.mapping("policies", known: policyFields), reader: reader)
+        return Provider(name: name, kind: .openai, model: model, host: host, port: port, path: upstreamPath,
+                        pathPrefix: pathPrefix, policies: policies, location: reader.location(node))
+    }
+
+    private static func readProviderPolicies(_ fields: Fields?, reader: YAMLReader) -> ProviderPolicies {
+        guard let fields else { return ProviderPolicies() }
+        for other in ["backendTLS", "tls", "ai", "http", "tcp", "mcp"] where fields.has(other) {
+            reader.warning(fields[other], "\(fields.path).\(other) is not applied by the in-process gateway")
+        }
+        return ProviderPolicies(auth: readAuth(fields.mapping("auth", known: ["passthrough", "secretRef", "key"])),
+                                health: readHealth(fields.mapping("health", known: ["unhealthyCondition", "eviction"])))
+    }
+
+    private static func readAuth(_ auth: Fields?) -> AuthPolicy? {
+        guard let auth else { return nil }
+        let set = ["passthrough", "secretRef", "key"].filter { auth.has($0) }
+        guard set.count == 1 else {
+            auth.reader.error(auth.node, "\(auth.path) must set exactly one of passthrough, secretRef, key")
+            return nil
+        }
+        switch set[0] {
+        case "passthrough":
+            return .passthrough
+        case "secretRef":
+            guard let ref = auth.mapping("secretRef", known: ["name"]), let name = ref.requiredString("name") else { return nil }
+            return .secretRef(name: name)
+        default:
+            return auth.string("key").map(AuthPolicy.key)
+        }
+    }
+
+    private static func readHealth(_ health: Fields?) -> HealthPolicy? {
+        guard let health else { return nil }
+        var eviction = EvictionSettings()
+        if let ev = health.mapping("eviction", known: ["duration", "consecutiveFailures", "healthThreshold", "restoreHealth"]) {
+            eviction.duration = ev.duration("duration")
+            eviction.consecutiveFailures = ev.int("consecutiveFailures", range: 1...10_000)
+            eviction.healthThreshold = ev.number("healthThreshold", range: 0...100).map { $0 / 100 }
+            eviction.restoreHealth = ev.number("restoreHealth", range: 0...100).map { $0 / 100 }
+        }
+        return HealthPolicy(unhealthyCondition: health.string("unhealthyCondition"), eviction: eviction, location: health.location)
+    }
+
+    // MARK: Policies
+
+    private static func readPolicy(_ doc: Fields, kind: String, name: String, namespace: String, location: SourceLocation, reader: YAMLReader) -> Policy? {
+        guard let spec = doc.mapping("spec", known: ["targetRefs", "targetSelectors", "backend", "traffic", "frontend"]) else {
+            reader.error(doc.node, "\(kind) \(name) needs a spec")
+            return nil
+        }
+        var refs: [Policy.TargetRef] = []
+        for (i, refNode) in spec.sequence("targetRefs").enumerated() {
+            guard let ref = reader.mapping(refNode, at: "spec.targetRefs[\(i)]", known: ["group", "kind", "name", "sectionName"]),
+                  let refKind = ref.requiredString("kind"), let refName = ref.requiredString("name") else { continue }
+            refs.append(Policy.TargetRef(kind: refKind, name: refName, sectionName: ref.string("sectionName")))
+        }
+        if refs.isEmpty { reader.error(spec.node, "\(kind) \(name) needs spec.targetRefs") }
+        for other in ["targetSelectors", "frontend"] where spec.has(other) {
+            reader.warning(spec[other], "spec.\(other) is not applied by the in-process gateway")
+        }
+        let backend = readProviderPolicies(spec.mapping("backend", known: policyFields), reader: reader)
+        var timeout: Duration?
+        var retry: RetryPolicy?
+        if let traffic = spec.mapping("traffic", known: ["timeouts", "retry", "rateLimit", "cors", "headerModifiers"]) {
+            if let timeouts = traffic.mapping("timeouts", known: ["request"]) { timeout = timeouts.duration("request") }
+            retry = readRetry(traffic.mapping("retry", known: ["attempts", "backoff", "codes"]))
+            for other in ["rateLimit", "cors", "headerModifiers"] where traffic.has(other) {
+                reader.warning(traffic[other], "spec.traffic.\(other) is not applied by the in-process gateway")
+            }
+        }
+        return Policy(name: name, namespace: namespace, kind: kind, location: location, targetRefs: refs,
+                      backend: backend, requestTimeout: timeout, retry: retry)
+    }
+
+    // MARK: Secret
+
+    private static func readSecret(_ doc: Fields, name: String, namespace: String, location: SourceLocation, reader: YAMLReader) -> Secret {
+        var authorization: String?
+        if let data = doc.mapping("data", known: ["Authorization"]) {
+            if let encoded = data.string("Authorization") {
+                if let decoded = Data(base64Encoded: encoded.trimmingCharacters(in: .whitespacesAndNewlines)), let text = String(data: decoded, encoding: .utf8) {
+                    authorization = text
+                } else {
+                    reader.error(data["Authorization"], "Secret \(name): data.Authorization is not valid base64")
+                }
+            }
+        }
+        if let stringData = doc.mapping("stringData", known: ["Authorization"]), let text = stringData.string("Authorization") {
+            authorization = text
+        }
+        return Secret(name: name, namespace: namespace, location: location, authorization: authorization)
+    }
+
+    // MARK: Scenario
+
+    private static func readScenario(_ doc: Fields, name: String, location: SourceLocation, reader: YAMLReader) -> Scenario? {
+        guard let spec = doc.mapping("spec", known: ["description", "standIns", "secretsFromEnv", "traffic", "faults", "expect"]) else {
+            reader.error(doc.node, "Scenario \(name) needs a spec")
+            return nil
+        }
+        var standIns: [StandInSpec] = []
+        for (i, node) in spec.sequence("standIns").enumerated() {
+            let path = "spec.standIns[\(i)]"
+            guard let fields = reader.mapping(node, at: path, known: ["name", "kind", "answers", "retryAfter"]),
+                  let standInName = fields.requiredString("name"), let kindText = fields.requiredString("kind") else { continue }
+            guard let kind = StandInSpec.Kind(rawValue: kindText) else {
+                let kinds = StandInSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+                reader.error(fields["kind"], "\(path).kind must be one of \(kinds), found \"\(kindText)\"")
+                continue
+            }
+            var answers: [String] = []
+            if case .scalar? = fields["answers"], let one = fields.string("answers") {
+                answers = [one]
+            } else {
+                answers = fields.sequence("answers").compactMap(\.string)
+            }
+            for address in answers where !isHostPort(address) {
+                reader.error(fields["answers"], "\(path).answers: \"\(address)\" is not host:port")
+            }
+            if standIns.contains(where: { $0.name == standInName }) {
+                reader.error(node, "\(path): a second stand-in named \(standInName)")
+            }
+            standIns.append(StandInSpec(name: standInName, kind: kind, answers: answers,
+                                        retryAfterSeconds: fields.int("retryAfter", range: 0...86_400 * 366),
+                                        location: reader.location(node)))
+        }
+        var fromEnv: [String: String] = [:]
+        if let secrets = spec["secretsFromEnv"] {
+            if case .mapping(let mapping) = secrets {
+                for (key, value) in mapping {
+                    if let k = key.string, let v = value.string { fromEnv[k] = v }
+                }
+            } else {
+                reader.error(secrets, "spec.secretsFromEnv must map secret names to environment variables")
+            }
+        }
+        return Scenario(name: name, description: spec.string("description"), location: location, standIns: standIns, secretsFromEnvironment: fromEnv)
+    }
+
+    private static func isHostPort(_ text: String) -> Bool {
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex else { return false }
+        return Int(text[text.index(after: colon)...]).map { (1...65535).contains($0) } ?? false
+    }
+
+    // MARK: Cross-document checks
+
+    private static func validate(_ config: inout LabConfig, reader: YAMLReader) {
+        for backend in config.backends {
+            var seen: [String: SourceLocation] = [:]
+            for provider in backend.groups.joined() {
+                if let first = seen[provider.name] {
+                    reader.error(at: provider.location, "duplicate provider name \(provider.name) in \(backend.kind) \(backend.name) (first at \(first))")
+                } else {
+                    seen[provider.name] = provider.location
+                }
+            }
+        }
+        for route in config.routes {
+            for rule in route.rules {
+                for ref in rule.backendRefs {
+                    if ManifestLoader.backendKinds.contains(ref.kind) || ref.kind == "Service" {
+                        if config.backend(named: ref.name, namespace: ref.namespace) == nil {
+                            reader.error(at: ref.location, "HTTPRoute \(route.name) refers to \(ref.kind) \(ref.namespace)/\(ref.name), which is not defined in the given files")
+                        }
+                    } else {
+                        reader.error(at: ref.location, "HTTPRoute \(route.name): backendRef kind \(ref.kind) is not supported; use AgentgatewayBackend")
+                    }
+                }
+                if rule.backendRefs.isEmpty {
+                    reader.error(at: rule.location, "HTTPRoute \(route.name) has a rule with no backendRefs")
+                }
+            }
+        }
+        for policy in config.policies {
+            for ref in policy.targetRefs {
+                switch ref.kind {
+                case _ where backendKinds.contains(ref.kind):
+                    guard let backend = config.backend(named: ref.name, namespace: policy.namespace) else {
+                        reader.error(at: policy.location, "\(policy.kind) \(policy.name) targets \(ref.kind) \(ref.name), which is not defined")
+                        continue
+                    }
+                    if let section = ref.sectionName, !backend.groups.joined().contains(where: { $0.name == section }) {
+                        reader.error(at: policy.location, "\(policy.kind) \(policy.name) targets provider \(section) of \(ref.name), which has no such provider")
+                    }
+                case "HTTPRoute":
+                    if !config.routes.contains(where: { $0.name == ref.name && $0.namespace == policy.namespace }) {
+                        reader.error(at: policy.location, "\(policy.kind) \(policy.name) targets HTTPRoute \(ref.name), which is not defined")
+                    }
+                default:
+                    reader.warning(at: policy.location, "\(policy.kind) \(policy.name): targetRef kind \(ref.kind) is ignored")
+                }
+            }
+        }
+        if config.routes.isEmpty && !config.backends.isEmpty {
+            reader.warning(at: config.backends[0].location, "no HTTPRoute: the gateway will answer every path with 404")
+        }
+    }
+}

@@ -1,0 +1,401 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One client request on its way through the gateway: route, choose a provider, send,
+/// stream the answer back, retry when the policy says so, and log. Lives on one event loop.
+final class Exchange: UpstreamResponseDelegate {
+    private enum Phase {
+        case preparing
+        case connecting
+        case awaitingHead(UpstreamConnection)
+        /// Reading a response that will be retried; its body is dropped.
+        case discarding(UpstreamConnection)
+        case backoff
+        /// Sending the upstream's response to the client. `pendingSuccess` when its
+        /// outcome is recorded at the end (successes are; failures are at the head).
+        case streaming(UpstreamConnection, pendingSuccess: Bool)
+        case done
+    }
+
+    private let runtime: GatewayRuntime
+    private let pool: UpstreamPool
+    private weak var handler: ProxyHandler?
+    private let context: ChannelHandlerContext
+    private let head: HTTPRequestHead
+    private var body: ByteBuffer
+
+    private let started = ContinuousClock.now
+    private let wallStart = Date()
+    private var phase = Phase.preparing
+    private var route: PlannedRoute?
+    private var json: [String: Any] = [:]
+    private var attempts: [AttemptRecord] = []
+    private var choice: ProviderChoice?
+    private var provider: PlannedProvider?
+    private var attemptStarted = ContinuousClock.now
+    private var sentModel: String?
+    private var staleRetryUsed = false
+    private var timeoutTask: Scheduled<Void>?
+    private var responseStatus: Int?
+    private var responseContentType: String?
+    private var responseCopy: ByteBuffer?
+    private var responseBytes = 0
+
+    init(runtime: GatewayRuntime, pool: UpstreamPool, handler: ProxyHandler, context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+        self.runtime = runtime
+        self.pool = pool
+        self.handler = handler
+        self.context = context
+        self.head = head
+        self.body = body
+    }
+
+    private var backendIndex: Int { route!.backendIndex }
+
+    // MARK: Start
+
+    func start() {
+        guard let route = runtime.plan.route(forPath: head.uri) else {
+            reject(status: .notFound, message: "no route matches path \(head.uri)", type: "not_found_error", reason: "no_route")
+            return
+        }
+        self.route = route
+        guard body.readableBytes > 0 else {
+            reject(status: .badRequest, message: "request body is empty; expected a JSON chat completion request", type: "invalid_request_error", reason: "bad_request")
+            return
+        }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(body.readableBytesView), options: [.fragmentsAllowed])
+        } catch {
+            reject(status: .badRequest, message: "request body is not valid JSON: \(Self.jsonErrorText(error))", type: "invalid_request_error", reason: "bad_request")
+            return
+        }
+        guard let object = parsed as? [String: Any] else {
+            reject(status: .badRequest, message: "request body must be a JSON object", type: "invalid_request_error", reason: "bad_request")
+            return
+        }
+        json = object
+        if let timeout = route.requestTimeout {
+            timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(timeout.seconds * 1e9))) { [self] in
+                self.timedOut()
+            }
+        }
+        attempt()
+    }
+
+    private static func jsonErrorText(_ error: Error) -> String {
+        let ns = error as NSError
+        return (ns.userInfo[NSDebugDescriptionErrorKey] as? String) ?? ns.localizedDescription
+    }
+
+    // MARK: Attempts
+
+    private func attempt() {
+        phase = .preparing
+        guard let choice = runtime.choose(backend: backendIndex, now: .now) else {
+            reject(status: .serviceUnavailable, message: "no healthy backends: \(runtime.plan.backends[backendIndex].name) has no providers", type: "upstream_error", reason: "no_providers")
+            return
+        }
+        let provider = runtime.plan.backends[backendIndex].groups[choice.provider.group][choice.provider.index]
+        let requested = (json["model"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        guard let model = provider.model ?? requested else {
+            runtime.cancel(choice, backend: backendIndex)
+            reject(status: .badRequest, message: "model not specified", type: "invalid_request_error", reason: "model_missing")
+            return
+        }
+        self.choice = choice
+        self.provider = provider
+        self.sentModel = model
+        attemptStarted = .now
+        guard let upstreamBody = makeUpstreamBody() else {
+            runtime.cancel(choice, backend: backendIndex)
+            reject(status: .badRequest, message: "request body cannot be forwarded as JSON", type: "invalid_request_error", reason: "bad_request")
+            return
+        }
+        let key = UpstreamKey(address: provider.connect, serverName: provider.connect.tls ? provider.declared.host : nil)
+        phase = .connecting
+        let attemptNumber = attempts.count
+        pool.acquire(key).assumeIsolated().whenComplete { [self] result in
+            guard case .connecting = phase, attempts.count == attemptNumber else {
+                if case .success(let connection) = result { pool.release(connection) }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                send(on: connection, body: upstreamBody, provider: provider)
+            case .failure(let error):
+                attemptFailed(.connectFailed, failure: "connect", error: "upstream connect error: \(Self.describe(error)) (\(provider.name) at \(provider.connect))")
+            }
+        }
+    }
+
+    private func send(on connection: UpstreamConnection, body upstreamBody: Data, provider: PlannedProvider) {
+        connection.delegate = self
+        connection.requests += 1
+        phase = .awaitingHead(connection)
+        var headers = HTTPHeaders()
+        for (name, value) in head.headers where !Self.requestHeadersNotForwarded.contains(name.lowercased()) {
+            headers.add(name: name, value: value)
+        }
+        headers.replaceOrAdd(name: "host", value: provider.connect.port == 80 || provider.connect.port == 443 ? provider.declared.host : "\(provider.declared.host):\(provider.declared.port)")
+        headers.replaceOrAdd(name: "content-type", value: "application/json")
+        headers.replaceOrAdd(name: "content-length", value: String(upstreamBody.count))
+        switch provider.auth {
+        case .none: break
+        case .passthrough:
+            if let value = head.headers.first(name: "authorization") { headers.replaceOrAdd(name: "authorization", value: value) }
+        case .bearer(let token): headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)")
+        }
+        if !attempts.isEmpty { headers.replaceOrAdd(name: "x-retry-attempt", value: String(attempts.count)) }
+        let path = provider.spec.upstreamPath(forClientPath: head.uri)
+        let requestHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
+        let channel = connection.channel
+        channel.write(HTTPClientRequestPart.head(requestHead), promise: nil)
+        channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: upstreamBody))), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+    }
+
+    /// A try ended with no response: record it, then retry or answer with an error.
+    private func attemptFailed(_ outcome: AttemptOutcome, failure: String, error: String) {
+        guard let choice, let provider else { return }
+        runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+        self.choice = nil
+        attempts.append(AttemptRecord(provider: provider.name, group: provider.group, status: nil, failure: failure))
+        if shouldRetry(status: nil) {
+            retryAfterBackoff()
+            return
+        }
+        let status: HTTPResponseStatus = outcome == .timedOut ? .gatewayTimeout : .badGateway
+        reject(status: status, message: error, type: "upstream_error", reason: outcome == .timedOut ? "timeout" : "upstream_connect")
+    }
+
+    private func shouldRetry(status: Int?) -> Bool {
+        guard let retry = route?.retry, attempts.count <= retry.attempts, body.readableBytes <= runtime.options.maxRetryBody else { return false }
+        guard let status else { return true }
+        return retry.codes.contains(status)
+    }
+
+    private func retryAfterBackoff() {
+        phase = .backoff
+        let backoff = route?.retry?.backoff ?? .zero
+        if backoff == .zero {
+            attempt()
+        } else {
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(backoff.seconds * 1e9))) { [self] in
+                if case .backoff = phase { attempt() }
+            }
+        }
+    }
+
+    // MARK: Upstream response
+
+    func upstreamHead(_ responseHead: HTTPResponseHead, on connection: UpstreamConnection) {
+        guard case .awaitingHead(let current) = phase, current === connection, let choice, let provider else { return }
+        let status = Int(responseHead.status.code)
+        var hint: Duration?
+        if status == 429 || status >= 500 {
+            hint = RateLimitHint.resetDelay(headers: responseHead.headers.map { ($0.name, $0.value) }, now: Date())
+        }
+        let outcome = AttemptOutcome.response(status: status, resetHint: hint, quotaExhausted: false)
+        let failed = runtime.isFailure(outcome, for: choice, backend: backendIndex)
+        if failed {
+            // Eviction is in force before this response is even passed on.
+            runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+        }
+        attempts.append(AttemptRecord(provider: provider.name, group: provider.group, status: status, failure: nil))
+        if failed && shouldRetry(status: status) {
+            self.choice = nil
+            phase = .discarding(connection)
+            retryAfterBackoff()
+            return
+        }
+        phase = .streaming(connection, pendingSuccess: !failed)
+        if failed { self.choice = nil }
+        responseStatus = status
+        responseContentType = responseHead.headers["content-type"].first
+        var headers = HTTPHeaders()
+        for (name, value) in responseHead.headers where !Self.responseHeadersNotForwarded.contains(name.lowercased()) {
+            headers.add(name: name, value: value)
+        }
+        headers.replaceOrAdd(name: "x-failover-attempts", value: attempts.map(\.headerForm).joined(separator: ","))
+        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: responseHead.status, headers: headers))), promise: nil)
+    }
+
+    func upstreamBody(_ buffer: ByteBuffer, on connection: UpstreamConnection) {
+        guard case .streaming(let current, _) = phase, current === connection else { return }
+        responseBytes += buffer.readableBytes
+        let limit = runtime.options.responseCopyLimit
+        if responseCopy == nil { responseCopy = context.channel.allocator.buffer(capacity: min(limit, max(buffer.readableBytes, 256))) }
+        if responseCopy!.readableBytes < limit {
+            var slice = buffer
+            if let part = slice.readSlice(length: min(slice.readableBytes, limit - responseCopy!.readableBytes)) {
+                var part = part
+                responseCopy!.writeBuffer(&part)
+            }
+        }
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
+    }
+
+    func upstreamEnd(on connection: UpstreamConnection) {
+        switch phase {
+        case .discarding(let current) where current === connection:
+            pool.release(connection)
+        case .streaming(let current, let pendingSuccess) where current === connection:
+            pool.release(connection)
+            if pendingSuccess, let choice {
+                runtime.record(.response(status: responseStatus ?? 200, resetHint: nil, quotaExhausted: false), for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                self.choice = nil
+            }
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+            finish(status: responseStatus ?? 200, error: nil, reason: (responseStatus ?? 200) >= 400 ? "upstream_status" : nil, closeClient: !head.isKeepAlive)
+        default:
+            pool.release(connection)
+        }
+    }
+
+    func upstreamFailed(_ error: Error, on connection: UpstreamConnection) {
+        switch phase {
+        case .awaitingHead(let current) where current === connection:
+            pool.discard(connection)
+            if connection.requests > 1 && !staleRetryUsed, let provider {
+                // A kept-alive connection the upstream had already closed: try once on a fresh one.
+                staleRetryUsed = true
+                phase = .connecting
+                let attemptNumber = attempts.count
+                let key = connection.key
+                let data = makeUpstreamBody() ?? Data()
+                pool.connect(key).assumeIsolated().whenComplete { [self] result in
+                    guard case .connecting = phase, attempts.count == attemptNumber else { return }
+                    switch result {
+                    case .success(let fresh): send(on: fresh, body: data, provider: provider)
+                    case .failure(let error): attemptFailed(.connectFailed, failure: "connect", error: "upstream connect error: \(Self.describe(error)) (\(provider.name) at \(provider.connect))")
+                    }
+                }
+                return
+            }
+            attemptFailed(.connectFailed, failure: "connect", error: "upstream closed the connection before responding (\(provider?.name ?? "?") at \(provider?.connect.description ?? "?")): \(Self.describe(error))")
+        case .streaming(let current, let pendingSuccess) where current === connection:
+            pool.discard(connection)
+            if pendingSuccess, let choice {
+                runtime.record(.broken, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                self.choice = nil
+            }
+            finish(status: responseStatus ?? 502, error: "upstream response broke off after \(responseBytes) bytes: \(Self.describe(error))", reason: "upstream_broken", closeClient: true)
+        case .discarding(let current) where current === connection:
+            pool.discard(connection)
+        default:
+            break
+        }
+    }
+
+    /// The client's JSON with the model this try sends.
+    private func makeUpstreamBody() -> Data? {
+        var upstreamJSON = json
+        upstreamJSON["model"] = sentModel
+        return try? JSONSerialization.data(withJSONObject: upstreamJSON)
+    }
+
+    // MARK: Timeout and client
+
+    private func timedOut() {
+        timeoutTask = nil
+        switch phase {
+        case .connecting, .awaitingHead, .backoff, .discarding:
+            if case .awaitingHead(let connection) = phase { pool.discard(connection) }
+            if case .discarding(let connection) = phase { pool.discard(connection) }
+            if let choice, let provider {
+                runtime.record(.timedOut, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                self.choice = nil
+                attempts.append(AttemptRecord(provider: provider.name, group: provider.group, status: nil, failure: "timeout"))
+            }
+            phase = .preparing
+            reject(status: .gatewayTimeout, message: "request timeout", type: "upstream_error", reason: "timeout")
+        case .streaming(let connection, _):
+            pool.discard(connection)
+            if let choice {
+                runtime.record(.timedOut, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                self.choice = nil
+            }
+            finish(status: responseStatus ?? 504, error: "request timeout while streaming the response", reason: "timeout", closeClient: true)
+        case .preparing, .done:
+            break
+        }
+    }
+
+    func clientClosed() {
+        switch phase {
+        case .done: return
+        case .awaitingHead(let connection), .discarding(let connection), .streaming(let connection, _):
+            pool.discard(connection)
+        default: break
+        }
+        if let choice { runtime.cancel(choice, backend: backendIndex) }
+        choice = nil
+        finish(status: responseStatus ?? 499, error: "client closed the connection", reason: "client_closed", closeClient: false)
+    }
+
+    // MARK: Answers
+
+    /// Answers the client with a JSON error made by the gateway.
+    func reject(status: HTTPResponseStatus, message: String, type: String, reason: String, closeAfter: Bool = false) {
+        var line = JSONLine()
+        line.add("message", message)
+        line.add("type", type)
+        let payload = "{\"error\":\(line.finish())}"
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(payload.utf8.count))
+        if !attempts.isEmpty { headers.add(name: "x-failover-attempts", value: attempts.map(\.headerForm).joined(separator: ",")) }
+        if closeAfter { headers.add(name: "connection", value: "close") }
+        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(string: payload)))), promise: nil)
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+        finish(status: Int(status.code), error: message, reason: reason, closeClient: closeAfter || !head.isKeepAlive)
+    }
+
+    private func finish(status: Int, error: String?, reason: String?, closeClient: Bool) {
+        if case .done = phase { return }
+        phase = .done
+        timeoutTask?.cancel()
+        timeoutTask = nil
+        var usage = UsageReader.Usage()
+        if let copy = responseCopy {
+            usage = UsageReader.read(copy.readableBytesView, contentType: responseContentType)
+        }
+        let last = attempts.last
+        var log = RequestLog(
+            time: wallStart, route: route?.name, endpoint: provider?.connect.description,
+            method: head.method.rawValue, path: head.uri, status: status, duration: .now - started,
+            providerKind: provider.map { _ in "openai" }, requestModel: sentModel, responseModel: usage.model,
+            inputTokens: usage.inputTokens, outputTokens: usage.outputTokens,
+            provider: last?.provider, group: last?.group, attempts: attempts, error: error, reason: reason)
+        if let limit = runtime.options.logResponseBody, let copy = responseCopy {
+            log.responseBody = String(decoding: copy.readableBytesView.prefix(limit), as: UTF8.self)
+        }
+        runtime.finished(log)
+        handler?.exchangeFinished(self)
+        if closeClient { context.close(promise: nil) }
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let io = error as? IOError { return io.description }
+        if let connect = error as? NIOConnectionError, let first = connect.connectionErrors.first {
+            return "\(first.error)"
+        }
+        return "\(error)"
+    }
+
+    /// Hop-by-hop and recomputed headers, not copied from the client.
+    static let requestHeadersNotForwarded: Set<String> = [
+        "host", "content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+        "te", "trailer", "upgrade", "expect", "authorization", "proxy-authorization",
+    ]
+
+    /// Hop-by-hop headers, not copied from the upstream.
+    static let responseHeadersNotForwarded: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+    ]
+}

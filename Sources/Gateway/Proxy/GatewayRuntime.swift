@@ -1,0 +1,104 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// Settings of the gateway beyond the manifests.
+public struct GatewayOptions: Sendable {
+    /// Request bodies over this get 413 before anything is sent upstream.
+    public var maxRequestBody = 8 * 1024 * 1024
+    /// Bodies over this are not retried.
+    public var maxRetryBody = 64 * 1024
+    /// How much of a response body is kept to read `usage` and `model` for the log.
+    public var responseCopyLimit = 256 * 1024
+    /// Adds `response.body` (cut to this many bytes) to the access log when set.
+    public var logResponseBody: Int?
+    public var balancer = BalancerOptions()
+    /// Event-loop threads serving clients (each with its own upstream pool).
+    public var threads = 1
+
+    public init() {}
+}
+
+/// Shared, thread-safe state of a running gateway: the plan, one balancer per
+/// backend (each behind its own lock), and where events go.
+public final class GatewayRuntime: Sendable {
+    public let plan: GatewayPlan
+    public let options: GatewayOptions
+    private let balancers: [NIOLockedValueBox<BackendBalancer>]
+    private let sinks: NIOLockedValueBox<[GatewayEventSink]>
+    let accessLog: AccessLogWriter?
+
+    public init(plan: GatewayPlan, options: GatewayOptions = GatewayOptions(), accessLog: AccessLogWriter?) {
+        self.plan = plan
+        self.options = options
+        self.accessLog = accessLog
+        self.sinks = NIOLockedValueBox([])
+        self.balancers = plan.backends.map { backend in
+            let groups = backend.groups.map { group in
+                group.map { ProviderHealth(name: $0.name, group: $0.group, rule: $0.healthRule(retryBackoff: nil)) }
+            }
+            return NIOLockedValueBox(BackendBalancer(groups: groups, options: options.balancer))
+        }
+    }
+
+    /// Adds a receiver of gateway events (dashboard, tests).
+    public func subscribe(_ sink: @escaping GatewayEventSink) {
+        sinks.withLockedValue { $0.append(sink) }
+    }
+
+    func emit(_ event: GatewayEvent) {
+        for sink in sinks.withLockedValue({ $0 }) { sink(event) }
+    }
+
+    func emit(backend: Int, _ events: [BalancerEvent]) {
+        guard !events.isEmpty else { return }
+        let name = plan.backends[backend].name
+        for event in events { emit(.health(backend: name, event)) }
+    }
+
+    func finished(_ log: RequestLog) {
+        accessLog?.write(log.jsonLine())
+        emit(.request(log))
+    }
+
+    /// Chooses a provider of a backend; eviction already recorded is in force.
+    func choose(backend: Int, now: ContinuousClock.Instant) -> ProviderChoice? {
+        var rng = SystemRandomNumberGenerator()
+        let result = balancers[backend].withLockedValue { $0.choose(now: now, using: &rng) }
+        guard let (choice, events) = result else { return nil }
+        emit(backend: backend, events)
+        return choice
+    }
+
+    func record(_ outcome: AttemptOutcome, for choice: ProviderChoice, backend: Int, latency: Duration, now: ContinuousClock.Instant) {
+        let events = balancers[backend].withLockedValue { $0.record(outcome, for: choice, latency: latency, now: now) }
+        emit(backend: backend, events)
+    }
+
+    func cancel(_ choice: ProviderChoice, backend: Int) {
+        balancers[backend].withLockedValue { $0.cancel(choice) }
+    }
+
+    /// Whether an outcome counts as a failure for that provider's health rule.
+    func isFailure(_ outcome: AttemptOutcome, for choice: ProviderChoice, backend: Int) -> Bool {
+        balancers[backend].withLockedValue { $0.isFailure(outcome, rule: $0[choice.provider].rule) }
+    }
+
+    /// A copy of a backend's balancer state, for the health API and the dashboard.
+    public func snapshot(backend: Int) -> BackendBalancer {
+        balancers[backend].withLockedValue { $0 }
+    }
+
+    /// Ends an eviction at once (the dashboard's `r` key).
+    public func returnNow(backend: Int, provider: ProviderIndex) {
+        let events = balancers[backend].withLockedValue { $0.returnNow(provider, now: .now) }
+        emit(backend: backend, events)
+    }
+}
+
+extension PlannedProvider {
+    /// The provider's health rule: lab mode without a health policy.
+    func healthRule(retryBackoff: Duration?) -> HealthRule {
+        guard let health else { return .lab }
+        return .policy(HealthPolicyRule(eviction: health.eviction, retryBackoff: retryBackoff))
+    }
+}

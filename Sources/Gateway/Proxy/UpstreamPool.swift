@@ -1,0 +1,168 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// What an upstream connection is for: where it connects and how.
+struct UpstreamKey: Hashable {
+    var address: UpstreamAddress
+    /// The TLS server name (the declared host), when TLS is used.
+    var serverName: String?
+}
+
+/// Receives one upstream response, part by part, on the event loop.
+protocol UpstreamResponseDelegate: AnyObject {
+    func upstreamHead(_ head: HTTPResponseHead, on connection: UpstreamConnection)
+    func upstreamBody(_ buffer: ByteBuffer, on connection: UpstreamConnection)
+    func upstreamEnd(on connection: UpstreamConnection)
+    func upstreamFailed(_ error: Error, on connection: UpstreamConnection)
+}
+
+/// The upstream connection closed or failed before the response was complete.
+struct UpstreamClosed: Error, CustomStringConvertible {
+    var description: String { "upstream closed the connection" }
+}
+
+/// One keep-alive HTTP/1.1 connection to an upstream. Lives on one event loop.
+final class UpstreamConnection {
+    let channel: Channel
+    let key: UpstreamKey
+    /// The exchange reading the current response; nil while idle in the pool.
+    weak var delegate: UpstreamResponseDelegate?
+    /// How many requests this connection has carried.
+    var requests = 0
+    /// False once the upstream said `connection: close` or spoke HTTP/1.0.
+    var reusable = true
+    var closed = false
+
+    init(channel: Channel, key: UpstreamKey) {
+        self.channel = channel
+        self.key = key
+    }
+}
+
+/// Hands response parts of the upstream channel to the connection's delegate.
+final class UpstreamResponseHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    weak var connection: UpstreamConnection?
+    weak var pool: UpstreamPool?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let connection else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            if !head.isKeepAlive { connection.reusable = false }
+            connection.delegate?.upstreamHead(head, on: connection)
+        case .body(let buffer):
+            connection.delegate?.upstreamBody(buffer, on: connection)
+        case .end:
+            let delegate = connection.delegate
+            connection.delegate = nil
+            delegate?.upstreamEnd(on: connection)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        guard let connection else { return }
+        connection.closed = true
+        pool?.remove(connection)
+        let delegate = connection.delegate
+        connection.delegate = nil
+        delegate?.upstreamFailed(UpstreamClosed(), on: connection)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let connection, let delegate = connection.delegate {
+            connection.delegate = nil
+            connection.reusable = false
+            delegate.upstreamFailed(error, on: connection)
+        }
+        context.close(promise: nil)
+    }
+}
+
+/// Keep-alive upstream connections of one event loop, by upstream. Used only on that loop,
+/// so a request's client channel and its upstream channel never hop threads.
+final class UpstreamPool {
+    let eventLoop: EventLoop
+    private let tlsContext: NIOSSLContext?
+    private var idle: [UpstreamKey: [UpstreamConnection]] = [:]
+    static let maxIdlePerUpstream = 256
+    static let connectTimeout = TimeAmount.seconds(5)
+
+    init(eventLoop: EventLoop, tlsContext: NIOSSLContext?) {
+        self.eventLoop = eventLoop
+        self.tlsContext = tlsContext
+    }
+
+    /// An idle connection to `key`, or a new one. Reused connections come with `requests > 0`.
+    func acquire(_ key: UpstreamKey) -> EventLoopFuture<UpstreamConnection> {
+        eventLoop.preconditionInEventLoop()
+        while var list = idle[key], let connection = list.popLast() {
+            idle[key] = list
+            if connection.channel.isActive && !connection.closed { return eventLoop.assumeIsolated().makeSucceededFuture(connection) }
+        }
+        return connect(key)
+    }
+
+    /// Always a new connection.
+    func connect(_ key: UpstreamKey) -> EventLoopFuture<UpstreamConnection> {
+        let tlsContext = key.serverName != nil ? self.tlsContext : nil
+        let serverName = key.serverName
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(Self.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tlsContext {
+                        try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
+                    }
+                    try sync.addHTTPClientHandlers()
+                    try sync.addHandler(UpstreamResponseHandler())
+                }
+            }
+        return bootstrap.connect(host: key.address.host, port: key.address.port).assumeIsolated().flatMapThrowing { channel in
+            let connection = UpstreamConnection(channel: channel, key: key)
+            let handler = try channel.pipeline.syncOperations.handler(type: UpstreamResponseHandler.self)
+            handler.connection = connection
+            handler.pool = self
+            return connection
+        }.nonisolated()
+    }
+
+    /// Gives a connection back after a complete response; closes it when it cannot be reused.
+    func release(_ connection: UpstreamConnection) {
+        eventLoop.preconditionInEventLoop()
+        connection.delegate = nil
+        guard connection.reusable, !connection.closed, connection.channel.isActive else {
+            discard(connection)
+            return
+        }
+        var list = idle[connection.key, default: []]
+        guard list.count < Self.maxIdlePerUpstream else {
+            discard(connection)
+            return
+        }
+        list.append(connection)
+        idle[connection.key] = list
+    }
+
+    /// Closes a connection that is in an unknown state (timeout, client gone).
+    func discard(_ connection: UpstreamConnection) {
+        connection.delegate = nil
+        connection.reusable = false
+        remove(connection)
+        if !connection.closed {
+            connection.closed = true
+            connection.channel.close(promise: nil)
+        }
+    }
+
+    func remove(_ connection: UpstreamConnection) {
+        guard var list = idle[connection.key], let i = list.firstIndex(where: { $0 === connection }) else { return }
+        list.remove(at: i)
+        idle[connection.key] = list
+    }
+}

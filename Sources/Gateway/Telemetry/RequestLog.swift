@@ -1,0 +1,80 @@
+import Foundation
+
+/// One upstream try of a request: which provider, and what it gave.
+public struct AttemptRecord: Sendable, Hashable {
+    public var provider: String
+    public var group: Int
+    /// The HTTP status, or nil when there was no response.
+    public var status: Int?
+    /// `connect`, `timeout`, `broken` when there was no (whole) response.
+    public var failure: String?
+
+    /// `name=429`, `name=connect`: the form of `x-failover-attempts`.
+    public var headerForm: String { "\(provider)=\(status.map(String.init) ?? failure ?? "error")" }
+}
+
+/// Everything the access log says about one request. Secrets are never stored here.
+public struct RequestLog: Sendable {
+    public var time: Date
+    public var route: String?
+    /// host:port actually used for the last try.
+    public var endpoint: String?
+    public var method: String
+    public var path: String
+    public var status: Int
+    public var duration: Duration
+    public var providerKind: String?
+    public var requestModel: String?
+    public var responseModel: String?
+    public var inputTokens: Int?
+    public var outputTokens: Int?
+    /// The provider that gave the response (the last try's).
+    public var provider: String?
+    /// 0-based group of that provider.
+    public var group: Int?
+    public var attempts: [AttemptRecord]
+    public var error: String?
+    /// Why the request ended as it did: `rate_limited`, `upstream_failure`, `timeout`, ...
+    public var reason: String?
+    public var responseBody: String?
+
+    public var failoverHeader: String { attempts.map(\.headerForm).joined(separator: ",") }
+
+    /// The access-log line: agentgateway's field names, then ours (`provider`, `group`, `attempts`).
+    public func jsonLine() -> String {
+        var line = JSONLine()
+        line.add("time", Self.timestamp(time))
+        line.add("level", status >= 500 ? "warn" : "info")
+        line.add("scope", "request")
+        line.add("route", route)
+        line.add("endpoint", endpoint)
+        line.add("http.method", method)
+        line.add("http.path", path)
+        line.add("http.status", status)
+        line.add("duration", duration.compactDescription)
+        line.add("gen_ai.provider.name", providerKind)
+        line.add("gen_ai.request.model", requestModel)
+        line.add("gen_ai.response.model", responseModel)
+        line.add("gen_ai.usage.input_tokens", inputTokens)
+        line.add("gen_ai.usage.output_tokens", outputTokens)
+        line.add("retry.attempt", attempts.count > 1 ? attempts.count - 1 : nil)
+        line.add("error", error)
+        line.add("reason", reason)
+        line.add("provider", provider)
+        line.add("group", group.map { $0 + 1 })
+        line.add("attempts", attempts.isEmpty ? nil : failoverHeader)
+        line.add("response.body", responseBody)
+        return line.finish()
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        // RFC 3339 with milliseconds in UTC, as agentgateway logs.
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                      Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+                      Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), ms)
+    }
+}

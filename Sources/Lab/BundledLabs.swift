@@ -1,0 +1,40 @@
+import Foundation
+
+/// Finds the lab files that ship with failover-lab, whether the binary runs from the
+/// checkout (`.build/...`) or is installed (`PREFIX/bin` with `PREFIX/share/failover-lab`).
+public enum BundledLabs {
+    /// The seed lab's file name.
+    public static let seedLab = "http-429-lab.yaml"
+
+    /// The `scenarios` folder, or nil when none can be found.
+    public static func scenariosDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        var candidates: [String] = []
+        if let override = environment["FAILOVER_LAB_SCENARIOS"] { candidates.append(override) }
+        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+        candidates.append(executable.appendingPathComponent("../share/failover-lab/scenarios").standardized.path)
+        // Walk up from the binary: .build/<triple>/<config>/failover-lab sits below the checkout.
+        var dir = executable
+        for _ in 0..<5 {
+            candidates.append(dir.appendingPathComponent("scenarios").path)
+            dir = dir.deletingLastPathComponent()
+        }
+        // The checkout this binary was built from.
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(source.appendingPathComponent("scenarios").path)
+        return candidates.first { FileManager.default.fileExists(atPath: ($0 as NSString).appendingPathComponent(seedLab)) }
+    }
+
+    /// A bundled lab by file name (`http-429-lab.yaml`) or short name (`http-429-lab`).
+    public static func path(of name: String) -> String? {
+        guard let dir = scenariosDirectory() else { return nil }
+        let file = name.hasSuffix(".yaml") ? name : name + ".yaml"
+        let path = (dir as NSString).appendingPathComponent(file)
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
+    /// Every bundled lab file.
+    public static func all() -> [String] {
+        guard let dir = scenariosDirectory(), let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
+        return names.filter { $0.hasSuffix(".yaml") }.sorted().map { (dir as NSString).appendingPathComponent($0) }
+    }
+}

@@ -1,0 +1,55 @@
+import Gateway
+import NIOPosix
+import Upstreams
+
+/// The stand-ins a Scenario names, on their own event-loop thread.
+public final class StandInFleet: Sendable {
+    public let standIns: [StandIn]
+    private let group: MultiThreadedEventLoopGroup
+
+    private init(standIns: [StandIn], group: MultiThreadedEventLoopGroup) {
+        self.standIns = standIns
+        self.group = group
+    }
+
+    /// The behaviour a stand-in of this kind starts with.
+    public static func initialBehavior(_ spec: StandInSpec) -> StandInBehavior {
+        switch spec.kind {
+        case .http429: return .always429(retryAfter: spec.retryAfterSeconds ?? 60)
+        case .mockOpenAI: return .healthy
+        }
+    }
+
+    /// Starts every stand-in of `specs` on a free port of `host`.
+    public static func start(_ specs: [StandInSpec], host: String = "127.0.0.1") async throws -> StandInFleet {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var started: [StandIn] = []
+        do {
+            for spec in specs {
+                started.append(try await StandIn.start(name: spec.name, behavior: initialBehavior(spec), group: group, host: host))
+            }
+        } catch {
+            for standIn in started { await standIn.stop() }
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        return StandInFleet(standIns: started, group: group)
+    }
+
+    /// Declared `host:port` -> the stand-in answering for it, for `PlanOptions`.
+    public func mapping(_ specs: [StandInSpec]) -> [String: (name: String, address: UpstreamAddress)] {
+        var mapping: [String: (name: String, address: UpstreamAddress)] = [:]
+        for spec in specs {
+            guard let standIn = standIns.first(where: { $0.name == spec.name }) else { continue }
+            for declared in spec.answers {
+                mapping[declared] = (spec.name, UpstreamAddress(host: standIn.host, port: standIn.port, tls: false))
+            }
+        }
+        return mapping
+    }
+
+    public func stop() async {
+        for standIn in standIns { await standIn.stop() }
+        try? await group.shutdownGracefully()
+    }
+}

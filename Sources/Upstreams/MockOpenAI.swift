@@ -1,0 +1,104 @@
+import Foundation
+
+/// Builds OpenAI-shaped answers for the mock OpenAI stand-in.
+public enum MockOpenAI {
+    /// The http-429 server's body, byte for byte as the lab shows it.
+    public static let rateLimitBody = #"{"error":{"message":"Rate limit exceeded","type":"rate_limit_error"}}"#
+
+    /// The assistant's reply: sums like "What is 2+2?" are worked out ("2 + 2 equals 4."),
+    /// anything else gets a fixed sentence.
+    public static func reply(to prompt: String) -> String {
+        let pattern = #/(-?\d+)\s*([+\-*x×])\s*(-?\d+)/#
+        if let match = prompt.firstMatch(of: pattern), let a = Int(match.1), let b = Int(match.3) {
+            let op = String(match.2)
+            let result: Int
+            switch op {
+            case "+": result = a + b
+            case "-": result = a - b
+            default: result = a * b
+            }
+            let shown = op == "x" || op == "×" ? "*" : op
+            return "\(a) \(shown) \(b) equals \(result)."
+        }
+        return "This is the mock OpenAI stand-in of failover-lab; your request reached group 2."
+    }
+
+    /// A rough token count: about four characters a token, at least one per word.
+    public static func tokenCount(_ text: String) -> Int {
+        let words = text.split(whereSeparator: { $0.isWhitespace }).count
+        return max(words, (text.count + 3) / 4)
+    }
+
+    /// Parsed request: the model, the last user message, the whole prompt's tokens, stream flags.
+    public struct Request {
+        public var model: String
+        public var lastUserMessage: String
+        public var promptTokens: Int
+        public var stream: Bool
+        public var includeUsage: Bool
+    }
+
+    public static func parse(_ body: Data) -> Request? {
+        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else { return nil }
+        let messages = object["messages"] as? [[String: Any]] ?? []
+        var prompt = 0
+        var last = ""
+        for message in messages {
+            let content = message["content"] as? String ?? ""
+            prompt += tokenCount(content) + 4  // per-message framing, as OpenAI counts it
+            if message["role"] as? String == "user" { last = content }
+        }
+        let options = object["stream_options"] as? [String: Any]
+        return Request(model: object["model"] as? String ?? "", lastUserMessage: last, promptTokens: prompt + 3,
+                       stream: object["stream"] as? Bool ?? false, includeUsage: options?["include_usage"] as? Bool ?? false)
+    }
+
+    /// A non-streaming chat completion.
+    public static func completion(for request: Request, id: String, created: Int) -> String {
+        let text = reply(to: request.lastUserMessage)
+        let completion = tokenCount(text)
+        return """
+        {"id":"\(id)","object":"chat.completion","created":\(created),"model":\(quote(request.model)),\
+        "choices":[{"index":0,"message":{"role":"assistant","content":\(quote(text)),"refusal":null},"logprobs":null,"finish_reason":"stop"}],\
+        "usage":{"prompt_tokens":\(request.promptTokens),"completion_tokens":\(completion),"total_tokens":\(request.promptTokens + completion)},\
+        "system_fingerprint":"fp_failover_lab"}
+        """
+    }
+
+    /// The SSE events of a streamed completion, each a full `data: ...\n\n` frame, ending with `[DONE]`.
+    public static func streamEvents(for request: Request, id: String, created: Int) -> [String] {
+        let text = reply(to: request.lastUserMessage)
+        let head = #"{"id":"\#(id)","object":"chat.completion.chunk","created":\#(created),"model":\#(quote(request.model)),"system_fingerprint":"fp_failover_lab","choices":"#
+        var events = [head + #"[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#]
+        for piece in tokenPieces(text) {
+            events.append(head + #"[{"index":0,"delta":{"content":\#(quote(piece))},"logprobs":null,"finish_reason":null}]}"#)
+        }
+        events.append(head + #"[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}"#)
+        if request.includeUsage {
+            let completion = tokenCount(text)
+            events.append(head + #"[],"usage":{"prompt_tokens":\#(request.promptTokens),"completion_tokens":\#(completion),"total_tokens":\#(request.promptTokens + completion)}}"#)
+        }
+        return events.map { "data: \($0)\n\n" } + ["data: [DONE]\n\n"]
+    }
+
+    /// Splits text into word-sized pieces that concatenate back to it.
+    static func tokenPieces(_ text: String) -> [String] {
+        var pieces: [String] = []
+        var current = ""
+        for ch in text {
+            if ch == " " && !current.isEmpty {
+                pieces.append(current)
+                current = ""
+            }
+            current.append(ch)
+        }
+        if !current.isEmpty { pieces.append(current) }
+        return pieces
+    }
+
+    static func quote(_ s: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
+        let wrapped = String(decoding: data, as: UTF8.self)
+        return String(wrapped.dropFirst().dropLast())
+    }
+}

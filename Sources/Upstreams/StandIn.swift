@@ -1,0 +1,199 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One of the lab's stand-ins on loopback (the http-429 server or the mock OpenAI),
+/// whose behaviour can be switched while it runs.
+public final class StandIn: Sendable {
+    public let name: String
+    public let host: String
+    /// The port, fixed at start, kept when it goes `down` and comes back.
+    public let port: Int
+    private let group: EventLoopGroup
+    private let state: NIOLockedValueBox<State>
+
+    struct State {
+        var behavior: StandInBehavior
+        var listener: Channel?
+        var connections: [ObjectIdentifier: Channel] = [:]
+        var bucketTokens: Double = 0
+        var bucketUpdated = ContinuousClock.now
+        var requests = 0
+        var completionCounter = 0
+        /// Delay between streamed chunks.
+        var tokenDelay: Duration = .zero
+    }
+
+    private init(name: String, host: String, port: Int, group: EventLoopGroup, behavior: StandInBehavior) {
+        self.name = name
+        self.host = host
+        self.port = port
+        self.group = group
+        self.state = NIOLockedValueBox(State(behavior: behavior))
+    }
+
+    /// Starts a stand-in; `port` 0 lets the system choose.
+    public static func start(name: String, behavior: StandInBehavior, group: EventLoopGroup, host: String = "127.0.0.1", port: Int = 0) async throws -> StandIn {
+        let listener = try await bind(group: group, host: host, port: port, standIn: nil)
+        let standIn = StandIn(name: name, host: host, port: listener.channel.localAddress?.port ?? port, group: group, behavior: behavior)
+        listener.attach(standIn)
+        standIn.state.withLockedValue {
+            $0.listener = listener.channel
+            if case .rateLimited(_, let burst) = behavior { $0.bucketTokens = Double(burst) }
+        }
+        if case .down = behavior { try await standIn.closeListener() }
+        return standIn
+    }
+
+    /// What the stand-in does now.
+    public var behavior: StandInBehavior { state.withLockedValue { $0.behavior } }
+
+    /// Requests it has read since start.
+    public var requestCount: Int { state.withLockedValue { $0.requests } }
+
+    /// `host:port` to reach it.
+    public var address: String { "\(host):\(port)" }
+
+    /// Sets the delay between streamed chunks.
+    public func setTokenDelay(_ delay: Duration) {
+        state.withLockedValue { $0.tokenDelay = delay }
+    }
+
+    /// Switches behaviour live. `down` closes the listener and every connection, so new
+    /// connections are refused; leaving `down` listens on the same port again.
+    public func setBehavior(_ behavior: StandInBehavior) async throws {
+        let wasDown = state.withLockedValue { s -> Bool in
+            let wasDown = s.listener == nil
+            s.behavior = behavior
+            if case .rateLimited(_, let burst) = behavior {
+                s.bucketTokens = Double(burst)
+                s.bucketUpdated = .now
+            }
+            return wasDown
+        }
+        if case .down = behavior {
+            try await closeListener()
+        } else if wasDown {
+            let listener = try await Self.bind(group: group, host: host, port: port, standIn: self)
+            state.withLockedValue { $0.listener = listener.channel }
+        }
+    }
+
+    private func closeListener() async throws {
+        let (listener, connections) = state.withLockedValue { s -> (Channel?, [Channel]) in
+            let result = (s.listener, Array(s.connections.values))
+            s.listener = nil
+            s.connections = [:]
+            return result
+        }
+        try? await listener?.close()
+        for connection in connections { try? await connection.close() }
+    }
+
+    /// Stops listening and closes every connection.
+    public func stop() async {
+        try? await closeListener()
+    }
+
+    // MARK: Serving
+
+    /// A listener whose handlers find their stand-in once it exists.
+    private final class Listener: Sendable {
+        let channel: Channel
+        let owner: NIOLockedValueBox<StandIn?>
+        init(channel: Channel, owner: NIOLockedValueBox<StandIn?>) {
+            self.channel = channel
+            self.owner = owner
+        }
+        func attach(_ standIn: StandIn) { owner.withLockedValue { $0 = standIn } }
+    }
+
+    private static func bind(group: EventLoopGroup, host: String, port: Int, standIn: StandIn?) async throws -> Listener {
+        let owner = NIOLockedValueBox<StandIn?>(standIn)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 512)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let standIn = owner.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }
+                    let sync = channel.pipeline.syncOperations
+                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.addHandler(StandInHandler(standIn: standIn))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        return Listener(channel: channel, owner: owner)
+    }
+
+    func connectionOpened(_ channel: Channel) -> Bool {
+        state.withLockedValue { s in
+            guard s.listener != nil else { return false }
+            s.connections[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
+    func connectionClosed(_ channel: Channel) {
+        _ = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// What to answer to one request, decided under the lock (counters, token bucket).
+    enum Decision {
+        case completion(id: String, tokenDelay: Duration, delay: Duration)
+        case rateLimit(retryAfter: Int)
+        case bucketEmpty(limit: Int, reset: Duration)
+        case error(status: Int)
+        case hang
+        case close
+    }
+
+    func decide() -> Decision {
+        state.withLockedValue { s in
+            s.requests += 1
+            s.completionCounter += 1
+            let id = "chatcmpl-fl\(port)x\(s.completionCounter)"
+            switch s.behavior {
+            case .healthy:
+                return .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
+            case .always429(let retryAfter):
+                return .rateLimit(retryAfter: retryAfter)
+            case .rateLimited(let rate, let burst):
+                let now = ContinuousClock.now
+                s.bucketTokens = min(Double(burst), s.bucketTokens + (now - s.bucketUpdated).seconds * rate)
+                s.bucketUpdated = now
+                if s.bucketTokens >= 1 {
+                    s.bucketTokens -= 1
+                    return .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
+                }
+                return .bucketEmpty(limit: Int(rate * 60), reset: .seconds((1 - s.bucketTokens) / max(rate, 0.001)))
+            case .serverErrors(let status, let share):
+                return Double.random(in: 0..<1) < share ? .error(status: status) : .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
+            case .slow(let delay, let jitter):
+                let ms = delay + (jitter > 0 ? Int.random(in: 0...jitter) : 0)
+                return .completion(id: id, tokenDelay: s.tokenDelay, delay: .milliseconds(ms))
+            case .hang:
+                return .hang
+            case .down:
+                return .close
+            }
+        }
+    }
+}
+
+extension Duration {
+    fileprivate var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) * 1e-18
+    }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount {
+        let (s, atto) = components
+        return .nanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Gateway
+import Lab
+
+/// `failover-lab check`: what the gateway understood of the lab files.
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Read lab files and print what the gateway understood: routes, backends, groups, providers, auth, policies, warnings.",
+        discussion: "Exits 0 when the files are valid (warnings allowed), 2 on errors, each with file:line.")
+
+    @OptionGroup var lab: LabFileArguments
+
+    @Flag(name: .customLong("real-upstreams"), help: "Check as `gateway --real-upstreams` would start: real providers need their secrets.")
+    var realUpstreams = false
+
+    func run() async throws {
+        let config = try lab.load()
+        var mapping: [String: (name: String, address: UpstreamAddress)] = [:]
+        for spec in config.scenario?.standIns ?? [] {
+            for declared in spec.answers {
+                mapping[declared] = (spec.name, UpstreamAddress(host: "127.0.0.1", port: 0, tls: false))
+            }
+        }
+        do {
+            _ = try config.plan(PlanOptions(standIns: mapping, realUpstreams: realUpstreams, environment: ProcessInfo.processInfo.environment))
+        } catch let errors as ConfigErrors {
+            Console.error(errors.description)
+            throw ExitCode(2)
+        }
+        print(CheckReport.render(config, standIns: mapping, realUpstreams: realUpstreams))
+    }
+}
+
+/// The text `check` prints.
+enum CheckReport {
+    static func render(_ config: LabConfig, standIns: [String: (name: String, address: UpstreamAddress)], realUpstreams: Bool) -> String {
+        var out: [String] = []
+        out.append("files: \(config.files.joined(separator: ", "))")
+        if let scenario = config.scenario {
+            out.append("scenario \(scenario.name) (\(scenario.location))")
+            for spec in scenario.standIns {
+                out.append("  stand-in \(spec.name): \(spec.kind.rawValue)\(spec.retryAfterSeconds.map { ", retry-after \($0)" } ?? ""), answers for \(spec.answers.joined(separator: ", "))")
+            }
+        } else {
+            out.append("no Scenario: no stand-ins; every host/port is used as written")
+        }
+        for route in config.routes {
+            out.append("route \(route.qualifiedName) (\(route.location))")
+            for rule in route.rules {
+                let matches = rule.matches.map { "\($0.kind.rawValue) \($0.value)" }.joined(separator: ", ")
+                let refs = rule.backendRefs.map { "\($0.kind) \($0.namespace)/\($0.name)" }.joined(separator: ", ")
+                var extras: [String] = []
+                if let timeout = rule.requestTimeout { extras.append("timeout \(timeout.compactDescription)") }
+                if let retry = rule.retry { extras.append("retry \(retry.attempts)x codes \(retry.codes) backoff \(retry.backoff?.compactDescription ?? "none")") }
+                out.append("  \(matches) -> \(refs)\(extras.isEmpty ? "" : " [\(extras.joined(separator: "; "))]")")
+            }
+        }
+        for backend in config.backends {
+            out.append("backend \(backend.qualifiedName) (\(backend.kind), \(backend.location))")
+            for (g, group) in backend.groups.enumerated() {
+                out.append("  group \(g + 1)")
+                for provider in group {
+                    let declared = provider.upstreamAddress
+                    let mapped = realUpstreams && provider.host == nil ? nil : standIns[declared.description]
+                    let target = mapped.map { "stand-in \($0.name)" } ?? (declared.tls ? "https://\(declared)" : "http://\(declared)")
+                    let policies = config.effectivePolicies(for: provider, in: backend)
+                    let path = provider.upstreamPath(forClientPath: "<client path>")
+                    out.append("    \(provider.name): openai model \(provider.model ?? "(from request)"), upstream \(declared) path \(path) -> \(target), auth \(policies.auth?.kindDescription ?? "none")\(policies.health != nil ? ", health policy" : "")")
+                    for note in config.policySources(for: provider, in: backend) {
+                        out.append("      policy \(note)")
+                    }
+                }
+            }
+        }
+        for secret in config.secrets {
+            out.append("secret \(secret.namespace)/\(secret.name): \(secret.authorization == nil ? "no Authorization key" : "Authorization set")")
+        }
+        if config.warnings.isEmpty {
+            out.append("no warnings")
+        } else {
+            out.append("\(config.warnings.count) warning(s):")
+            out += config.warnings.map { "  \($0)" }
+        }
+        return out.joined(separator: "\n")
+    }
+}
+
+import Foundation

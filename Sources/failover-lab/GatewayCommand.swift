@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import Lab
+
+/// `failover-lab gateway`: the lab's gateway and stand-ins, headless.
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Run the in-process gateway and the lab's stand-ins, headless, with an access log.",
+        discussion: """
+        Reads the lab files, starts the stand-ins their Scenario names (each on a free \
+        loopback port), and serves the routes. Once listening it prints \
+        'listening on http://HOST:PORT' to stderr; each request gives one access-log \
+        JSON line (stdout by default). Try the seed lab:
+
+          curl -v localhost:8080/http-429 -H "Content-Type: application/json" \\
+            -d '{"model": "", "messages": [{"role": "user", "content": "What is 2+2?"}]}'
+        """)
+
+    @OptionGroup var lab: LabFileArguments
+
+    @Option(help: "Address to listen on.")
+    var listen = "127.0.0.1"
+
+    @Option(help: "Port to listen on; 0 picks a free one.")
+    var port = 8080
+
+    @Option(name: .customLong("access-log"), help: ArgumentHelp("Where access-log lines go: a file (appended, one write per line) or - for stdout.", valueName: "path|-"))
+    var accessLog = "-"
+
+    @Flag(name: .customLong("real-upstreams"), help: "Send the OpenAI provider to the real api.openai.com over TLS (needs OPENAI_API_KEY) instead of the mock stand-in.")
+    var realUpstreams = false
+
+    @Option(help: "Event-loop threads serving clients.")
+    var threads = 1
+
+    @Option(name: .customLong("log-body"), help: ArgumentHelp("Add response.body to the access log, cut to this many bytes.", valueName: "bytes"))
+    var logBody: Int?
+
+    @OptionGroup var balancer: BalancerFlags
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64, got \(threads)") }
+    }
+
+    func run() async throws {
+        let config = try lab.load()
+        var options = LabOptions()
+        options.host = listen
+        options.port = port
+        options.realUpstreams = realUpstreams
+        options.gateway.threads = threads
+        options.gateway.logResponseBody = logBody
+        options.gateway.balancer = balancer.options
+        do {
+            options.accessLog = accessLog == "-" ? .standardOutput : try AccessLogWriter(path: accessLog)
+        } catch {
+            Console.error("failover-lab: --access-log: \(error)")
+            throw ExitCode(2)
+        }
+        let running: RunningLab
+        do {
+            running = try await RunningLab.start(config: config, options: options)
+        } catch let errors as ConfigErrors {
+            Console.error(errors.description)
+            throw ExitCode(2)
+        } catch {
+            Console.error("failover-lab: cannot start on \(listen):\(port): \(error)")
+            throw ExitCode(1)
+        }
+        for standIn in running.standIns {
+            Console.error("stand-in \(standIn.name) on http://\(standIn.address) (\(standIn.behavior))")
+        }
+        Console.error("listening on \(running.gatewayURL)")
+        _ = await Signals.waitForTermination()
+        await running.stop()
+    }
+}
+
+/// The switches for where the gateway does better than agentgateway (all on by default).
+struct BalancerFlags: ParsableArguments {
+    @Flag(name: .customLong("no-half-open"), help: "When an eviction ends, return the provider at once (agentgateway's plain time-based return) instead of sending one probe first.")
+    var noHalfOpen = false
+
+    @Flag(name: .customLong("no-forward-deadlines"), help: "Let a later, shorter reset hint shorten a live eviction.")
+    var noForwardDeadlines = false
+
+    @Flag(name: .customLong("no-quota-classification"), help: "Do not tell 429 'quota' (hint over 10 minutes or insufficient_quota) from 429 'rate'.")
+    var noQuotaClassification = false
+
+    var options: BalancerOptions {
+        BalancerOptions(deadlinesOnlyMoveForward: !noForwardDeadlines, halfOpen: !noHalfOpen, classifyQuota: !noQuotaClassification)
+    }
+}
