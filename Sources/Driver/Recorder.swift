@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Appends records to a JSONL file. Lines are buffered per engine loop turn and written with
+/// one `write` on `flush`, so a killed run loses at most the requests still in flight.
+public final class Recorder: @unchecked Sendable {
+    public let path: String
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    private var failed: String?
+    private let lock = SimpleLock()
+
+    public struct OpenError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Creates (or truncates) `path`; `-` writes to standard output.
+    public init(path: String) throws(OpenError) {
+        self.path = path
+        if path == "-" {
+            fd = 1
+        } else {
+            let f = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard f >= 0 else {
+                throw OpenError(description: "--record \(path): cannot create the file: \(String(cString: strerror(errno)))")
+            }
+            fd = f
+        }
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    deinit {
+        flush()
+        if fd > 2 { close(fd) }
+    }
+
+    /// Queues one record as a line.
+    public func record(_ r: RequestRecord) {
+        let line = r.jsonLine
+        lock.withLock {
+            buffer.append(contentsOf: line.utf8)
+            buffer.append(0x0A)
+        }
+    }
+
+    /// Writes what is queued.
+    public func flush() {
+        lock.withLock {
+            guard !buffer.isEmpty, failed == nil else { return }
+            var done = 0
+            buffer.withUnsafeBytes { raw in
+                while done < raw.count {
+                    let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        failed = "--record \(path): write failed: \(String(cString: strerror(errno)))"
+                        return
+                    }
+                    done += n
+                }
+            }
+            buffer.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The write error, if one happened.
+    public var error: String? { lock.withLock { failed } }
+
+    /// A sink that records to this file.
+    public var sink: RecordSink {
+        RecordSink(record: { [self] in record($0) }, flush: { [self] in flush() })
+    }
+}
+
+/// A pthread mutex; enough for the few counters shared between the engine and its readers.
+public final class SimpleLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    public init() { pthread_mutex_init(mutex, nil) }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+    @inline(__always) public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+/// Reads a file line by line (streaming), giving 1-based line numbers.
+public final class LineReader {
+    private let file: UnsafeMutablePointer<FILE>
+    private var linePointer: UnsafeMutablePointer<CChar>?
+    private var capacity = 0
+    public private(set) var lineNumber = 0
+
+    public struct OpenError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(path: String) throws(OpenError) {
+        guard let f = fopen(path, "r") else {
+            throw OpenError(description: "\(path): cannot open: \(String(cString: strerror(errno)))")
+        }
+        file = f
+    }
+
+    deinit {
+        free(linePointer)
+        fclose(file)
+    }
+
+    /// The next line without its newline, or nil at the end of the file.
+    public func next() -> String? {
+        let n = getline(&linePointer, &capacity, file)
+        guard n >= 0, let p = linePointer else { return nil }
+        lineNumber += 1
+        var len = n
+        while len > 0, p[len - 1] == 0x0A || p[len - 1] == 0x0D { len -= 1 }
+        return p.withMemoryRebound(to: UInt8.self, capacity: len) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: len), as: UTF8.self)
+        }
+    }
+}

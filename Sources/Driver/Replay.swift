@@ -1,0 +1,291 @@
+/// One request to replay: from one of our records or from an agentgateway access-log line.
+public struct ReplayEntry: Sendable, Equatable {
+    /// Original time, ns (wall clock since 1970, or a run offset for records without one).
+    public var time: Int64
+    public var method: String
+    /// A full URL (our records) or a path with query (access logs).
+    public var target: String
+    public var model: String?
+    public var line: Int
+
+    public init(time: Int64, method: String, target: String, model: String?, line: Int) {
+        self.time = time
+        self.method = method
+        self.target = target
+        self.model = model
+        self.line = line
+    }
+}
+
+/// What one JSON object of a replay file is.
+public enum ReplayItem: Sendable, Equatable {
+    case entry(ReplayEntry)
+    /// Not a request line (another scope, another format): counted, not reported.
+    case skipped
+    /// A request line that cannot be used: reported with its line number.
+    case malformed(String)
+}
+
+public enum ReplayParser {
+    /// Reads an access-log field given flat (`"http.method"`) or nested (`{"http": {"method"}}`).
+    static func field(_ json: JSONValue, _ dotted: String) -> JSONValue? {
+        if let v = json[dotted] { return v }
+        var cur: JSONValue? = json
+        for part in dotted.split(separator: ".") { cur = cur?[String(part)] }
+        return cur
+    }
+
+    /// Classifies one parsed JSON object of a replay file.
+    public static func item(_ json: JSONValue, line: Int) -> ReplayItem {
+        guard case .object = json else { return .skipped }
+        if json["seq"] != nil, json["intended_offset_ns"] != nil {
+            do {
+                let r = try RequestRecord(json: json)
+                let time = r.runStartWall != 0 ? r.runStartWall + Int64(r.intended) : Int64(r.intended)
+                return .entry(ReplayEntry(time: time, method: r.method, target: r.url, model: r.model, line: line))
+            } catch {
+                return .malformed("not a usable record: \(error)")
+            }
+        }
+        guard let method = field(json, "http.method")?.string, let path = field(json, "http.path")?.string else {
+            return .skipped
+        }
+        if let scope = json["scope"]?.string, scope != "request" { return .skipped }
+        guard let timeText = json["time"]?.string else { return .malformed("access-log line without \"time\"") }
+        guard let time = WallTime.parse(timeText) else { return .malformed("\"time\" is not an RFC 3339 time: \(timeText)") }
+        let model = field(json, "gen_ai.request.model")?.string
+        return .entry(ReplayEntry(time: time, method: method, target: path, model: model, line: line))
+    }
+
+    /// Depth of unclosed `{`/`[` after `text`, outside strings (for JSON spread over lines, as jq prints it).
+    static func depthChange(_ text: String, inString: inout Bool, escaped: inout Bool) -> Int {
+        var depth = 0
+        for b in text.utf8 {
+            if inString {
+                if escaped { escaped = false } else if b == 0x5C { escaped = true } else if b == 0x22 { inString = false }
+                continue
+            }
+            switch b {
+            case 0x22: inString = true
+            case 0x7B, 0x5B: depth += 1
+            case 0x7D, 0x5D: depth -= 1
+            default: break
+            }
+        }
+        return depth
+    }
+}
+
+/// The pure timing of a replay: original gaps divided by the speed, long gaps cut to `maxGap`,
+/// and with `loop` the next pass following the last request after a typical gap.
+public struct ReplayTimer: Sendable, Equatable {
+    public let speed: Double
+    public let maxGap: Nanos?
+    private var previous: Int64?
+    private var offset: Nanos = 0
+    private var passStart: Nanos = 0
+    private var inPass = 0
+    private var started = false
+
+    public init(speed: Double = 1, maxGap: Nanos? = nil) {
+        self.speed = speed > 0 ? speed : 1
+        self.maxGap = maxGap
+    }
+
+    /// The replay offset of a request whose original time is `time` (ns).
+    public mutating func schedule(_ time: Int64) -> Nanos {
+        defer { previous = time; inPass += 1 }
+        guard started else {
+            started = true
+            return 0
+        }
+        guard let prev = previous else { return offset } // first of a new pass
+        let gap = time > prev ? Double(time - prev) / speed : 0
+        var g = gap >= 1.8e19 ? Nanos.max / 4 : Nanos(gap.rounded())
+        if let maxGap { g = min(g, maxGap) }
+        offset &+= g
+        return offset
+    }
+
+    /// Starts another pass of the same file (`--loop`).
+    public mutating func newPass() {
+        guard started else { return }
+        let passLength = offset - passStart
+        var gap = inPass > 1 ? passLength / Nanos(inPass - 1) : Nanos(1e9 / speed)
+        if let maxGap { gap = min(gap, maxGap) }
+        offset &+= gap
+        passStart = offset
+        previous = nil
+        inPass = 0
+    }
+}
+
+/// Counts and messages of a replay's input, shared with whoever prints them.
+public final class ReplayDiagnostics: @unchecked Sendable {
+    private let lock = SimpleLock()
+    private var _entries = 0
+    private var _skipped = 0
+    private var _malformed = 0
+    private let report: @Sendable (String) -> Void
+
+    /// `report` receives each malformed line's message, `file:line: why`.
+    public init(report: @escaping @Sendable (String) -> Void = { _ in }) { self.report = report }
+
+    public var entries: Int { lock.withLock { _entries } }
+    public var skipped: Int { lock.withLock { _skipped } }
+    public var malformed: Int { lock.withLock { _malformed } }
+
+    func entry() { lock.withLock { _entries += 1 } }
+    func skip() { lock.withLock { _skipped += 1 } }
+    func bad(_ message: String) {
+        lock.withLock { _malformed += 1 }
+        report(message)
+    }
+}
+
+/// Splits a file into JSON objects (one a line, or spread over lines as jq prints them),
+/// reporting what is neither.
+public final class JSONObjectReader {
+    private let lines: LineReader
+    public let path: String
+    private let diagnostics: ReplayDiagnostics
+    static let maxObjectLines = 10_000
+
+    public init(path: String, diagnostics: ReplayDiagnostics) throws(LineReader.OpenError) {
+        self.path = path
+        lines = try LineReader(path: path)
+        self.diagnostics = diagnostics
+    }
+
+    /// The next object and the line it starts on; non-JSON lines are counted as skipped,
+    /// malformed JSON is reported and skipped.
+    public func next() -> (JSONValue, Int)? {
+        while let line = lines.next() {
+            let start = lines.lineNumber
+            let trimmed = line.trimmed(" \t")
+            if trimmed.isEmpty { continue }
+            guard trimmed.first == "{" else {
+                diagnostics.skip()
+                continue
+            }
+            var text = trimmed
+            var inString = false, escaped = false
+            var depth = ReplayParser.depthChange(trimmed, inString: &inString, escaped: &escaped)
+            var count = 1
+            while depth > 0, count < Self.maxObjectLines, let more = lines.next() {
+                text += "\n" + more
+                depth += ReplayParser.depthChange(more, inString: &inString, escaped: &escaped)
+                count += 1
+            }
+            do {
+                return (try JSONValue.parse(text), start)
+            } catch {
+                diagnostics.bad("\(path):\(start): malformed JSON (\(error)); line skipped")
+            }
+        }
+        return nil
+    }
+}
+
+/// Turns entries into requests: the target's scheme and host with the entry's path, the
+/// entry's method and model, and the flags' message, stream and headers.
+public struct ReplayRequestBuilder: Sendable {
+    public var target: String?
+    public var message: String
+    public var stream: Bool
+    public var headers: [String]
+
+    public init(target: String?, message: String = "What is 2+2?", stream: Bool = false, headers: [String] = []) {
+        self.target = target
+        self.message = message
+        self.stream = stream
+        self.headers = headers
+    }
+
+    /// The path and query of a URL (`/` if it has none).
+    static func pathOf(_ url: String) -> String {
+        guard let scheme = url.firstRange(of: "://") else { return url }
+        let rest = url[scheme.upperBound...]
+        guard let slash = rest.firstIndex(of: "/") else { return "/" }
+        return String(rest[slash...])
+    }
+
+    public func url(for entry: ReplayEntry) -> String? {
+        let isURL = entry.target.contains("://")
+        guard let target, !target.isEmpty else { return isURL ? entry.target : nil }
+        var base = target
+        while base.hasSuffix("/") { base.removeLast() }
+        var path = isURL ? Self.pathOf(entry.target) : entry.target
+        if !path.hasPrefix("/") { path = "/" + path }
+        return base + path
+    }
+
+    public func request(for entry: ReplayEntry) -> RequestSpec? {
+        guard let url = url(for: entry) else { return nil }
+        let method = entry.method.uppercased()
+        if method == "GET" || method == "HEAD" || method == "DELETE" || method == "OPTIONS" {
+            return RequestSpec(method: method, url: url, headers: headers, body: nil, model: entry.model)
+        }
+        var spec = RequestSpec.chat(url: url, model: entry.model ?? "", message: message, stream: stream, headers: headers)
+        spec.method = method
+        return spec
+    }
+}
+
+/// A replay as the engine's feed: streams the file, loops if asked, never holds it in memory.
+public final class ReplayFeed: ArrivalFeed {
+    public let path: String
+    private let builder: ReplayRequestBuilder
+    private let loop: Bool
+    private let diagnostics: ReplayDiagnostics
+    private var reader: JSONObjectReader?
+    private var timer: ReplayTimer
+    private var entriesThisPass = 0
+    private var pass = 0
+    private var warnedNoTarget = false
+
+    public init(path: String, builder: ReplayRequestBuilder, speed: Double, maxGap: Nanos?, loop: Bool,
+                diagnostics: ReplayDiagnostics) throws(LineReader.OpenError) {
+        self.path = path
+        self.builder = builder
+        self.loop = loop
+        self.diagnostics = diagnostics
+        timer = ReplayTimer(speed: speed, maxGap: maxGap)
+        reader = try JSONObjectReader(path: path, diagnostics: diagnostics)
+    }
+
+    public func next() -> (offset: Nanos, request: RequestSpec)? {
+        while true {
+            guard let reader else { return nil }
+            guard let (json, line) = reader.next() else {
+                // End of file: another pass, or the end.
+                if loop, entriesThisPass > 0, let again = try? JSONObjectReader(path: path, diagnostics: ReplayDiagnostics()) {
+                    self.reader = again
+                    timer.newPass()
+                    entriesThisPass = 0
+                    pass += 1
+                    continue
+                }
+                self.reader = nil
+                return nil
+            }
+            switch ReplayParser.item(json, line: line) {
+            case .skipped:
+                if pass == 0 { diagnostics.skip() }
+            case let .malformed(why):
+                if pass == 0 { diagnostics.bad("\(path):\(line): \(why); line skipped") }
+            case let .entry(entry):
+                guard let request = builder.request(for: entry) else {
+                    if !warnedNoTarget {
+                        warnedNoTarget = true
+                        diagnostics.bad("\(path):\(line): access-log lines carry only a path; pass --target URL (lines skipped)")
+                    }
+                    continue
+                }
+                entriesThisPass += 1
+                if pass == 0 { diagnostics.entry() }
+                return (timer.schedule(entry.time), request)
+            }
+        }
+    }
+}
