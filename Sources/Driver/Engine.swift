@@ -595,7 +595,9 @@ final class Engine {
             provider: provider, attempts: attempts, tokens: tokens)
     }
 
-    func readCompletions() {
+    @discardableResult
+    func readCompletions() -> Int {
+        var finished = 0
         var left: Int32 = 0
         while let msg = curl_multi_info_read(multi, &left) {
             guard msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle else { continue }
@@ -609,7 +611,9 @@ final class Engine {
             inFlight[ObjectIdentifier(t)] = nil
             free.append(t)
             emit(rec)
+            finished += 1
         }
+        return finished
     }
 
     /// When the loop must wake by itself next (absolute monotonic), if at all.
@@ -626,7 +630,7 @@ final class Engine {
     func run() {
         driver.attach(multi)
         startMono = fl_monotonic_ns()
-        startWall = fl_wall_ns()
+        startWall = fl_wall_ns() / 1000 * 1000 // whole microseconds, as records print it
         paused = config.startPaused
         pausedAt = 0
         stats.paused = paused
@@ -636,9 +640,10 @@ final class Engine {
         var running: Int32 = 0
         while true {
             applyControl()
+            var quick = 0
             if startDue() {
                 curl_multi_perform(multi, &running)
-                readCompletions()
+                quick = readCompletions()
             }
             if scheduleDone && inFlight.isEmpty && backlogHead == backlog.count { break }
             if recordsSinceFlush > 0 {
@@ -646,6 +651,8 @@ final class Engine {
                 recordsSinceFlush = 0
             }
             publishIfDue()
+            // Fast answers may already have freed slots: start again before waiting.
+            if quick > 0 { continue }
 
             var timeoutMs: Int32 = 1000
             if let due = deadline() {

@@ -199,6 +199,7 @@ public struct ReportBuilder: Sendable {
         if m.hasPrefix("not sent") { return "not sent (late)" }
         if m.hasPrefix("aborted") { return "aborted" }
         if m.contains("refused") { return "connection refused" }
+        if m.contains("failed to connect") || m.contains("couldn't connect") { return "connect failed" }
         if m.contains("reset") { return "connection reset" }
         if m.contains("timed out") || m.contains("timeout") { return "timeout" }
         if m.contains("resolve") { return "dns" }

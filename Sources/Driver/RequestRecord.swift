@@ -182,7 +182,8 @@ public struct RequestRecord: Sendable, Equatable {
         let wall = json["intended_at"]?.string.flatMap(WallTime.parse) ?? 0
         self.init(
             seq: UInt64(seq),
-            runStartWall: wall == 0 ? 0 : wall - Int64(intended),
+            // intended_at is the run's start (whole microseconds) plus the offset, cut to microseconds.
+            runStartWall: wall == 0 ? 0 : wall - Int64(intended / 1000) * 1000,
             intended: Nanos(intended),
             sent: json["sent_offset_ns"]?.int.map { Nanos(max(0, $0)) },
             late: json["late"]?.bool ?? false,

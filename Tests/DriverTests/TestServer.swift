@@ -66,16 +66,17 @@ final class TestServer: @unchecked Sendable {
         stopped = true
         let fds = clientFDs
         lock.unlock()
+        // The accept thread closes the socket when it leaves, so its number cannot be reused under it.
         shutdown(listenFD, Int32(SHUT_RDWR))
-        close(listenFD)
         for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     private func acceptLoop() {
+        defer { close(listenFD) }
         while true {
             let c = accept(listenFD, nil, nil)
             if c < 0 {
-                if errno == EINTR { continue }
+                if errno == EINTR, !lock.withLock({ stopped }) { continue }
                 return
             }
             lock.lock()
@@ -137,7 +138,7 @@ final class TestServer: @unchecked Sendable {
             let bytes = Array(out.utf8)
             var sent = 0
             while sent < bytes.count {
-                let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+                let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
                 if n <= 0 { return }
                 sent += n
             }
