@@ -199,6 +199,7 @@ public struct Policy: Sendable {
         public var kind: String
         public var name: String
         public var sectionName: String?
+        public var location: SourceLocation
     }
     public var name: String
     public var namespace: String

@@ -261,7 +261,7 @@ public enum ManifestLoader {
         }
         let host = fields.string("host")
         let port = fields.int("port", range: 1...65535)
-        if (host == nil) != (port == nil) {
+        if fields.has("host") != fields.has("port") {
             reader.error(node, "provider \(name): host and port go together; set both or neither")
         }
         let upstreamPath = fields.string("path")
@@ -324,7 +324,7 @@ public enum ManifestLoader {
         for (i, refNode) in spec.sequence("targetRefs").enumerated() {
             guard let ref = reader.mapping(refNode, at: "spec.targetRefs[\(i)]", known: ["group", "kind", "name", "sectionName"]),
                   let refKind = ref.requiredString("kind"), let refName = ref.requiredString("name") else { continue }
-            refs.append(Policy.TargetRef(kind: refKind, name: refName, sectionName: ref.string("sectionName")))
+            refs.append(Policy.TargetRef(kind: refKind, name: refName, sectionName: ref.string("sectionName"), location: reader.location(refNode)))
         }
         if refs.isEmpty { reader.error(spec.node, "\(kind) \(name) needs spec.targetRefs") }
         for other in ["targetSelectors", "frontend"] where spec.has(other) {
@@ -448,18 +448,18 @@ public enum ManifestLoader {
                 switch ref.kind {
                 case _ where backendKinds.contains(ref.kind):
                     guard let backend = config.backend(named: ref.name, namespace: policy.namespace) else {
-                        reader.error(at: policy.location, "\(policy.kind) \(policy.name) targets \(ref.kind) \(ref.name), which is not defined")
+                        reader.error(at: ref.location, "\(policy.kind) \(policy.name) targets \(ref.kind) \(ref.name), which is not defined")
                         continue
                     }
                     if let section = ref.sectionName, !backend.groups.joined().contains(where: { $0.name == section }) {
-                        reader.error(at: policy.location, "\(policy.kind) \(policy.name) targets provider \(section) of \(ref.name), which has no such provider")
+                        reader.error(at: ref.location, "\(policy.kind) \(policy.name) targets provider \(section) of \(ref.name), which has no such provider")
                     }
                 case "HTTPRoute":
                     if !config.routes.contains(where: { $0.name == ref.name && $0.namespace == policy.namespace }) {
-                        reader.error(at: policy.location, "\(policy.kind) \(policy.name) targets HTTPRoute \(ref.name), which is not defined")
+                        reader.error(at: ref.location, "\(policy.kind) \(policy.name) targets HTTPRoute \(ref.name), which is not defined")
                     }
                 default:
-                    reader.warning(at: policy.location, "\(policy.kind) \(policy.name): targetRef kind \(ref.kind) is ignored")
+                    reader.warning(at: ref.location, "\(policy.kind) \(policy.name): targetRef kind \(ref.kind) is ignored")
                 }
             }
         }

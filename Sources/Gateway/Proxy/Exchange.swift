@@ -249,8 +249,7 @@ final class Exchange: UpstreamResponseDelegate {
                 runtime.record(.response(status: responseStatus ?? 200, resetHint: nil, quotaExhausted: false), for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
                 self.choice = nil
             }
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
-            finish(status: responseStatus ?? 200, error: nil, reason: (responseStatus ?? 200) >= 400 ? "upstream_status" : nil, closeClient: !head.isKeepAlive)
+            finish(status: responseStatus ?? 200, error: nil, reason: (responseStatus ?? 200) >= 400 ? "upstream_status" : nil, closeClient: !head.isKeepAlive, sendEnd: true)
         default:
             pool.release(connection)
         }
@@ -352,11 +351,12 @@ final class Exchange: UpstreamResponseDelegate {
         if closeAfter { headers.add(name: "connection", value: "close") }
         context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
         context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(string: payload)))), promise: nil)
-        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
-        finish(status: Int(status.code), error: message, reason: reason, closeClient: closeAfter || !head.isKeepAlive)
+        finish(status: Int(status.code), error: message, reason: reason, closeClient: closeAfter || !head.isKeepAlive, sendEnd: true)
     }
 
-    private func finish(status: Int, error: String?, reason: String?, closeClient: Bool) {
+    /// Logs the request, then ends the response (`sendEnd`) and closes the client when asked:
+    /// the log line is written before the client can see the response complete.
+    private func finish(status: Int, error: String?, reason: String?, closeClient: Bool, sendEnd: Bool = false) {
         if case .done = phase { return }
         phase = .done
         timeoutTask?.cancel()
@@ -377,6 +377,7 @@ final class Exchange: UpstreamResponseDelegate {
         }
         runtime.finished(log)
         handler?.exchangeFinished(self)
+        if sendEnd { context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil) }
         if closeClient { context.close(promise: nil) }
     }
 
