@@ -10,7 +10,8 @@ public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
         self.column = column
     }
 
-    public var description: String { "\(file):\(line)" }
+    /// `file:line`, or just `file` when the problem is with the file as a whole.
+    public var description: String { line > 0 ? "\(file):\(line)" : file }
 }
 
 /// One error or warning about the configuration.
