@@ -137,7 +137,8 @@ public final class ReplayDiagnostics: @unchecked Sendable {
 
     func entry() { lock.withLock { _entries += 1 } }
     func skip() { lock.withLock { _skipped += 1 } }
-    func bad(_ message: String) {
+    /// Counts a malformed line and reports its message.
+    public func bad(_ message: String) {
         lock.withLock { _malformed += 1 }
         report(message)
     }

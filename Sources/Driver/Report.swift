@@ -259,6 +259,10 @@ public struct ReportBuilder: Sendable {
 }
 
 extension Report {
+    /// How many failover changes the text report lists.
+    public static let textTimelineLimit = 20
+    var textTimelineLimit: Int { Report.textTimelineLimit }
+
     /// The report for people.
     public var text: String {
         var o = ""
@@ -307,7 +311,8 @@ extension Report {
         if !timeline.isEmpty {
             line()
             line("failover timeline")
-            for c in timeline {
+            // People get the first changes; --json has them all (up to the builder's limit).
+            for c in timeline.prefix(textTimelineLimit) {
                 let when = "+" + Units.fixed(Double(c.at) / 1e9, 3) + "s" + (c.wall != 0 ? "  " + WallTime.format(c.wall) : "")
                 if let from = c.from {
                     line("  " + when + "  " + from + " -> " + c.to
@@ -316,7 +321,8 @@ extension Report {
                     line("  " + when + "  first served by " + c.to + "  (request \(c.seq))")
                 }
             }
-            if timelineDropped > 0 { line("  ... \(timelineDropped) more changes") }
+            let more = UInt64(max(0, timeline.count - textTimelineLimit)) + timelineDropped
+            if more > 0 { line("  ... \(more) more changes (--json lists them)") }
         }
         if let total = tokens.total, total > 0 {
             line()

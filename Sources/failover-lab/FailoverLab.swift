@@ -15,6 +15,9 @@ struct FailoverLab: AsyncParsableCommand {
             GatewayCommand.self,
             CheckCommand.self,
             StandInsCommand.self,
+            DriveCommand.self,
+            ReplayCommand.self,
+            ReportCommand.self,
         ],
         defaultSubcommand: GatewayCommand.self
     )

@@ -1,0 +1,487 @@
+import ArgumentParser
+import Dispatch
+import Driver
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `failover-lab drive`: load on any HTTP URL, open or closed loop, with honest latency.
+struct DriveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drive",
+        abstract: "Send load to a URL (usually the lab's gateway) and report what came back.",
+        discussion: """
+        Closed loop: --concurrency N keeps N requests in flight. Open loop: --rate R sends on \
+        schedule whatever the responses do (--poisson for random arrivals, --ramp-to for a linear \
+        ramp over --duration, --steps and --burst for shapes, --plan for a YAML plan). A request \
+        that finds every slot (--max-in-flight) busy at its time is counted late and keeps its \
+        intended start, so latency is reported both from the intended start (corrected for \
+        coordinated omission) and from the send.
+
+        The default request is the lab's: POST, Content-Type application/json, \
+        {"model": "", "messages": [{"role": "user", "content": "What is 2+2?"}]}.
+
+        Examples:
+          failover-lab drive http://127.0.0.1:8080/http-429 --rate 200/s --duration 30s --record run.jsonl
+          failover-lab drive URL --concurrency 16 --requests 10000
+          failover-lab drive URL --rate 50/s --ramp-to 500/s --duration 60s
+          failover-lab drive URL A --weights 3,1 --rate 100/s --duration 10s
+          failover-lab drive --plan plan.yaml --expect 'status[429] <= 1' --expect 'p99 < 50ms'
+
+        Plan file (YAML):
+          targets: [{url: http://127.0.0.1:8080/http-429, weight: 3}, http://127.0.0.1:8080/other]
+          request: {model: gpt-4o-mini, message: "hi", stream: false, headers: ["x-lab: 1"]}
+          phases:
+            - constant: 50/s
+              for: 10s
+            - poisson: 100/s
+              for: 10s
+            - ramp: 50/s -> 500/s
+              for: 30s
+            - steps: [100/s, 200/s]
+              every: 5s
+            - burst: 50
+              every: 1s
+              rate: 10/s
+              for: 10s
+          # or, instead of phases: concurrency: 16
+          duration: 60s
+          requests: 10000
+          max-in-flight: 256
+          seed: 1
+
+        Exit status: 0, or 1 when an --expect does not hold, or 64 for bad flags or files.
+        """)
+
+    @Argument(help: ArgumentHelp("Target URLs (several are picked by --weights, evenly by default).", valueName: "url"))
+    var urls: [String] = []
+
+    @Option(help: ArgumentHelp("Weights of the target URLs, in their order, e.g. 3,1.", valueName: "w,w,..."))
+    var weights: String?
+
+    @Option(help: ArgumentHelp("A YAML traffic plan: targets, request, phases or concurrency, limits. Flags win over it.", valueName: "file"))
+    var plan: String?
+
+    @Option(help: ArgumentHelp("Closed loop: keep N requests in flight.", valueName: "N"))
+    var concurrency: Int?
+
+    @Option(help: ArgumentHelp("Open loop: requests per second (200/s, 12000/m).", valueName: "rate"))
+    var rate: String?
+
+    @Flag(help: "With --rate: Poisson arrivals (random gaps with the given mean rate) instead of even ones.")
+    var poisson = false
+
+    @Option(name: .customLong("ramp-to"), help: ArgumentHelp("With --rate: ramp linearly from --rate to this rate over --duration (or --ramp-over).", valueName: "rate"))
+    var rampTo: String?
+
+    @Option(name: .customLong("ramp-over"), help: ArgumentHelp("Length of the ramp when it should not last the whole --duration.", valueName: "duration"))
+    var rampOver: String?
+
+    @Option(help: ArgumentHelp("Open loop in steps: rates held for --step-every each, e.g. 100/s,200/s,400/s.", valueName: "r,r,..."))
+    var steps: String?
+
+    @Option(name: .customLong("step-every"), help: ArgumentHelp("How long each of --steps lasts.", valueName: "duration"))
+    var stepEvery: String = "10s"
+
+    @Option(help: ArgumentHelp("Open loop in bursts: N requests at once every --burst-every (on top of --rate, if given).", valueName: "N"))
+    var burst: Int?
+
+    @Option(name: .customLong("burst-every"), help: ArgumentHelp("Time between bursts.", valueName: "duration"))
+    var burstEvery: String = "1s"
+
+    @OptionGroup var limits: DriveLimitOptions
+    @OptionGroup var request: DriveRequestOptions
+    @OptionGroup var engine: DriveEngineOptions
+    @OptionGroup var output: DriveOutputOptions
+
+    func run() throws {
+        let expectations = try output.parsedExpectations()
+        var planFile: PlanFile?
+        if let plan {
+            do { planFile = try PlanFile.load(path: plan) } catch { throw DriveCLI.usage("\(error)") }
+        }
+        // Targets and their weights.
+        var targets = urls.map { (url: $0, weight: 1.0) }
+        if targets.isEmpty, let p = planFile { targets = p.targets.map { ($0.url, $0.weight) } }
+        guard !targets.isEmpty else { throw DriveCLI.usage("no target: give a URL, e.g. failover-lab drive http://127.0.0.1:8080/http-429") }
+        if let weights {
+            let ws = weights.split(separator: ",").map { Double(DriveCLI.trim($0)) }
+            guard ws.count == targets.count, ws.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+                throw DriveCLI.usage("--weights \(weights): give one number >= 0 per target URL (\(targets.count) URLs)")
+            }
+            for i in targets.indices { targets[i].weight = ws[i]! }
+        }
+        for t in targets { try DriveCLI.checkURL(t.url, what: "target") }
+        let specs = try targets.map { try request.spec(url: $0.url, plan: planFile) }
+        let mix = RequestMix(specs, weights: targets.map(\.weight))
+
+        // The workload.
+        let duration = try limits.durationValue() ?? planFile?.duration
+        let requestLimit = limits.requests ?? planFile?.requests
+        let workload: Workload
+        let shapes = [rate != nil || rampTo != nil, steps != nil, burst != nil].filter { $0 }.count
+        if concurrency != nil && shapes > 0 {
+            throw DriveCLI.usage("--concurrency (closed loop) cannot be combined with --rate, --steps or --burst (open loop)")
+        }
+        if poisson && rate == nil { throw DriveCLI.usage("--poisson needs --rate") }
+        if rampTo != nil && rate == nil { throw DriveCLI.usage("--ramp-to needs --rate, the rate to start from") }
+        if let n = concurrency {
+            guard n > 0 else { throw DriveCLI.usage("--concurrency must be at least 1") }
+            workload = .closedLoop(concurrency: n)
+        } else if shapes > 0 {
+            workload = .openLoop(try phases(duration: duration))
+        } else if let p = planFile, let phases = p.phases {
+            workload = .openLoop(phases)
+        } else if let p = planFile, let n = p.concurrency {
+            workload = .closedLoop(concurrency: n)
+        } else {
+            throw DriveCLI.usage("say how to drive: --concurrency N (closed loop), --rate R (open loop) or --plan FILE")
+        }
+        var config = DriverConfiguration(workload: workload, mix: mix, duration: duration, requestLimit: requestLimit)
+        if config.duration == nil && config.requestLimit == nil, case .closedLoop = workload {
+            config.duration = 10_000_000_000 // a run without limits would never end; 10 s like wrk
+        }
+        if config.duration == nil && config.requestLimit == nil, case let .openLoop(ph) = workload,
+           ph.contains(where: { $0.duration == nil }) {
+            config.duration = 10_000_000_000
+        }
+        try engine.apply(to: &config, plan: planFile)
+        let session = DriveRunSession(config: config, output: output, expectations: expectations)
+        try session.run()
+    }
+
+    func phases(duration: Nanos?) throws -> [Phase] {
+        var phases: [Phase] = []
+        var base: Double?
+        if let rate {
+            guard let r = Units.parseRate(rate) else { throw DriveCLI.usage("--rate \(rate): not a rate; write 200/s, 200 or 12000/m") }
+            base = r
+        }
+        if let steps {
+            var rates: [Double] = []
+            for s in steps.split(separator: ",") {
+                guard let r = Units.parseRate(String(s)) else { throw DriveCLI.usage("--steps \(steps): '\(s)' is not a rate") }
+                rates.append(r)
+            }
+            guard let every = Units.parseDuration(stepEvery), every > 0 else { throw DriveCLI.usage("--step-every \(stepEvery): not a duration") }
+            phases.append(Phase(.steps(rates: rates, every: every)))
+            if base != nil { throw DriveCLI.usage("--steps already sets the rates; drop --rate") }
+            return phases
+        }
+        if let burst {
+            guard burst > 0 else { throw DriveCLI.usage("--burst must be at least 1") }
+            guard let every = Units.parseDuration(burstEvery), every > 0 else { throw DriveCLI.usage("--burst-every \(burstEvery): not a duration") }
+            if poisson || rampTo != nil { throw DriveCLI.usage("--burst combines with an even --rate only") }
+            return [Phase(.bursts(size: burst, every: every, baseRate: base ?? 0))]
+        }
+        guard let base else { throw DriveCLI.usage("--rate is needed") }
+        if let rampTo {
+            guard let to = Units.parseRate(rampTo) else { throw DriveCLI.usage("--ramp-to \(rampTo): not a rate") }
+            var over = duration
+            if let rampOver {
+                guard let d = Units.parseDuration(rampOver), d > 0 else { throw DriveCLI.usage("--ramp-over \(rampOver): not a duration") }
+                over = d
+            }
+            guard let over else { throw DriveCLI.usage("--ramp-to needs --duration (or --ramp-over) for the length of the ramp") }
+            if poisson { throw DriveCLI.usage("--poisson with --ramp-to is not supported; use a plan with phases") }
+            phases.append(Phase(.ramp(from: base, to: to, over: over)))
+            phases.append(Phase(.constant(rate: to))) // holds the end rate if the run is longer
+            return phases
+        }
+        return [Phase(poisson ? .poisson(rate: base) : .constant(rate: base))]
+    }
+}
+
+/// --duration and --requests.
+struct DriveLimitOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Stop starting requests after this long (30s, 2m). The run ends at the first of --duration and --requests.", valueName: "duration"))
+    var duration: String?
+
+    @Option(help: ArgumentHelp("Stop after this many requests.", valueName: "N"))
+    var requests: UInt64?
+
+    func durationValue() throws -> Nanos? {
+        guard let duration else { return nil }
+        guard let d = Units.parseDuration(duration), d > 0 else { throw DriveCLI.usage("--duration \(duration): not a duration; write 30s, 500ms or 2m") }
+        return d
+    }
+}
+
+/// What each request looks like.
+struct DriveRequestOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The \"model\" of the request body (the lab sends \"\").", valueName: "name"))
+    var model: String?
+
+    @Option(help: ArgumentHelp("The user message of the request body.", valueName: "text"))
+    var message: String?
+
+    @Flag(help: "Ask for a streamed answer (\"stream\": true); tokens then come from the last usage event.")
+    var stream = false
+
+    @Option(name: [.customShort("H"), .customLong("header")], help: ArgumentHelp("An extra request header, 'Name: value' (repeatable).", valueName: "header"))
+    var headers: [String] = []
+
+    @Option(name: .customLong("body-file"), help: ArgumentHelp("Send this file as the body instead of the chat request.", valueName: "file"))
+    var bodyFile: String?
+
+    @Option(name: [.customShort("X"), .customLong("method")], help: ArgumentHelp("HTTP method (POST by default).", valueName: "method"))
+    var method: String?
+
+    func spec(url: String, plan: PlanFile?) throws -> RequestSpec {
+        var all = plan?.headers ?? []
+        for h in headers {
+            guard let colon = h.firstIndex(of: ":"), colon != h.startIndex else {
+                throw DriveCLI.usage("-H '\(h)': write a header as 'Name: value'")
+            }
+            all.append(h)
+        }
+        let method = (self.method ?? plan?.method ?? "POST").uppercased()
+        if let path = bodyFile ?? plan?.bodyFile {
+            let body = try DriveCLI.readFile(path, what: bodyFile != nil ? "--body-file" : "body-file in \(plan!.path)")
+            if !all.contains(where: { $0.lowercased().hasPrefix("content-type:") }), body.first == UInt8(ascii: "{") {
+                all.insert("Content-Type: application/json", at: 0)
+            }
+            return RequestSpec(method: method, url: url, headers: all, body: body, model: RequestSpec.model(inBody: body))
+        }
+        if method == "GET" || method == "HEAD" {
+            return RequestSpec(method: method, url: url, headers: all, body: nil, model: nil)
+        }
+        var spec = RequestSpec.chat(url: url, model: model ?? plan?.model ?? "", message: message ?? plan?.message ?? "What is 2+2?",
+                                    stream: stream || (plan?.stream ?? false), headers: all)
+        spec.method = method
+        return spec
+    }
+}
+
+/// How the engine runs.
+struct DriveEngineOptions: ParsableArguments {
+    @Option(name: .customLong("max-in-flight"), help: ArgumentHelp("Open loop: most requests in flight; an arrival that finds all busy is late.", valueName: "N"))
+    var maxInFlight: Int?
+
+    @Option(help: ArgumentHelp("Give up on a request after this long (default 30s).", valueName: "duration"))
+    var timeout: String?
+
+    @Option(name: .customLong("connect-timeout"), help: ArgumentHelp("Give up connecting after this long.", valueName: "duration"))
+    var connectTimeout: String = "10s"
+
+    @Flag(help: "Speak HTTP/2 (prior knowledge on http://, ALPN on https://) instead of HTTP/1.1.")
+    var http2 = false
+
+    @Option(help: ArgumentHelp("Seed of the random arrivals and target picks, so runs repeat.", valueName: "N"))
+    var seed: UInt64?
+
+    func apply(to config: inout DriverConfiguration, plan: PlanFile?) throws {
+        if let n = maxInFlight ?? plan?.maxInFlight {
+            guard n > 0 else { throw DriveCLI.usage("--max-in-flight must be at least 1") }
+            config.maxInFlight = n
+        }
+        if let timeout {
+            guard let t = Units.parseDuration(timeout), t > 0 else { throw DriveCLI.usage("--timeout \(timeout): not a duration") }
+            config.timeout = t
+        } else if let t = plan?.timeout {
+            config.timeout = t
+        }
+        guard let c = Units.parseDuration(connectTimeout), c > 0 else { throw DriveCLI.usage("--connect-timeout \(connectTimeout): not a duration") }
+        config.connectTimeout = c
+        config.http2 = http2
+        config.seed = seed ?? plan?.seed ?? 1
+    }
+}
+
+/// Records, report format, expectations, progress.
+struct DriveOutputOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Write one JSON line per request to this file as the run goes ('-' for stdout).", valueName: "file"))
+    var record: String?
+
+    @Flag(help: "Print the report as JSON instead of text.")
+    var json = false
+
+    @Option(help: ArgumentHelp("A check the run must pass, e.g. 'status[429] <= 1', 'provider[openai-provider] >= 0.9', 'p99 < 50ms' (repeatable). A decimal or % value is a share, a whole number a count.", valueName: "check"))
+    var expect: [String] = []
+
+    @Flag(name: .customLong("no-progress"), help: "Do not print the progress line on stderr.")
+    var noProgress = false
+
+    func parsedExpectations() throws -> [Expectation] {
+        var out: [Expectation] = []
+        for e in expect {
+            do { out.append(try Expectation(parsing: e)) } catch { throw DriveCLI.usage(error.description) }
+        }
+        return out
+    }
+}
+
+/// Helpers shared by drive, replay and report.
+enum DriveCLI {
+    static func usage(_ message: String) -> Error {
+        ValidationError(message)
+    }
+
+    static func trim(_ text: some StringProtocol) -> String {
+        var s = Substring(text)
+        while s.first == " " { s.removeFirst() }
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+
+    static func checkURL(_ url: String, what: String) throws {
+        let lower = url.lowercased()
+        guard lower.hasPrefix("http://") || lower.hasPrefix("https://"), url.count > 8 else {
+            throw DriveCLI.usage("\(what) '\(url)': not an http:// or https:// URL")
+        }
+    }
+
+    static func readFile(_ path: String, what: String) throws -> [UInt8] {
+        guard let f = fopen(path, "rb") else {
+            throw DriveCLI.usage("\(what) \(path): cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(f) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, f)
+            if n <= 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
+    }
+
+    /// Prints to standard error.
+    static func printError(_ s: String) {
+        var line = s
+        if !line.hasSuffix("\n") { line += "\n" }
+        writeStderr(line)
+    }
+
+    /// Writes to standard error without buffering (the progress line is redrawn in place).
+    static func writeStderr(_ s: String) {
+        var text = s
+        text.withUTF8 { buf in
+            var done = 0
+            while done < buf.count {
+                let n = write(2, buf.baseAddress! + done, buf.count - done)
+                if n <= 0 { return }
+                done += n
+            }
+        }
+    }
+}
+
+/// Runs a driver with the output options: records, progress, Ctrl-C, report, expectations.
+struct DriveRunSession {
+    let config: DriverConfiguration
+    let output: DriveOutputOptions
+    let expectations: [Expectation]
+    var before: () -> Void = {}
+    var after: () -> String? = { nil }
+
+    init(config: DriverConfiguration, output: DriveOutputOptions, expectations: [Expectation]) {
+        self.config = config
+        self.output = output
+        self.expectations = expectations
+    }
+
+    func run() throws {
+        let recorder: Recorder?
+        if let path = output.record {
+            do { recorder = try Recorder(path: path) } catch { throw DriveCLI.usage(error.description) }
+        } else {
+            recorder = nil
+        }
+        let aggregate = DriveLockedBuilder()
+        let sink = RecordSink(
+            record: { r in
+                recorder?.record(r)
+                aggregate.add(r)
+            },
+            flush: { recorder?.flush() })
+        let driver = Driver(configuration: config, sink: sink)
+
+        // Ctrl-C: the first stops scheduling and lets in-flight requests finish; the second aborts them.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let interrupts = DriveCounter()
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                if interrupts.increment() == 1 {
+                    DriveCLI.printError("\nstopping: waiting for requests in flight (Ctrl-C again to abort them)")
+                    driver.stop()
+                } else {
+                    driver.stop(abortInFlight: true)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        before()
+        driver.start()
+        let tty = isatty(2) == 1
+        var progress = ProgressLine(totalDuration: config.duration, totalRequests: config.requestLimit)
+        let interval = tty ? 0.25 : 5.0
+        let showProgress = !output.noProgress && !(output.record == "-" && !tty)
+        while !driver.wait(seconds: interval) {
+            guard showProgress else { continue }
+            let line = progress.render(driver.stats)
+            if tty { DriveCLI.writeStderr("\r\u{1B}[2K" + line) } else { DriveCLI.printError(line) }
+        }
+        if showProgress && tty { DriveCLI.writeStderr("\r\u{1B}[2K") }
+        for s in sources { s.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+        if let e = recorder?.error { DriveCLI.printError(e) }
+        if let note = after() { DriveCLI.printError(note) }
+
+        let builder = aggregate.builder
+        let report = builder.build()
+        var results: [(Expectation, Bool, String)] = []
+        for e in expectations {
+            let (holds, measured) = e.evaluate(report, builder)
+            results.append((e, holds, measured))
+        }
+        let stats = driver.stats
+        if output.json {
+            var json = report.json
+            if case var .object(members) = json {
+                members.append(("connections_opened", .number(Double(stats.connectionsOpened))))
+                members.append(("expectations", .array(results.map { e, holds, measured in
+                    .object([("expect", .string(e.text)), ("holds", .bool(holds)), ("measured", .string(measured))])
+                })))
+                json = .object(members)
+            }
+            if output.record == "-" { DriveCLI.printError(json.serialized) } else { print(json.serialized) }
+        } else {
+            var text = report.text
+            text += "connections opened \(stats.connectionsOpened)\n"
+            if !results.isEmpty {
+                text += "\nexpectations\n"
+                for (e, holds, measured) in results {
+                    text += "  " + (holds ? "ok      " : "FAILED  ") + e.text + "  (measured " + measured + ")\n"
+                }
+            }
+            if output.record == "-" { DriveCLI.printError(text) } else { print(text, terminator: "") }
+        }
+        let failed = results.filter { !$0.1 }
+        if !failed.isEmpty {
+            for (e, _, measured) in failed { DriveCLI.printError("expectation failed: \(e.text) (measured \(measured))") }
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// The report aggregate, fed from the engine thread and read at the end.
+final class DriveLockedBuilder: @unchecked Sendable {
+    private let lock = SimpleLock()
+    private var value = ReportBuilder()
+    func add(_ r: RequestRecord) { lock.withLock { value.add(r) } }
+    var builder: ReportBuilder { lock.withLock { value } }
+}
+
+final class DriveCounter: @unchecked Sendable {
+    private let lock = SimpleLock()
+    private var n = 0
+    func increment() -> Int { lock.withLock { n += 1; return n } }
+}

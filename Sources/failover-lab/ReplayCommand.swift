@@ -1,0 +1,98 @@
+import ArgumentParser
+import Driver
+
+/// `failover-lab replay`: sends recorded traffic again, keeping its timing.
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Replay a records file or an agentgateway access log against a URL, keeping the original timing.",
+        discussion: """
+        Each request keeps its offset from the first request, divided by --speed; gaps longer \
+        than --max-gap are cut to it; --loop starts over at the end until --duration or \
+        --requests. The file is either our own records (from drive --record or replay --record) \
+        or agentgateway access-log lines: JSON objects with time, http.method, http.path and \
+        gen_ai.request.model, one per line or spread over lines as `kubectl logs ... | jq` prints \
+        them. Other lines are skipped and counted; a malformed line is reported with its line \
+        number and skipped. A replay records and reports like drive, so runs compare with report.
+
+        Examples:
+          failover-lab replay run.jsonl --target http://127.0.0.1:8080 --speed 2x
+          kubectl logs deploy/agentgateway | jq . > access.log
+          failover-lab replay access.log --target http://127.0.0.1:8080 --max-gap 1s --record replay.jsonl
+        """)
+
+    @Argument(help: ArgumentHelp("A records file (JSONL) or an access log.", valueName: "file"))
+    var file: String
+
+    @Option(help: ArgumentHelp("Scheme, host and port (and a base path) to send to; each request keeps its path. Needed for access logs; records default to their own URLs.", valueName: "url"))
+    var target: String?
+
+    @Option(help: ArgumentHelp("Replay faster (2x) or slower (0.5x) than recorded.", valueName: "factor"))
+    var speed: String = "1x"
+
+    @Option(name: .customLong("max-gap"), help: ArgumentHelp("Cut longer pauses between requests to this.", valueName: "duration"))
+    var maxGap: String?
+
+    @Flag(help: "Start over at the end of the file until --duration or --requests (10s if neither).")
+    var loop = false
+
+    @OptionGroup var limits: DriveLimitOptions
+
+    @Option(help: ArgumentHelp("The user message of replayed POST bodies.", valueName: "text"))
+    var message: String = "What is 2+2?"
+
+    @Flag(help: "Ask for streamed answers.")
+    var stream = false
+
+    @Option(name: [.customShort("H"), .customLong("header")], help: ArgumentHelp("An extra request header, 'Name: value' (repeatable).", valueName: "header"))
+    var headers: [String] = []
+
+    @OptionGroup var engine: DriveEngineOptions
+    @OptionGroup var output: DriveOutputOptions
+
+    func run() throws {
+        let expectations = try output.parsedExpectations()
+        guard let speedValue = Units.parseSpeed(speed) else { throw DriveCLI.usage("--speed \(speed): write a factor such as 2x or 0.5x") }
+        var gap: Nanos?
+        if let maxGap {
+            guard let g = Units.parseDuration(maxGap) else { throw DriveCLI.usage("--max-gap \(maxGap): not a duration") }
+            gap = g
+        }
+        if let target { try DriveCLI.checkURL(target, what: "--target") }
+        for h in headers where !h.contains(":") { throw DriveCLI.usage("-H '\(h)': write a header as 'Name: value'") }
+        // Open it once here so a missing file is a usage error, not an empty run.
+        do { _ = try LineReader(path: file) } catch { throw DriveCLI.usage("\(error)") }
+
+        let diagnostics = ReplayDiagnostics(report: { DriveCLI.printError($0) })
+        let builder = ReplayRequestBuilder(target: target, message: message, stream: stream, headers: headers)
+        let path = file
+        let loop = self.loop
+        let maxGapValue = gap
+        let make: @Sendable () -> any ArrivalFeed = {
+            do {
+                return try ReplayFeed(path: path, builder: builder, speed: speedValue, maxGap: maxGapValue, loop: loop,
+                                      diagnostics: diagnostics)
+            } catch {
+                diagnostics.bad("\(error)")
+                return EmptyFeed()
+            }
+        }
+        var config = DriverConfiguration(workload: .replay(make), mix: RequestMix([]),
+                                         duration: try limits.durationValue(), requestLimit: limits.requests)
+        if loop && config.duration == nil && config.requestLimit == nil { config.duration = 10_000_000_000 }
+        try engine.apply(to: &config, plan: nil)
+        var session = DriveRunSession(config: config, output: output, expectations: expectations)
+        session.after = {
+            var note = "replayed \(diagnostics.entries) requests from \(path)"
+            if diagnostics.skipped > 0 { note += "; skipped \(diagnostics.skipped) other lines" }
+            if diagnostics.malformed > 0 { note += "; \(diagnostics.malformed) malformed lines" }
+            return note
+        }
+        try session.run()
+    }
+}
+
+/// A feed with nothing in it (the file vanished between the check and the run).
+struct EmptyFeed: ArrivalFeed {
+    mutating func next() -> (offset: Nanos, request: RequestSpec)? { nil }
+}
