@@ -158,11 +158,23 @@ public final class JSONObjectReader {
         self.diagnostics = diagnostics
     }
 
+    /// A line read ahead while collecting a spread-out object.
+    private var pending: (String, Int)?
+
+    private func nextLine() -> (String, Int)? {
+        if let p = pending {
+            pending = nil
+            return p
+        }
+        guard let line = lines.next() else { return nil }
+        return (line, lines.lineNumber)
+    }
+
     /// The next object and the line it starts on; non-JSON lines are counted as skipped,
-    /// malformed JSON is reported and skipped.
+    /// malformed JSON is reported and skipped. An object spreads over lines only as jq
+    /// prints it: a line that is just `{`, up to the matching `}`.
     public func next() -> (JSONValue, Int)? {
-        while let line = lines.next() {
-            let start = lines.lineNumber
+        while let (line, start) = nextLine() {
             let trimmed = line.trimmed(" \t")
             if trimmed.isEmpty { continue }
             guard trimmed.first == "{" else {
@@ -170,13 +182,19 @@ public final class JSONObjectReader {
                 continue
             }
             var text = trimmed
-            var inString = false, escaped = false
-            var depth = ReplayParser.depthChange(trimmed, inString: &inString, escaped: &escaped)
-            var count = 1
-            while depth > 0, count < Self.maxObjectLines, let more = lines.next() {
-                text += "\n" + more
-                depth += ReplayParser.depthChange(more, inString: &inString, escaped: &escaped)
-                count += 1
+            if trimmed == "{" {
+                var inString = false, escaped = false
+                var depth = 1
+                var count = 1
+                while depth > 0, count < Self.maxObjectLines, let (more, number) = nextLine() {
+                    if more.hasPrefix("{") { // a new object at column 0: this one never closed
+                        pending = (more, number)
+                        break
+                    }
+                    text += "\n" + more
+                    depth += ReplayParser.depthChange(more, inString: &inString, escaped: &escaped)
+                    count += 1
+                }
             }
             do {
                 return (try JSONValue.parse(text), start)
