@@ -57,12 +57,22 @@ let package = Package(
                 "Gateway", "Upstreams",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // The dashboard: LabModel (pure), panels drawing into a Screen, themes, keymap, the ncurses terminal.
+        .target(
+            name: "TUI",
+            dependencies: [
+                "CShims", "Gateway", "Driver", "Lab",
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(
             name: "failover-lab",
             dependencies: [
-                "Gateway", "Upstreams", "Lab", "Driver",
+                "Gateway", "Upstreams", "Lab", "Driver", "TUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -74,6 +84,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "TUITests",
+            dependencies: ["TUI", "Gateway", "Driver"],
+            exclude: ["Snapshots"]
         ),
         .testTarget(
             name: "DriverTests",

@@ -1,5 +1,6 @@
 import Foundation
 import Gateway
+import NIOConcurrencyHelpers
 import Upstreams
 
 /// How to start a lab.
@@ -11,6 +12,8 @@ public struct LabOptions: Sendable {
     public var realUpstreams = false
     public var environment = ProcessInfo.processInfo.environment
     public var gateway = GatewayOptions()
+    /// The admin port (health, metrics, stand-in controls) on `host`; nil for none, 0 for a free one.
+    public var adminPort: Int?
 
     public init() {}
 }
@@ -20,12 +23,16 @@ public final class RunningLab: Sendable {
     public let config: LabConfig
     public let fleet: StandInFleet
     public let gateway: GatewayServer
+    private let adminBox = NIOLockedValueBox<AdminServer?>(nil)
 
     private init(config: LabConfig, fleet: StandInFleet, gateway: GatewayServer) {
         self.config = config
         self.fleet = fleet
         self.gateway = gateway
     }
+
+    /// The admin server, when one was asked for.
+    public var admin: AdminServer? { adminBox.withLockedValue { $0 } }
 
     public var standIns: [StandIn] { fleet.standIns }
 
@@ -49,7 +56,17 @@ public final class RunningLab: Sendable {
             let plan = try config.plan(PlanOptions(standIns: fleet.mapping(specs), realUpstreams: options.realUpstreams, environment: options.environment))
             let runtime = GatewayRuntime(plan: plan, options: options.gateway, accessLog: options.accessLog)
             let gateway = try await GatewayServer.start(runtime: runtime, host: options.host, port: options.port)
-            return RunningLab(config: config, fleet: fleet, gateway: gateway)
+            let lab = RunningLab(config: config, fleet: fleet, gateway: gateway)
+            if let adminPort = options.adminPort {
+                do {
+                    let admin = try await AdminServer.start(lab: lab, host: options.host, port: adminPort)
+                    lab.adminBox.withLockedValue { $0 = admin }
+                } catch {
+                    await gateway.stop()
+                    throw AdminPortError(host: options.host, port: adminPort, underlying: error)
+                }
+            }
+            return lab
         } catch {
             await fleet.stop()
             throw error
@@ -58,7 +75,16 @@ public final class RunningLab: Sendable {
 
     /// Stops the gateway and the stand-ins.
     public func stop() async {
+        await admin?.stop()
         await gateway.stop()
         await fleet.stop()
     }
+}
+
+/// The admin port could not be opened.
+public struct AdminPortError: Error, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+    public let underlying: Error
+    public var description: String { "cannot open the admin port \(host):\(port): \(underlying) (choose another with --admin-port, 0 for a free one)" }
 }

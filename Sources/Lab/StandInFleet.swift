@@ -12,16 +12,32 @@ public final class StandInFleet: Sendable {
         self.group = group
     }
 
-    /// The behaviour a stand-in of this kind starts with.
+    /// The behaviour a stand-in starts with: its `behavior`, else its kind's default.
     public static func initialBehavior(_ spec: StandInSpec) -> StandInBehavior {
+        if let text = spec.behavior, let behavior = try? StandInBehavior.parse(text) { return behavior }
         switch spec.kind {
         case .http429: return .always429(retryAfter: spec.retryAfterSeconds ?? 60)
         case .mockOpenAI: return .healthy
         }
     }
 
+    /// Errors in the stand-ins' `behavior` texts, with file:line.
+    public static func validate(_ specs: [StandInSpec]) -> [ConfigDiagnostic] {
+        specs.compactMap { spec in
+            guard let text = spec.behavior else { return nil }
+            do {
+                _ = try StandInBehavior.parse(text)
+                return nil
+            } catch {
+                return ConfigDiagnostic(severity: .error, location: spec.location, message: "stand-in \(spec.name): \(error)")
+            }
+        }
+    }
+
     /// Starts every stand-in of `specs` on a free port of `host`.
     public static func start(_ specs: [StandInSpec], host: String = "127.0.0.1") async throws -> StandInFleet {
+        let problems = validate(specs)
+        if !problems.isEmpty { throw ConfigErrors(diagnostics: problems) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var started: [StandIn] = []
         do {

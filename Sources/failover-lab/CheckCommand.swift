@@ -22,6 +22,11 @@ struct CheckCommand: AsyncParsableCommand {
                 mapping[declared] = (spec.name, UpstreamAddress(host: "127.0.0.1", port: 0, tls: false))
             }
         }
+        let behaviorProblems = StandInFleet.validate(config.scenario?.standIns ?? [])
+        if !behaviorProblems.isEmpty {
+            Console.error(ConfigErrors(diagnostics: behaviorProblems).description)
+            throw ExitCode(2)
+        }
         do {
             _ = try config.plan(PlanOptions(standIns: mapping, realUpstreams: realUpstreams, environment: ProcessInfo.processInfo.environment))
         } catch let errors as ConfigErrors {
@@ -34,6 +39,19 @@ struct CheckCommand: AsyncParsableCommand {
 
 /// The text `check` prints.
 enum CheckReport {
+    static func describe(_ health: HealthPolicy) -> String {
+        let condition = health.condition.map { "unhealthy when \($0)" } ?? "unhealthy on 5xx or no response (default)"
+        let e = health.eviction
+        var parts = [condition]
+        var when: [String] = []
+        if let n = e.consecutiveFailures { when.append("after \(n) failure(s) in a row") }
+        if let t = e.healthThreshold { when.append("when health < \(Int(t * 100))%") }
+        parts.append("evict " + (when.isEmpty ? "on every unhealthy response" : when.joined(separator: " or ")))
+        parts.append("for \(e.duration?.compactDescription ?? "the reset hint, else the retry backoff, else 3s") x (times evicted + 1)")
+        if let r = e.restoreHealth { parts.append("health \(Int(r * 100))% on return") }
+        return parts.joined(separator: "; ")
+    }
+
     static func render(_ config: LabConfig, standIns: [String: (name: String, address: UpstreamAddress)], realUpstreams: Bool) -> String {
         var out: [String] = []
         out.append("files: \(config.files.joined(separator: ", "))")
@@ -66,7 +84,8 @@ enum CheckReport {
                     let target = mapped.map { "stand-in \($0.name)" } ?? (declared.tls ? "https://\(declared)" : "http://\(declared)")
                     let policies = config.effectivePolicies(for: provider, in: backend)
                     let path = provider.upstreamPath(forClientPath: "<client path>")
-                    out.append("    \(provider.name): openai model \(provider.model ?? "(from request)"), upstream \(declared) path \(path) -> \(target), auth \(policies.auth?.kindDescription ?? "none")\(policies.health != nil ? ", health policy" : "")")
+                    out.append("    \(provider.name): openai model \(provider.model ?? "(from request)"), upstream \(declared) path \(path) -> \(target), auth \(policies.auth?.kindDescription ?? "none")")
+                    out.append("      health: \(policies.health.map(describe) ?? "lab mode (a 429 with a reset hint evicts for that long)")")
                     for note in config.policySources(for: provider, in: backend) {
                         out.append("      policy \(note)")
                     }

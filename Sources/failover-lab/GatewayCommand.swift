@@ -32,6 +32,12 @@ struct GatewayCommand: AsyncParsableCommand {
     @Flag(name: .customLong("real-upstreams"), help: "Send the OpenAI provider to the real api.openai.com over TLS (needs OPENAI_API_KEY) instead of the mock stand-in.")
     var realUpstreams = false
 
+    @Option(name: .customLong("admin-port"), help: "Admin port on the listen address: GET /health/providers, GET /metrics, GET /standins, POST /standins/NAME/behavior. 0 picks a free one.")
+    var adminPort = 15020
+
+    @Flag(name: .customLong("no-admin"), help: "Do not open the admin port.")
+    var noAdmin = false
+
     @Option(help: "Event-loop threads serving clients.")
     var threads = 1
 
@@ -42,6 +48,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
+        guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be 0...65535, got \(adminPort)") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64, got \(threads)") }
     }
 
@@ -54,6 +61,7 @@ struct GatewayCommand: AsyncParsableCommand {
         options.gateway.threads = threads
         options.gateway.logResponseBody = logBody
         options.gateway.balancer = balancer.options
+        options.adminPort = noAdmin ? nil : adminPort
         do {
             options.accessLog = accessLog == "-" ? .standardOutput : try AccessLogWriter(path: accessLog)
         } catch {
@@ -66,12 +74,18 @@ struct GatewayCommand: AsyncParsableCommand {
         } catch let errors as ConfigErrors {
             Console.error(errors.description)
             throw ExitCode(2)
+        } catch let admin as AdminPortError {
+            Console.error("failover-lab: \(admin)")
+            throw ExitCode(1)
         } catch {
             Console.error("failover-lab: cannot start on \(listen):\(port): \(error)")
             throw ExitCode(1)
         }
         for standIn in running.standIns {
             Console.error("stand-in \(standIn.name) on http://\(standIn.address) (\(standIn.behavior))")
+        }
+        if let admin = running.admin {
+            Console.error("admin on http://\(listen):\(admin.port) (GET /health/providers, /metrics; POST /standins/NAME/behavior)")
         }
         Console.error("listening on \(running.gatewayURL)")
         _ = await Signals.waitForTermination()

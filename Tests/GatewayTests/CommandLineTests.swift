@@ -34,7 +34,7 @@ struct CommandLineTests {
     func gatewayHeadless() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["gateway", "--port", "0"]
+        process.arguments = ["gateway", "--port", "0", "--admin-port", "0"]
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -67,21 +67,10 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
-    private var result: EventLoopPromise<TestResponse>?
-    private var finished: Result<TestResponse, Error>?
+    private let done = LatePromise<TestResponse>()
 
     func promise(on loop: EventLoop) -> EventLoopFuture<TestResponse> {
-        loop.submit {
-            let p = loop.makePromise(of: TestResponse.self)
-            if let finished = self.finished { p.completeWith(finished) } else { self.result = p }
-            return p.futureResult
-        }.flatMap { $0 }
-    }
-
-    private func complete(_ r: Result<TestResponse, Error>) {
-        guard finished == nil else { return }
-        finished = r
-        result?.completeWith(r)
+        done.futureResult(on: loop)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -90,16 +79,16 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         case .body(var b): body.writeBuffer(&b)
         case .end:
             guard let head else { return }
-            complete(.success(TestResponse(status: Int(head.status.code), headers: head.headers, body: String(buffer: body), version: head.version)))
+            done.complete(.success(TestResponse(status: Int(head.status.code), headers: head.headers, body: String(buffer: body), version: head.version)))
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        complete(.failure(ChannelError.eof))
+        done.complete(.failure(ChannelError.eof))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        complete(.failure(error))
+        done.complete(.failure(error))
         context.close(promise: nil)
     }
 }
@@ -228,12 +217,12 @@ final class ChunkTimer: ChannelInboundHandler, @unchecked Sendable {
             if first == nil { first = ContinuousClock.now - start }
             text += String(buffer: b)
         case .end:
-            done.complete(.success(StreamingProbe.Result(firstChunk: first ?? .zero, total: ContinuousClock.now - start, text: text)), on: context.eventLoop)
+            done.complete(.success(StreamingProbe.Result(firstChunk: first ?? .zero, total: ContinuousClock.now - start, text: text)))
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        done.complete(.failure(error), on: context.eventLoop)
+        done.complete(.failure(error))
     }
 }
 
@@ -242,7 +231,7 @@ final class LatePromise<T: Sendable>: @unchecked Sendable {
     private var result: Result<T, Error>?
     private var waiting: EventLoopPromise<T>?
 
-    func complete(_ r: Result<T, Error>, on loop: EventLoop) {
+    func complete(_ r: Result<T, Error>) {
         guard result == nil else { return }
         result = r
         waiting?.completeWith(r)

@@ -51,22 +51,21 @@ public enum HealthRule: Sendable {
 
 /// A health policy, ready to evaluate.
 public struct HealthPolicyRule: Sendable {
-    /// True when a response with this status is unhealthy; `nil` status means no response.
-    public var isUnhealthy: @Sendable (Int?) -> Bool
+    /// When a response is unhealthy; a missing response (connect error, reset, timeout) always is.
+    public var condition: UnhealthyCondition
     public var eviction: EvictionSettings
     /// The route's retry backoff, the third fallback for the base duration.
     public var retryBackoff: Duration?
 
-    public init(isUnhealthy: @escaping @Sendable (Int?) -> Bool = HealthPolicyRule.defaultCondition, eviction: EvictionSettings, retryBackoff: Duration? = nil) {
-        self.isUnhealthy = isUnhealthy
+    public init(condition: UnhealthyCondition = .defaultCondition, eviction: EvictionSettings, retryBackoff: Duration? = nil) {
+        self.condition = condition
         self.eviction = eviction
         self.retryBackoff = retryBackoff
     }
 
-    /// The default `unhealthyCondition`: a 5xx, or no response at all.
-    public static let defaultCondition: @Sendable (Int?) -> Bool = { status in
-        guard let status else { return true }
-        return status >= 500
+    /// True when a response with this status (nil: no response) is unhealthy.
+    public func isUnhealthy(_ status: Int?) -> Bool {
+        status.map(condition.evaluate) ?? true
     }
 }
 
@@ -174,6 +173,9 @@ public struct BalancerEvent: Sendable, Hashable {
     public var group: Int
     public var kind: Kind
     public var at: ContinuousClock.Instant
+    /// The balancer's decision counter when this happened: choices with a higher
+    /// `ProviderChoice.sequence` were made after it.
+    public var sequence: UInt64 = 0
 }
 
 /// The choice made for a request.
@@ -183,12 +185,16 @@ public struct ProviderChoice: Sendable, Hashable {
     public var failOpen: Bool
     /// True when this request is the half-open probe.
     public var isProbe: Bool
+    /// The balancer's decision counter for this choice (see `BalancerEvent.sequence`).
+    public var sequence: UInt64 = 0
 }
 
 /// Priority groups, power of two choices, eviction. Pure: time and randomness come in.
 public struct BackendBalancer: Sendable {
     public private(set) var groups: [[ProviderHealth]]
     public var options: BalancerOptions
+    /// Counts choices and health changes, in the order the balancer saw them.
+    public private(set) var sequence: UInt64 = 0
     static let alpha = 0.3
     static let quotaHintThreshold = Duration.seconds(600)
 
@@ -221,7 +227,7 @@ public struct BackendBalancer: Sendable {
                     groups[g][i].state = .probeReady(reason: reason)
                 } else {
                     restore(ProviderIndex(group: g, index: i))
-                    events.append(BalancerEvent(provider: groups[g][i].name, group: g, kind: .returned, at: now))
+                    events.append(stamp(BalancerEvent(provider: groups[g][i].name, group: g, kind: .returned, at: now)))
                 }
             }
         }
@@ -244,7 +250,7 @@ public struct BackendBalancer: Sendable {
             if let probe = groups[g].firstIndex(where: isProbeReady) {
                 let reason = groups[g][probe].reason ?? .rate
                 groups[g][probe].state = .probing(reason: reason)
-                events.append(BalancerEvent(provider: groups[g][probe].name, group: g, kind: .probeSent, at: now))
+                events.append(stamp(BalancerEvent(provider: groups[g][probe].name, group: g, kind: .probeSent, at: now)))
                 choice = ProviderChoice(provider: ProviderIndex(group: g, index: probe), failOpen: false, isProbe: true)
                 break
             }
@@ -258,8 +264,10 @@ public struct BackendBalancer: Sendable {
            let pick = powerOfTwo(group: first, candidates: Array(groups[first].indices), using: &rng) {
             choice = ProviderChoice(provider: ProviderIndex(group: first, index: pick), failOpen: true, isProbe: false)
         }
-        guard let choice else { return nil }
+        guard var choice else { return nil }
         groups[choice.provider.group][choice.provider.index].inFlight += 1
+        sequence += 1
+        choice.sequence = sequence
         return (choice, events)
     }
 
@@ -292,7 +300,7 @@ public struct BackendBalancer: Sendable {
             p.evictionStreak = 0
             if case .probing = p.state {
                 p.state = .healthy
-                events.append(BalancerEvent(provider: p.name, group: idx.group, kind: .returned, at: now))
+                events.append(stamp(BalancerEvent(provider: p.name, group: idx.group, kind: .returned, at: now)))
             }
             groups[idx.group][idx.index] = p
             return events
@@ -313,26 +321,26 @@ public struct BackendBalancer: Sendable {
                 break
             case .healthy, .probing:
                 if wasProbing {
-                    events.append(BalancerEvent(provider: p.name, group: idx.group, kind: .probeFailed, at: now))
+                    events.append(stamp(BalancerEvent(provider: p.name, group: idx.group, kind: .probeFailed, at: now)))
                 }
                 p.state = .evicted(until: until, reason: reason)
                 p.timesEvicted += 1
                 p.evictionStreak += 1
                 p.evictedAt = now
                 p.evictedFor = duration
-                events.append(BalancerEvent(provider: p.name, group: idx.group, kind: .evicted(duration: duration, reason: reason, times: p.timesEvicted), at: now))
+                events.append(stamp(BalancerEvent(provider: p.name, group: idx.group, kind: .evicted(duration: duration, reason: reason, times: p.timesEvicted), at: now)))
             }
         } else if wasProbing {
             // A failed probe that by itself would not evict still closes the half-open
             // window the same way: evict again for the last duration.
             let duration = p.evictedFor ?? .seconds(3)
             let reason = Self.reason(for: outcome, hint: nil, classifyQuota: options.classifyQuota)
-            events.append(BalancerEvent(provider: p.name, group: idx.group, kind: .probeFailed, at: now))
+            events.append(stamp(BalancerEvent(provider: p.name, group: idx.group, kind: .probeFailed, at: now)))
             p.state = .evicted(until: now + duration, reason: reason)
             p.timesEvicted += 1
             p.evictionStreak += 1
             p.evictedAt = now
-            events.append(BalancerEvent(provider: p.name, group: idx.group, kind: .evicted(duration: duration, reason: reason, times: p.timesEvicted), at: now))
+            events.append(stamp(BalancerEvent(provider: p.name, group: idx.group, kind: .evicted(duration: duration, reason: reason, times: p.timesEvicted), at: now)))
         }
         groups[idx.group][idx.index] = p
         return events
@@ -343,7 +351,14 @@ public struct BackendBalancer: Sendable {
         guard self[index].isOut else { return [] }
         restore(index)
         groups[index.group][index.index].evictionStreak = 0
-        return [BalancerEvent(provider: self[index].name, group: index.group, kind: .returned, at: now)]
+        return [stamp(BalancerEvent(provider: self[index].name, group: index.group, kind: .returned, at: now))]
+    }
+
+    private mutating func stamp(_ event: BalancerEvent) -> BalancerEvent {
+        sequence += 1
+        var event = event
+        event.sequence = sequence
+        return event
     }
 
     func isFailure(_ outcome: AttemptOutcome, rule: HealthRule) -> Bool {

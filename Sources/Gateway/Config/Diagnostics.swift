@@ -21,11 +21,22 @@ public struct ConfigDiagnostic: Sendable, Hashable, CustomStringConvertible {
     public let location: SourceLocation
     public let message: String
 
+    public init(severity: Severity, location: SourceLocation, message: String) {
+        self.severity = severity
+        self.location = location
+        self.message = message
+    }
+
     public var description: String { "\(location): \(severity.rawValue): \(message)" }
 }
 
 /// Thrown when a configuration has errors; nothing starts.
 public struct ConfigErrors: Error, CustomStringConvertible, Sendable {
     public let diagnostics: [ConfigDiagnostic]
+
+    public init(diagnostics: [ConfigDiagnostic]) {
+        self.diagnostics = diagnostics
+    }
+
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
 }

@@ -174,6 +174,8 @@ public enum AuthPolicy: Sendable, Hashable {
 /// A health policy: when a response is unhealthy, and how eviction follows.
 public struct HealthPolicy: Sendable {
     public var unhealthyCondition: String?
+    /// The parsed condition; nil means the default (5xx, or no response).
+    public var condition: UnhealthyCondition?
     public var eviction: EvictionSettings
     public var location: SourceLocation
 }
@@ -238,5 +240,7 @@ public struct StandInSpec: Sendable, Hashable {
     public var answers: [String]
     /// `retry-after` seconds the http-429 stand-in sends.
     public var retryAfterSeconds: Int?
+    /// The behaviour it starts with, as text (`healthy`, `503 50%`, ...); nil for its kind's default.
+    public var behavior: String?
     public var location: SourceLocation
 }

@@ -310,7 +310,16 @@ public enum ManifestLoader {
             eviction.healthThreshold = ev.number("healthThreshold", range: 0...100).map { $0 / 100 }
             eviction.restoreHealth = ev.number("restoreHealth", range: 0...100).map { $0 / 100 }
         }
-        return HealthPolicy(unhealthyCondition: health.string("unhealthyCondition"), eviction: eviction, location: health.location)
+        let text = health.string("unhealthyCondition")
+        var condition: UnhealthyCondition?
+        if let text {
+            do {
+                condition = try UnhealthyCondition.parse(text)
+            } catch {
+                health.reader.error(health["unhealthyCondition"], "\(health.path).\(error)")
+            }
+        }
+        return HealthPolicy(unhealthyCondition: text, condition: condition, eviction: eviction, location: health.location)
     }
 
     // MARK: Policies
@@ -373,7 +382,7 @@ public enum ManifestLoader {
         var standIns: [StandInSpec] = []
         for (i, node) in spec.sequence("standIns").enumerated() {
             let path = "spec.standIns[\(i)]"
-            guard let fields = reader.mapping(node, at: path, known: ["name", "kind", "answers", "retryAfter"]),
+            guard let fields = reader.mapping(node, at: path, known: ["name", "kind", "answers", "retryAfter", "behavior"]),
                   let standInName = fields.requiredString("name"), let kindText = fields.requiredString("kind") else { continue }
             guard let kind = StandInSpec.Kind(rawValue: kindText) else {
                 let kinds = StandInSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")
@@ -394,7 +403,7 @@ public enum ManifestLoader {
             }
             standIns.append(StandInSpec(name: standInName, kind: kind, answers: answers,
                                         retryAfterSeconds: fields.int("retryAfter", range: 0...86_400 * 366),
-                                        location: reader.location(node)))
+                                        behavior: fields.string("behavior"), location: reader.location(node)))
         }
         var fromEnv: [String: String] = [:]
         if let secrets = spec["secretsFromEnv"] {

@@ -160,16 +160,22 @@ final class Exchange: UpstreamResponseDelegate {
 
     /// A try ended with no response: record it, then retry or answer with an error.
     private func attemptFailed(_ outcome: AttemptOutcome, failure: String, error: String) {
-        guard let choice, let provider else { return }
+        guard let choice, provider != nil else { return }
         runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+        attempts.append(attemptRecord(status: nil, failure: failure))
         self.choice = nil
-        attempts.append(AttemptRecord(provider: provider.name, group: provider.group, status: nil, failure: failure))
         if shouldRetry(status: nil) {
             retryAfterBackoff()
             return
         }
         let status: HTTPResponseStatus = outcome == .timedOut ? .gatewayTimeout : .badGateway
         reject(status: status, message: error, type: "upstream_error", reason: outcome == .timedOut ? "timeout" : "upstream_connect")
+    }
+
+    /// The record of the current try.
+    private func attemptRecord(status: Int?, failure: String?) -> AttemptRecord {
+        AttemptRecord(provider: provider?.name ?? "?", group: provider?.group ?? 0, status: status, failure: failure,
+                      sequence: choice?.sequence ?? 0, probe: choice?.isProbe ?? false, failOpen: choice?.failOpen ?? false)
     }
 
     private func shouldRetry(status: Int?) -> Bool {
@@ -193,7 +199,7 @@ final class Exchange: UpstreamResponseDelegate {
     // MARK: Upstream response
 
     func upstreamHead(_ responseHead: HTTPResponseHead, on connection: UpstreamConnection) {
-        guard case .awaitingHead(let current) = phase, current === connection, let choice, let provider else { return }
+        guard case .awaitingHead(let current) = phase, current === connection, let choice, provider != nil else { return }
         let status = Int(responseHead.status.code)
         var hint: Duration?
         if status == 429 || status >= 500 {
@@ -205,7 +211,7 @@ final class Exchange: UpstreamResponseDelegate {
             // Eviction is in force before this response is even passed on.
             runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
         }
-        attempts.append(AttemptRecord(provider: provider.name, group: provider.group, status: status, failure: nil))
+        attempts.append(attemptRecord(status: status, failure: nil))
         if failed && shouldRetry(status: status) {
             self.choice = nil
             phase = .discarding(connection)
@@ -305,10 +311,10 @@ final class Exchange: UpstreamResponseDelegate {
         case .connecting, .awaitingHead, .backoff, .discarding:
             if case .awaitingHead(let connection) = phase { pool.discard(connection) }
             if case .discarding(let connection) = phase { pool.discard(connection) }
-            if let choice, let provider {
+            if let choice, provider != nil {
                 runtime.record(.timedOut, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                attempts.append(attemptRecord(status: nil, failure: "timeout"))
                 self.choice = nil
-                attempts.append(AttemptRecord(provider: provider.name, group: provider.group, status: nil, failure: "timeout"))
             }
             phase = .preparing
             reject(status: .gatewayTimeout, message: "request timeout", type: "upstream_error", reason: "timeout")
@@ -375,7 +381,7 @@ final class Exchange: UpstreamResponseDelegate {
         if let limit = runtime.options.logResponseBody, let copy = responseCopy {
             log.responseBody = String(decoding: copy.readableBytesView.prefix(limit), as: UTF8.self)
         }
-        runtime.finished(log)
+        runtime.finished(log, backend: route?.backendIndex)
         handler?.exchangeFinished(self)
         if sendEnd { context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil) }
         if closeClient { context.close(promise: nil) }

@@ -26,15 +26,19 @@ public final class GatewayRuntime: Sendable {
     private let balancers: [NIOLockedValueBox<BackendBalancer>]
     private let sinks: NIOLockedValueBox<[GatewayEventSink]>
     let accessLog: AccessLogWriter?
+    /// Prometheus counters and histograms.
+    public let metrics = GatewayMetrics()
 
     public init(plan: GatewayPlan, options: GatewayOptions = GatewayOptions(), accessLog: AccessLogWriter?) {
         self.plan = plan
         self.options = options
         self.accessLog = accessLog
         self.sinks = NIOLockedValueBox([])
-        self.balancers = plan.backends.map { backend in
+        self.balancers = plan.backends.enumerated().map { index, backend in
+            // The third fallback for an eviction's base: the retry backoff of a route to this backend.
+            let backoff = plan.routes.first { $0.backendIndex == index && $0.retry?.backoff != nil }?.retry?.backoff
             let groups = backend.groups.map { group in
-                group.map { ProviderHealth(name: $0.name, group: $0.group, rule: $0.healthRule(retryBackoff: nil)) }
+                group.map { ProviderHealth(name: $0.name, group: $0.group, rule: $0.healthRule(retryBackoff: backoff)) }
             }
             return NIOLockedValueBox(BackendBalancer(groups: groups, options: options.balancer))
         }
@@ -52,10 +56,14 @@ public final class GatewayRuntime: Sendable {
     func emit(backend: Int, _ events: [BalancerEvent]) {
         guard !events.isEmpty else { return }
         let name = plan.backends[backend].name
-        for event in events { emit(.health(backend: name, event)) }
+        for event in events {
+            if case .evicted(_, let reason, _) = event.kind { metrics.recordEviction(provider: event.provider, reason: reason) }
+            emit(.health(backend: name, event))
+        }
     }
 
-    func finished(_ log: RequestLog) {
+    func finished(_ log: RequestLog, backend: Int?) {
+        metrics.recordRequest(log, backend: backend.map { plan.backends[$0].name } ?? "")
         accessLog?.write(log.jsonLine())
         emit(.request(log))
     }
@@ -96,9 +104,10 @@ public final class GatewayRuntime: Sendable {
 }
 
 extension PlannedProvider {
-    /// The provider's health rule: lab mode without a health policy.
+    /// The provider's health rule: lab mode without a health policy. With one, a missing
+    /// response (connect error, reset, timeout) is always unhealthy.
     func healthRule(retryBackoff: Duration?) -> HealthRule {
         guard let health else { return .lab }
-        return .policy(HealthPolicyRule(eviction: health.eviction, retryBackoff: retryBackoff))
+        return .policy(HealthPolicyRule(condition: health.condition ?? .defaultCondition, eviction: health.eviction, retryBackoff: retryBackoff))
     }
 }

@@ -8,6 +8,12 @@ public struct AttemptRecord: Sendable, Hashable {
     public var status: Int?
     /// `connect`, `timeout`, `broken` when there was no (whole) response.
     public var failure: String?
+    /// The balancer's decision counter when this try's provider was chosen.
+    public var sequence: UInt64 = 0
+    /// This try was the half-open probe.
+    public var probe = false
+    /// Every provider was out and this try failed open to group 1.
+    public var failOpen = false
 
     /// `name=429`, `name=connect`: the form of `x-failover-attempts`.
     public var headerForm: String { "\(provider)=\(status.map(String.init) ?? failure ?? "error")" }
