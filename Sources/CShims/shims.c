@@ -103,3 +103,28 @@ int fl_nc_key_down(void) { return KEY_DOWN; }
 int fl_nc_key_left(void) { return KEY_LEFT; }
 int fl_nc_key_right(void) { return KEY_RIGHT; }
 int fl_nc_err(void) { return ERR; }
+int fl_nc_ok(void) { return OK; }
+int fl_nc_key_code_yes(void) { return KEY_CODE_YES; }
+int fl_nc_get_wch(unsigned int *ch) {
+    wint_t value = 0;
+    int result = get_wch(&value);
+    *ch = (unsigned int)value;
+    return result;
+}
+void fl_nc_timeout(int ms) { timeout(ms); }
+int fl_nc_keypad(int on) { return keypad(stdscr, on ? TRUE : FALSE); }
+int fl_nc_colors(void) { return has_colors() ? COLORS : 0; }
+int fl_nc_init_pair(int pair, int fg, int bg) {
+#if NCURSES_EXT_COLORS
+    return init_extended_pair(pair, fg, bg);
+#else
+    return init_pair((short)pair, (short)fg, (short)bg);
+#endif
+}
+void fl_nc_erase_all(void) {
+    erase();
+    clearok(stdscr, TRUE);
+}
+int fl_nc_refresh(void) { return refresh(); }
+int fl_nc_move(int y, int x) { return move(y, x); }
+void fl_nc_set_escdelay(int ms) { set_escdelay(ms); }

@@ -12,6 +12,7 @@ struct FailoverLab: AsyncParsableCommand {
         the provider is evicted for its retry-after, and the next requests fail over.
         """,
         subcommands: [
+            RunCommand.self,
             GatewayCommand.self,
             CheckCommand.self,
             StandInsCommand.self,
@@ -19,6 +20,6 @@ struct FailoverLab: AsyncParsableCommand {
             ReplayCommand.self,
             ReportCommand.self,
         ],
-        defaultSubcommand: GatewayCommand.self
+        defaultSubcommand: RunCommand.self
     )
 }

@@ -88,5 +88,26 @@ int fl_nc_key_left(void);
 int fl_nc_key_right(void);
 /// The ERR return value.
 int fl_nc_err(void);
+/// OK and KEY_CODE_YES, the other results of get_wch.
+int fl_nc_ok(void);
+int fl_nc_key_code_yes(void);
+/// get_wch on stdscr: OK with a character in *ch, KEY_CODE_YES with a key code in *ch, or ERR.
+int fl_nc_get_wch(unsigned int *ch);
+/// timeout(ms) on stdscr: how long get_wch waits (-1 forever, 0 not at all).
+void fl_nc_timeout(int ms);
+/// keypad(stdscr, on).
+int fl_nc_keypad(int on);
+/// The number of colours the terminal has (COLORS), 0 without colour support.
+int fl_nc_colors(void);
+/// init_pair, or init_extended_pair where colours go past 255.
+int fl_nc_init_pair(int pair, int fg, int bg);
+/// erase() and clearok(stdscr, TRUE): the next refresh repaints everything.
+void fl_nc_erase_all(void);
+/// refresh().
+int fl_nc_refresh(void);
+/// Moves the hidden cursor to (y, x) so terminals that show it anyway keep it out of the way.
+int fl_nc_move(int y, int x);
+/// Sets ESCDELAY (ms), so a lone Escape key is not held back for a second.
+void fl_nc_set_escdelay(int ms);
 
 #endif

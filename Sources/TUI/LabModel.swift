@@ -1,0 +1,434 @@
+/// One try of a request, as the dashboard shows it in the attempt chain.
+public struct AttemptEntry: Sendable, Hashable {
+    public var provider: String
+    public var status: Int?
+    /// `connect`, `timeout`, `broken` when there was no response.
+    public var failure: String?
+
+    public init(provider: String, status: Int?, failure: String? = nil) {
+        self.provider = provider
+        self.status = status
+        self.failure = failure
+    }
+}
+
+/// A finished request. Times are seconds since the lab started.
+public struct RequestEntry: Sendable, Hashable {
+    public var at: Double
+    /// nil when no response arrived.
+    public var status: Int?
+    public var provider: String?
+    /// 0-based group of the provider that answered, when known.
+    public var group: Int?
+    /// Seconds from send to the last byte.
+    public var latency: Double
+    public var tokens: Int?
+    public var attempts: [AttemptEntry]
+    public var error: String?
+
+    public init(at: Double, status: Int?, provider: String?, group: Int?, latency: Double, tokens: Int? = nil, attempts: [AttemptEntry] = [], error: String? = nil) {
+        self.at = at
+        self.status = status
+        self.provider = provider
+        self.group = group
+        self.latency = latency
+        self.tokens = tokens
+        self.attempts = attempts
+        self.error = error
+    }
+
+    /// The status class key used in counts: 200, 300, 400, 429, 500, or 0 for no response.
+    public var statusClass: Int {
+        guard let status, status > 0 else { return 0 }
+        if status == 429 { return 429 }
+        return (status / 100) * 100
+    }
+}
+
+/// A change in a provider's health.
+public struct HealthEvent: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable {
+        case evicted(duration: Double, reason: String, times: Int)
+        case returned
+        case probeSent
+        case probeFailed
+    }
+    public var at: Double
+    public var provider: String
+    public var group: Int
+    public var kind: Kind
+
+    public init(at: Double, provider: String, group: Int, kind: Kind) {
+        self.at = at
+        self.provider = provider
+        self.group = group
+        self.kind = kind
+    }
+}
+
+/// A provider as the balancer sees it right now.
+public struct ProviderStatus: Sendable, Hashable {
+    public enum State: Sendable, Hashable {
+        case healthy
+        /// Until when (seconds since start) and why.
+        case evicted(until: Double, reason: String)
+        /// The eviction is over; one probe request is due or in flight.
+        case probing(reason: String)
+    }
+    public var name: String
+    public var group: Int
+    public var state: State
+    public var health: Double?
+    /// Latency EWMA in seconds.
+    public var latency: Double?
+    public var inFlight: Int
+    public var timesEvicted: Int
+    /// How long the current or last eviction was set for, in seconds.
+    public var evictedFor: Double?
+    /// The stand-in answering for this provider, if any, and what it is doing.
+    public var standIn: String?
+    public var fault: String?
+
+    public init(name: String, group: Int, state: State = .healthy, health: Double? = nil, latency: Double? = nil, inFlight: Int = 0,
+                timesEvicted: Int = 0, evictedFor: Double? = nil, standIn: String? = nil, fault: String? = nil) {
+        self.name = name
+        self.group = group
+        self.state = state
+        self.health = health
+        self.latency = latency
+        self.inFlight = inFlight
+        self.timesEvicted = timesEvicted
+        self.evictedFor = evictedFor
+        self.standIn = standIn
+        self.fault = fault
+    }
+
+    /// True while ordinary requests skip this provider.
+    public var isOut: Bool {
+        if case .evicted = state { return true }
+        return false
+    }
+
+    public var stateWord: String {
+        switch state {
+        case .healthy: return "healthy"
+        case .evicted: return "evicted"
+        case .probing: return "probing"
+        }
+    }
+}
+
+/// Something the events panel lists.
+public struct EventEntry: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable {
+        case evicted(duration: Double, reason: String, times: Int)
+        case returned
+        case probeSent
+        case probeFailed
+        /// A stand-in's behaviour was changed.
+        case fault(behavior: String)
+        /// Anything else worth a line: traffic paused, counters cleared, a failed key action.
+        case note(String)
+    }
+    public var at: Double
+    /// The provider or stand-in the event is about.
+    public var subject: String?
+    public var kind: Kind
+}
+
+/// Requests that finished in one second of the run.
+public struct SecondBucket: Sendable, Hashable {
+    public var second: Int
+    public var count = 0
+    /// By status class (see `RequestEntry.statusClass`).
+    public var classes: [Int: Int] = [:]
+    public var codes: [Int: Int] = [:]
+    public var latencySum = 0.0
+    public var latencyMax = 0.0
+}
+
+/// Counts of a provider's tries by status class.
+public struct ClassCounts: Sendable, Hashable {
+    public var ok = 0
+    public var rateLimited = 0
+    public var clientError = 0
+    public var serverError = 0
+    public var noResponse = 0
+
+    mutating func add(status: Int?) {
+        guard let status, status > 0 else { noResponse += 1; return }
+        switch status {
+        case 429: rateLimited += 1
+        case 200..<400: ok += 1
+        case 400..<500: clientError += 1
+        default: serverError += 1
+        }
+    }
+}
+
+/// What the dashboard is fed: everything carries its time (seconds since start).
+public enum LabEvent: Sendable {
+    /// Time passes.
+    case tick(now: Double)
+    case request(RequestEntry)
+    case health(HealthEvent)
+    /// The balancer's current view of the providers, group by group.
+    case providers([[ProviderStatus]])
+    /// A stand-in's behaviour changed.
+    case fault(standIn: String, behavior: String, at: Double)
+    /// Traffic paused or resumed, or its rate changed.
+    case traffic(paused: Bool, rate: Double, at: Double)
+    /// Counters and rate history start again from zero.
+    case clear(at: Double)
+    case note(String, at: Double)
+}
+
+/// Everything the dashboard shows, as a value. `reduce` is pure: time comes in with the events.
+public struct LabModel: Sendable {
+    public static let requestHistory = 500
+    public static let eventHistory = 200
+    /// Seconds of per-second history (the charts show the last minute).
+    public static let secondsHistory = 62
+
+    public var scenario: String
+    public var gatewayURL: String
+    /// The traffic plan in words, e.g. `open loop`.
+    public var plan: String
+    public var now: Double = 0
+    public var paused = false
+    public var rate: Double
+    /// True when the gateway is not ours (`run --target`): no balancer view, providers come from responses.
+    public var external = false
+
+    public var groups: [[ProviderStatus]] = []
+    public var requests = Ring<RequestEntry>(capacity: LabModel.requestHistory)
+    public var events = Ring<EventEntry>(capacity: LabModel.eventHistory)
+    public var seconds = Ring<SecondBucket>(capacity: LabModel.secondsHistory)
+    /// Counts since start (or the last clear) by status code; 0 is no response.
+    public var statusTotals: [Int: Int] = [:]
+    public var total = 0
+    /// Tries by provider and status class, since start or the last clear.
+    public var providerCounts: [String: ClassCounts] = [:]
+    /// Providers named in responses, in the order first seen (for `--target`).
+    public var seenProviders: [String] = []
+    public var countingSince: Double = 0
+
+    public init(scenario: String, gatewayURL: String, plan: String, rate: Double, groups: [[ProviderStatus]] = [], external: Bool = false) {
+        self.scenario = scenario
+        self.gatewayURL = gatewayURL
+        self.plan = plan
+        self.rate = rate
+        self.groups = groups
+        self.external = external
+    }
+
+    /// The pure reducer: the model after one event.
+    public static func reduce(_ state: LabModel, _ event: LabEvent) -> LabModel {
+        var next = state
+        next.apply(event)
+        return next
+    }
+
+    public mutating func apply(_ event: LabEvent) {
+        switch event {
+        case .tick(let t):
+            now = max(now, t)
+        case .request(let r):
+            now = max(now, r.at)
+            record(r)
+        case .health(let h):
+            now = max(now, h.at)
+            let kind: EventEntry.Kind
+            switch h.kind {
+            case .evicted(let d, let reason, let times):
+                kind = .evicted(duration: d, reason: reason, times: times)
+                update(h.provider) { p in
+                    p.state = .evicted(until: h.at + d, reason: reason)
+                    p.timesEvicted = max(p.timesEvicted, times)
+                    p.evictedFor = d
+                }
+            case .returned:
+                kind = .returned
+                update(h.provider) { $0.state = .healthy }
+            case .probeSent:
+                kind = .probeSent
+                update(h.provider) { p in
+                    if case .evicted(_, let reason) = p.state { p.state = .probing(reason: reason) }
+                }
+            case .probeFailed:
+                kind = .probeFailed
+            }
+            events.append(EventEntry(at: h.at, subject: h.provider, kind: kind))
+        case .providers(let snapshot):
+            // The stand-in's fault is ours, not the balancer's: keep it across snapshots.
+            var faults: [String: String] = [:]
+            for p in groups.joined() { if let f = p.fault { faults[p.name] = f } }
+            groups = snapshot.map { group in
+                group.map { p in
+                    var p = p
+                    if p.fault == nil { p.fault = faults[p.name] }
+                    return p
+                }
+            }
+        case .fault(let standIn, let behavior, let at):
+            now = max(now, at)
+            for g in groups.indices {
+                for i in groups[g].indices where groups[g][i].standIn == standIn { groups[g][i].fault = behavior }
+            }
+            events.append(EventEntry(at: at, subject: standIn, kind: .fault(behavior: behavior)))
+        case .traffic(let isPaused, let newRate, let at):
+            now = max(now, at)
+            if isPaused != paused {
+                events.append(EventEntry(at: at, subject: nil, kind: .note(isPaused ? "traffic paused" : "traffic resumed")))
+            } else if newRate != rate {
+                events.append(EventEntry(at: at, subject: nil, kind: .note("rate set to \(Format.rate(newRate))")))
+            }
+            paused = isPaused
+            rate = newRate
+        case .clear(let at):
+            now = max(now, at)
+            statusTotals = [:]
+            total = 0
+            providerCounts = [:]
+            seconds.removeAll()
+            countingSince = at
+            events.append(EventEntry(at: at, subject: nil, kind: .note("counters cleared")))
+        case .note(let text, let at):
+            now = max(now, at)
+            events.append(EventEntry(at: at, subject: nil, kind: .note(text)))
+        }
+    }
+
+    private mutating func update(_ provider: String, _ change: (inout ProviderStatus) -> Void) {
+        for g in groups.indices {
+            for i in groups[g].indices where groups[g][i].name == provider { change(&groups[g][i]) }
+        }
+    }
+
+    private mutating func record(_ r: RequestEntry) {
+        requests.append(r)
+        total += 1
+        statusTotals[r.status ?? 0, default: 0] += 1
+        if r.attempts.isEmpty {
+            if let p = r.provider {
+                providerCounts[p, default: ClassCounts()].add(status: r.status)
+                noteSeen(p)
+            }
+        } else {
+            for a in r.attempts {
+                providerCounts[a.provider, default: ClassCounts()].add(status: a.status)
+                noteSeen(a.provider)
+            }
+        }
+        let second = Int(r.at.rounded(.down))
+        if (seconds.last?.second ?? Int.min) < second {
+            // Seconds with no requests stay implicit; the charts read missing seconds as zero.
+            seconds.append(SecondBucket(second: second))
+        }
+        seconds.updateLast { bucket in
+            guard bucket.second == second else { return }  // a late arrival for an older second is dropped
+            bucket.count += 1
+            bucket.classes[r.statusClass, default: 0] += 1
+            bucket.codes[r.status ?? 0, default: 0] += 1
+            bucket.latencySum += r.latency
+            bucket.latencyMax = max(bucket.latencyMax, r.latency)
+        }
+    }
+
+    private mutating func noteSeen(_ provider: String) {
+        if !seenProviders.contains(provider) && seenProviders.count < 64 { seenProviders.append(provider) }
+    }
+
+    // MARK: derived values
+
+    /// The first group with a provider in rotation; nil when every provider is out.
+    public var activeGroup: Int? {
+        groups.firstIndex { group in group.contains { !$0.isOut } }
+    }
+
+    /// Requests per second, one value per second of the last `n` whole seconds (oldest first).
+    public func perSecond(last n: Int, _ value: (SecondBucket) -> Double) -> [Double] {
+        let current = Int(now.rounded(.down))
+        var byStart: [Int: SecondBucket] = [:]
+        for b in seconds.elements where b.second > current - n - 1 { byStart[b.second] = b }
+        return ((current - n)..<current).map { s in byStart[s].map(value) ?? 0 }
+    }
+
+    /// Counts by status code in the last `window` seconds (the current second included).
+    public func recentCodes(window: Int = 10) -> [Int: Int] {
+        let current = Int(now.rounded(.down))
+        var out: [Int: Int] = [:]
+        for b in seconds.elements where b.second > current - window {
+            for (code, n) in b.codes { out[code, default: 0] += n }
+        }
+        return out
+    }
+
+    /// Requests per second over the last five whole seconds (or the time since the start or clear).
+    public var achievedRate: Double {
+        let span = min(5.0, max(0, Double(Int(now.rounded(.down))) - countingSince.rounded(.down)))
+        guard span >= 1 else { return 0 }
+        let counts = perSecond(last: Int(span)) { Double($0.count) }
+        return counts.reduce(0, +) / span
+    }
+
+    /// All providers in order, for selection.
+    public var allProviders: [ProviderStatus] { Array(groups.joined()) }
+}
+
+/// Number and time formatting shared by panels and headless output.
+public enum Format {
+    public static func rate(_ r: Double) -> String {
+        r >= 100 || r == r.rounded() ? "\(Int(r.rounded()))/s" : fixed(r, 1) + "/s"
+    }
+
+    public static func fixed(_ v: Double, _ decimals: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let n = Int((abs(v) * scale).rounded())
+        let sign = v < 0 && n != 0 ? "-" : ""
+        let whole = n / Int(scale)
+        guard decimals > 0 else { return sign + String(whole) }
+        var frac = String(n % Int(scale))
+        while frac.count < decimals { frac = "0" + frac }
+        return sign + String(whole) + "." + frac
+    }
+
+    /// `12ms`, `1.4s`, `850µs`.
+    public static func latency(_ seconds: Double) -> String {
+        if seconds < 0.001 { return "\(Int((seconds * 1_000_000).rounded()))µs" }
+        if seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
+        return fixed(seconds, seconds < 10 ? 2 : 1) + "s"
+    }
+
+    /// `mm:ss` (or `h:mm:ss`) since start.
+    public static func clock(_ seconds: Double) -> String {
+        let s = max(0, Int(seconds.rounded(.down)))
+        let h = s / 3600, m = (s / 60) % 60, sec = s % 60
+        let mm = m < 10 ? "0\(m)" : "\(m)", ss = sec < 10 ? "0\(sec)" : "\(sec)"
+        return h > 0 ? "\(h):\(mm):\(ss)" : "\(mm):\(ss)"
+    }
+
+    /// `mm:ss.t` since start, for log rows.
+    public static func stamp(_ seconds: Double) -> String {
+        let tenths = Int((max(0, seconds) * 10).rounded(.down)) % 10
+        return clock(seconds) + "." + String(tenths)
+    }
+
+    /// A whole number of seconds, rounded up: a countdown never shows 0 before it is over.
+    public static func countdown(_ seconds: Double) -> String {
+        "\(Int(max(0, seconds).rounded(.up)))s"
+    }
+
+    public static func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
+        let n = s.unicodeScalars.count
+        if n >= width { return s }
+        let fill = String(repeating: " ", count: width - n)
+        return right ? fill + s : s + fill
+    }
+
+    public static func percent(_ part: Int, _ whole: Int) -> String {
+        guard whole > 0 else { return "-" }
+        return "\(Int((Double(part) * 100 / Double(whole)).rounded()))%"
+    }
+}

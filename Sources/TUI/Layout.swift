@@ -1,0 +1,390 @@
+/// How to draw, beyond the model.
+public struct RenderOptions: Sendable {
+    public var glyphs: Glyphs
+    /// Index into the model's providers of the selected one, if any.
+    public var selected: Int?
+    public var showHelp: Bool
+    public var themeName: String
+
+    public init(glyphs: Glyphs = .unicode, selected: Int? = 0, showHelp: Bool = false, themeName: String = "default") {
+        self.glyphs = glyphs
+        self.selected = selected
+        self.showHelp = showHelp
+        self.themeName = themeName
+    }
+}
+
+/// Lays the panels out on a Screen of the size the terminal has. Pure.
+public enum Dashboard {
+    public static let minimumWidth = 80
+    public static let minimumHeight = 24
+
+    /// Draws a whole frame.
+    public static func render(_ model: LabModel, width: Int, height: Int, options: RenderOptions = RenderOptions()) -> Screen {
+        var screen = Screen(width: width, height: height)
+        guard width >= minimumWidth, height >= minimumHeight else {
+            drawTooSmall(&screen)
+            return screen
+        }
+        let g = options.glyphs
+        Panels.header(&screen, model, y: 0, glyphs: g)
+        let groupsHeight = min(Panels.groupsHeight(model), height - 2 - 9 - 4)
+        Panels.groups(&screen, model, Rect(x: 0, y: 1, width: width, height: groupsHeight), options: options)
+        let rest = height - 2 - groupsHeight
+        let eventsHeight = max(4, min(12, rest * 3 / 10))
+        let middleHeight = rest - eventsHeight
+        let middleY = 1 + groupsHeight
+        let rightWidth = min(52, max(36, width * 2 / 5))
+        let requests = Rect(x: 0, y: middleY, width: width - rightWidth, height: middleHeight)
+        Panels.requests(&screen, model, requests, glyphs: g)
+        let codes = model.statusTotals.count
+        let statusHeight = min(max(5, 3 + codes + (codes > 1 ? 1 : 0)), middleHeight - 5)
+        Panels.statusCodes(&screen, model, Rect(x: requests.maxX, y: middleY, width: rightWidth, height: statusHeight), glyphs: g)
+        Panels.rates(&screen, model, Rect(x: requests.maxX, y: middleY + statusHeight, width: rightWidth, height: middleHeight - statusHeight), glyphs: g)
+        Panels.events(&screen, model, Rect(x: 0, y: middleY + middleHeight, width: width, height: eventsHeight), glyphs: g)
+        Panels.footer(&screen, y: height - 1, themeName: options.themeName)
+        if options.showHelp { Panels.help(&screen, glyphs: g) }
+        return screen
+    }
+
+    static func drawTooSmall(_ screen: inout Screen) {
+        let lines = [
+            "failover-lab needs at least \(minimumWidth)x\(minimumHeight);",
+            "this terminal is \(screen.width)x\(screen.height).",
+            "Enlarge it, or press q to quit.",
+        ]
+        let top = max(0, (screen.height - lines.count) / 2)
+        for (i, line) in lines.enumerated() {
+            let x = max(0, (screen.width - line.count) / 2)
+            screen.put(line, x: x, y: top + i, role: i == 0 ? .warning : .text)
+        }
+    }
+}
+
+/// The panels, each drawing into its rectangle.
+enum Panels {
+    static func header(_ s: inout Screen, _ m: LabModel, y: Int, glyphs g: Glyphs) {
+        s.fill(Rect(x: 0, y: y, width: s.width, height: 1), with: Cell(" ", role: .header))
+        var x = 1
+        x += s.put("failover-lab", x: x, y: y, role: .header, attributes: .bold)
+        let parts: [String] = [
+            m.scenario,
+            m.gatewayURL,
+            "\(m.plan) \(Format.rate(m.rate)) (achieved \(Format.rate(m.achievedRate)))",
+            Format.clock(m.now),
+        ]
+        for part in parts {
+            x += s.put(g.separator + part, x: x, y: y, role: .header)
+        }
+        let state = m.paused ? " PAUSED " : " running "
+        x += s.put(g.separator, x: x, y: y, role: .header)
+        s.put(state, x: x, y: y, role: m.paused ? .paused : .header, attributes: m.paused ? [.bold, .reverse] : .bold)
+        let help = "? help "
+        if s.width - help.count > x + state.count + 1 {
+            s.put(help, x: s.width - help.count, y: y, role: .header)
+        }
+    }
+
+    static func footer(_ s: inout Screen, y: Int, themeName: String) {
+        s.fill(Rect(x: 0, y: y, width: s.width, height: 1), with: Cell(" ", role: .footer))
+        var x = 1
+        for (keys, word) in Keymap.hints {
+            if x + keys.count + word.count + 2 > s.width - 1 { break }
+            x += s.put(keys, x: x, y: y, role: .key, attributes: .bold)
+            x += s.put(" " + word + "  ", x: x, y: y, role: .footer)
+        }
+        let theme = "theme: " + themeName + " "
+        if x + theme.count < s.width { s.put(theme, x: s.width - theme.count, y: y, role: .footer) }
+    }
+
+    // MARK: priority groups
+
+    static func groupsHeight(_ m: LabModel) -> Int {
+        if m.external { return 2 + 1 + max(1, m.seenProviders.count) }
+        return 2 + m.groups.reduce(0) { $0 + 1 + 2 * max(1, $1.count) }
+    }
+
+    static func groups(_ s: inout Screen, _ m: LabModel, _ r: Rect, options: RenderOptions) {
+        let g = options.glyphs
+        s.box(r, title: "Priority groups", glyphs: g)
+        let inner = r.inner
+        var y = inner.y
+        if m.external {
+            s.put("Not our gateway: providers as the responses name them (x-failover-attempts).", x: inner.x + 1, y: y, role: .dim, maxWidth: inner.width - 1)
+            y += 1
+            for name in m.seenProviders where y < inner.maxY {
+                let c = m.providerCounts[name] ?? ClassCounts()
+                var x = inner.x + 2
+                x += s.put(Format.pad(name, 24), x: x, y: y, role: .text, maxWidth: inner.maxX - x)
+                countsLine(&s, c, x: x, y: y, limit: inner.maxX)
+                y += 1
+            }
+            return
+        }
+        let active = m.activeGroup
+        var flat = 0
+        for (gi, group) in m.groups.enumerated() {
+            guard y < inner.maxY else { return }
+            var x = inner.x + 1
+            x += s.put("Group \(gi + 1)", x: x, y: y, role: .title, attributes: .bold)
+            if gi == active {
+                s.put("  ACTIVE", x: x, y: y, role: .active, attributes: .bold)
+            } else if active == nil && gi == 0 {
+                s.put("  ALL EVICTED: failing open to group 1", x: x, y: y, role: .evicted, attributes: .bold)
+            } else if let active, gi > active {
+                s.put("  standby", x: x, y: y, role: .standby)
+            } else {
+                s.put("  out: every provider evicted", x: x, y: y, role: .evicted)
+            }
+            y += 1
+            for p in group {
+                guard y + 1 < inner.maxY + 1 else { return }
+                providerRows(&s, p, now: m.now, counts: m.providerCounts[p.name] ?? ClassCounts(), selected: options.selected == flat, x: inner.x, y: y, width: inner.width, glyphs: g)
+                y += 2
+                flat += 1
+            }
+        }
+    }
+
+    static func stateRole(_ p: ProviderStatus) -> Role {
+        switch p.state {
+        case .healthy: return .healthy
+        case .evicted: return .evicted
+        case .probing: return .probing
+        }
+    }
+
+    static func providerRows(_ s: inout Screen, _ p: ProviderStatus, now: Double, counts: ClassCounts, selected: Bool, x x0: Int, y: Int, width: Int, glyphs g: Glyphs) {
+        let limit = x0 + width
+        var x = x0 + 1
+        s.put(selected ? String(g.pointer) : " ", x: x, y: y, role: .selected, attributes: .bold)
+        x += 2
+        let role = stateRole(p)
+        let dot: Unicode.Scalar
+        switch p.state {
+        case .healthy: dot = g.dotHealthy
+        case .evicted: dot = g.dotEvicted
+        case .probing: dot = g.dotProbing
+        }
+        s.put(String(dot), x: x, y: y, role: role, attributes: .bold)
+        x += 2
+        x += s.put(Format.pad(p.name, 22), x: x, y: y, role: selected ? .selected : .text, attributes: selected ? .reverse : [], maxWidth: 22)
+        x += 1
+        x += s.put(Format.pad(p.stateWord, 8), x: x, y: y, role: role, attributes: .bold)
+        switch p.state {
+        case .evicted(let until, let reason):
+            let total = max(p.evictedFor ?? 1, 0.001)
+            let remaining = max(0, until - now)
+            let barWidth = 12
+            let filled = min(barWidth, max(0, Int(((total - remaining) / total * Double(barWidth)).rounded(.down))))
+            s.put(String(repeating: String(g.barFull), count: filled), x: x, y: y, role: .bar)
+            s.put(String(repeating: String(g.barEmpty), count: barWidth - filled), x: x + filled, y: y, role: .barEmpty)
+            x += barWidth
+            x += s.put(" " + Format.pad(remaining > 0 ? Format.countdown(remaining) : "due", 4, right: true), x: x, y: y, role: .evicted, attributes: .bold, maxWidth: limit - x)
+            x += s.put("  " + reason, x: x, y: y, role: .evicted, maxWidth: limit - x)
+            x += s.put("  evicted x\(p.timesEvicted)", x: x, y: y, role: .dim, maxWidth: limit - x)
+        case .probing(let reason):
+            x += s.put("probe let through after " + reason, x: x, y: y, role: .probing, maxWidth: limit - x)
+            x += s.put("  evicted x\(p.timesEvicted)", x: x, y: y, role: .dim, maxWidth: limit - x)
+        case .healthy:
+            if p.timesEvicted > 0 { x += s.put("evicted x\(p.timesEvicted) so far", x: x, y: y, role: .dim, maxWidth: limit - x) }
+        }
+        if let standIn = p.standIn {
+            let text = "stand-in " + standIn + ": " + (p.fault ?? "?")
+            let at = limit - 1 - text.unicodeScalars.count
+            if at > x + 1 {
+                s.put("stand-in " + standIn + ": ", x: at, y: y, role: .dim)
+                s.put(p.fault ?? "?", x: at + text.unicodeScalars.count - (p.fault ?? "?").unicodeScalars.count, y: y, role: p.fault == "healthy" ? .healthy : .warning)
+            }
+        }
+        // Second line: the numbers.
+        x = x0 + 7
+        let health = p.health.map { Format.fixed($0, 2) } ?? "-"
+        let latency = p.latency.map(Format.latency) ?? "-"
+        x += s.put("health " + Format.pad(health, 5), x: x, y: y + 1, role: .dim, maxWidth: limit - x)
+        x += s.put("  latency " + Format.pad(latency, 7), x: x, y: y + 1, role: .dim, maxWidth: limit - x)
+        x += s.put("  in-flight " + Format.pad(String(p.inFlight), 3), x: x, y: y + 1, role: .dim, maxWidth: limit - x)
+        countsLine(&s, counts, x: x + 2, y: y + 1, limit: limit)
+    }
+
+    static func countsLine(_ s: inout Screen, _ c: ClassCounts, x x0: Int, y: Int, limit: Int) {
+        var x = x0
+        let items: [(String, Int, Role)] = [("2xx", c.ok, .status2xx), ("429", c.rateLimited, .status429), ("4xx", c.clientError, .status4xx),
+                                            ("5xx", c.serverError, .status5xx), ("err", c.noResponse, .statusError)]
+        for (label, n, role) in items {
+            guard x < limit - 1 else { return }
+            x += s.put(label + " ", x: x, y: y, role: n > 0 ? role : .dim, maxWidth: limit - x)
+            x += s.put(Format.pad(String(n), 4) + " ", x: x, y: y, role: n > 0 ? .text : .dim, maxWidth: limit - x)
+        }
+    }
+
+    // MARK: requests
+
+    static func requests(_ s: inout Screen, _ m: LabModel, _ r: Rect, glyphs g: Glyphs) {
+        s.box(r, title: "Requests (\(m.total))", glyphs: g)
+        let inner = r.inner
+        guard inner.height > 1 else { return }
+        let x0 = inner.x + 1
+        let limit = inner.maxX
+        s.put("time     code provider             grp latency  tok  attempts", x: x0, y: inner.y, role: .dim, maxWidth: limit - x0)
+        let rows = m.requests.suffix(inner.height - 1)
+        if rows.isEmpty {
+            s.put("waiting for the first request...", x: x0, y: inner.y + 1, role: .dim, maxWidth: limit - x0)
+            return
+        }
+        for (i, req) in rows.enumerated() {
+            let y = inner.y + 1 + i
+            var x = x0
+            x += s.put(Format.pad(Format.stamp(req.at), 8) + " ", x: x, y: y, role: .dim, maxWidth: limit - x)
+            x += s.put(Format.pad(req.status.map(String.init) ?? "ERR", 4), x: x, y: y, role: Role.status(req.status), attributes: .bold, maxWidth: limit - x)
+            x += s.put(" " + Format.pad(req.provider ?? "-", 20), x: x, y: y, role: .text, maxWidth: min(21, limit - x))
+            x += s.put(" " + Format.pad(req.group.map { "g\($0 + 1)" } ?? "-", 3), x: x, y: y, role: .dim, maxWidth: limit - x)
+            x += s.put(" " + Format.pad(Format.latency(req.latency), 7, right: true), x: x, y: y, role: .latency, maxWidth: limit - x)
+            x += s.put(" " + Format.pad(req.tokens.map(String.init) ?? "-", 4, right: true), x: x, y: y, role: .dim, maxWidth: limit - x)
+            x += 2
+            if req.attempts.count > 1 {
+                for (ai, a) in req.attempts.enumerated() {
+                    guard x < limit else { break }
+                    if ai > 0 { x += s.put(g.arrow, x: x, y: y, role: .dim, maxWidth: limit - x) }
+                    x += s.put(a.provider + "=", x: x, y: y, role: .text, maxWidth: limit - x)
+                    x += s.put(a.status.map(String.init) ?? a.failure ?? "error", x: x, y: y, role: Role.status(a.status), maxWidth: limit - x)
+                }
+            } else if let e = req.error {
+                s.put(e, x: x, y: y, role: .statusError, maxWidth: limit - x)
+            }
+        }
+    }
+
+    // MARK: status codes
+
+    static func statusCodes(_ s: inout Screen, _ m: LabModel, _ r: Rect, glyphs g: Glyphs) {
+        s.box(r, title: "Status codes", glyphs: g)
+        let inner = r.inner
+        guard inner.height > 0 else { return }
+        let x0 = inner.x + 1
+        s.put("code    total  share   last 10s", x: x0, y: inner.y, role: .dim, maxWidth: inner.width - 1)
+        let recent = m.recentCodes(window: 10)
+        let recentTotal = recent.values.reduce(0, +)
+        let codes = Set(m.statusTotals.keys).union(recent.keys).sorted { a, b in (a == 0 ? Int.max : a) < (b == 0 ? Int.max : b) }
+        if codes.isEmpty {
+            s.put("none yet", x: x0, y: inner.y + 1, role: .dim)
+            return
+        }
+        var y = inner.y + 1
+        for code in codes {
+            guard y < inner.maxY else { return }
+            let n = m.statusTotals[code] ?? 0
+            let rn = recent[code] ?? 0
+            var x = x0
+            x += s.put(Format.pad(code == 0 ? "error" : String(code), 6), x: x, y: y, role: Role.status(code == 0 ? nil : code), attributes: .bold)
+            x += s.put(Format.pad(String(n), 7, right: true), x: x, y: y, role: .text)
+            x += s.put(Format.pad(Format.percent(n, m.total), 7, right: true), x: x, y: y, role: .dim)
+            x += s.put(Format.pad(String(rn), 6, right: true), x: x, y: y, role: .text)
+            s.put(Format.pad(Format.percent(rn, recentTotal), 5, right: true), x: x, y: y, role: .dim, maxWidth: inner.maxX - x)
+            y += 1
+        }
+        if codes.count > 1 && y < inner.maxY {
+            var x = x0
+            x += s.put(Format.pad("all", 6), x: x, y: y, role: .dim)
+            x += s.put(Format.pad(String(m.total), 7, right: true), x: x, y: y, role: .text)
+            x += s.put(Format.pad("", 7), x: x, y: y, role: .dim)
+            s.put(Format.pad(String(recentTotal), 6, right: true), x: x, y: y, role: .text)
+        }
+    }
+
+    // MARK: rate and latency
+
+    static func sparkline(_ values: [Double], glyphs g: Glyphs) -> String {
+        let top = values.max() ?? 0
+        var out = String.UnicodeScalarView()
+        for v in values {
+            if v <= 0 || top <= 0 { out.append(" "); continue }
+            let level = min(g.spark.count - 1, Int((v / top * Double(g.spark.count - 1)).rounded()))
+            out.append(g.spark[level])
+        }
+        return String(out)
+    }
+
+    static func rates(_ s: inout Screen, _ m: LabModel, _ r: Rect, glyphs g: Glyphs) {
+        let inner = r.inner
+        let labelWidth = 8, valueWidth = 8
+        let window = max(1, min(60, inner.width - 1 - labelWidth - valueWidth))
+        s.box(r, title: "Rate and latency, last \(window)s", glyphs: g)
+        guard inner.height > 0 else { return }
+        let x0 = inner.x + 1
+        let counts = m.perSecond(last: window) { Double($0.count) }
+        let latencies = m.perSecond(last: window) { $0.count > 0 ? $0.latencySum / Double($0.count) : 0 }
+        let maxima = m.perSecond(last: window) { $0.latencyMax }
+        let errors = m.perSecond(last: window) { b in Double(b.count - (b.classes[200] ?? 0) - (b.classes[300] ?? 0)) }
+        let rows: [(String, [Double], Role, String)] = [
+            ("req/s", counts, .spark, Format.rate(counts.last ?? 0)),
+            ("non-2xx", errors, .status429, Format.rate(errors.last ?? 0)),
+            ("latency", latencies, .latency, latencies.last.map { $0 > 0 ? Format.latency($0) : "-" } ?? "-"),
+            ("max lat", maxima, .latency, Format.latency(maxima.max() ?? 0)),
+        ]
+        for (i, row) in rows.enumerated() {
+            let y = inner.y + i
+            guard y < inner.maxY else { return }
+            s.put(Format.pad(row.0, labelWidth), x: x0, y: y, role: .dim)
+            s.put(sparkline(row.1, glyphs: g), x: x0 + labelWidth, y: y, role: row.2)
+            s.put(Format.pad(row.3, valueWidth - 1, right: true), x: x0 + labelWidth + window, y: y, role: .text, maxWidth: inner.maxX - x0 - labelWidth - window)
+        }
+    }
+
+    // MARK: events
+
+    static func eventText(_ e: EventEntry) -> (String, Role) {
+        let who = e.subject ?? ""
+        switch e.kind {
+        case .evicted(let d, let reason, let times):
+            return ("\(who) evicted for \(Format.countdown(d)) (\(reason), eviction \(times))", .evicted)
+        case .returned: return ("\(who) returned to rotation", .healthy)
+        case .probeSent: return ("\(who) eviction over: probe request sent", .probing)
+        case .probeFailed: return ("\(who) probe failed", .evicted)
+        case .fault(let behavior): return ("stand-in \(who) now \(behavior)", .warning)
+        case .note(let text): return (text, .dim)
+        }
+    }
+
+    static func events(_ s: inout Screen, _ m: LabModel, _ r: Rect, glyphs g: Glyphs) {
+        s.box(r, title: "Events", glyphs: g)
+        let inner = r.inner
+        let rows = m.events.suffix(inner.height)
+        if rows.isEmpty {
+            s.put("no evictions yet", x: inner.x + 1, y: inner.y, role: .dim)
+            return
+        }
+        for (i, e) in rows.enumerated() {
+            let y = inner.y + i
+            var x = inner.x + 1
+            x += s.put(Format.pad(Format.stamp(e.at), 8) + "  ", x: x, y: y, role: .dim)
+            let (text, role) = eventText(e)
+            s.put(text, x: x, y: y, role: role, maxWidth: inner.maxX - x)
+        }
+    }
+
+    // MARK: help
+
+    static func help(_ s: inout Screen, glyphs g: Glyphs) {
+        let keyColumn = Keymap.table.map { $0.label.count }.max() ?? 8
+        let lines = Keymap.table.map { ($0.label, $0.help) }
+        let width = min(s.width - 4, max(60, keyColumn + 4 + (lines.map { $0.1.count }.max() ?? 0) + 2))
+        let height = min(s.height - 2, lines.count + 6)
+        let r = Rect(x: (s.width - width) / 2, y: (s.height - height) / 2, width: width, height: height)
+        s.fill(r)
+        s.box(r, title: "Keys (? or esc closes)", glyphs: g)
+        var y = r.y + 1
+        for (label, text) in lines where y < r.maxY - 3 {
+            s.put(Format.pad(label, keyColumn), x: r.x + 2, y: y, role: .key, attributes: .bold)
+            s.put(text, x: r.x + 4 + keyColumn, y: y, role: .text, maxWidth: r.maxX - 1 - (r.x + 4 + keyColumn))
+            y += 1
+        }
+        y = r.maxY - 3
+        var x = r.x + 2
+        x += s.put("states: ", x: x, y: y, role: .dim)
+        x += s.put(String(g.dotHealthy) + " healthy  ", x: x, y: y, role: .healthy)
+        x += s.put(String(g.dotEvicted) + " evicted  ", x: x, y: y, role: .evicted)
+        s.put(String(g.dotProbing) + " probing", x: x, y: y, role: .probing)
+        s.put("Group 1 is used while any of its providers is in rotation.", x: r.x + 2, y: y + 1, role: .dim, maxWidth: r.width - 3)
+    }
+}

@@ -1,0 +1,262 @@
+import Driver
+import Foundation
+import Gateway
+
+/// What the dashboard may do to the lab it watches; absent with `run --target`.
+public struct LabHooks: Sendable {
+    public var runtime: GatewayRuntime
+    public var backend: Int
+    /// Each stand-in's current behaviour, by its short name.
+    public var faults: @Sendable () -> [String: String]
+    /// Switches a stand-in to a fault step; returns the new behaviour's short name.
+    public var setFault: @Sendable (_ standIn: String, _ step: FaultStep) async throws -> String
+
+    public init(runtime: GatewayRuntime, backend: Int, faults: @escaping @Sendable () -> [String: String],
+                setFault: @escaping @Sendable (String, FaultStep) async throws -> String) {
+        self.runtime = runtime
+        self.backend = backend
+        self.faults = faults
+        self.setFault = setFault
+    }
+}
+
+/// How the dashboard runs.
+public struct DashboardSettings: Sendable {
+    /// The themes `t` cycles through; the first is shown first.
+    public var themes: [Theme]
+    public var ascii = false
+    public var fps = 10
+    /// NO_COLOR: attributes only, whatever the theme.
+    public var monochrome = false
+    /// Quit by itself after this many seconds (benchmarks, tests).
+    public var duration: Double?
+    /// Headless: seconds between status lines.
+    public var statusEvery = 5.0
+
+    public init(themes: [Theme]) {
+        self.themes = themes.isEmpty ? [Theme.mono] : themes
+    }
+}
+
+/// Set from signal handlers, read by the dashboard loop.
+public final class QuitFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reason: String?
+    public init() {}
+    public func set(_ why: String) { lock.lock(); if reason == nil { reason = why }; lock.unlock() }
+    public var value: String? { lock.lock(); defer { lock.unlock() }; return reason }
+}
+
+/// SIGINT, SIGTERM and SIGHUP end the dashboard the way `q` does, so the terminal is restored.
+public final class QuitSignals: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+
+    public init(flag: QuitFlag) {
+        for (sig, name) in [(SIGINT, "interrupt"), (SIGTERM, "terminate"), (SIGHUP, "hangup")] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { flag.set(name) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    public func cancel() {
+        for s in sources { s.cancel() }
+        sources = []
+        for sig in [SIGINT, SIGTERM, SIGHUP] { signal(sig, SIG_DFL) }
+    }
+}
+
+/// The dashboard's loop: events in from the inbox, keys in from the terminal, frames out.
+public final class DashboardRunner: @unchecked Sendable {
+    let settings: DashboardSettings
+    let feed: Feed
+    let inbox: Inbox
+    let driver: Driver
+    let hooks: LabHooks?
+    let quit: QuitFlag
+    public private(set) var state: DashboardState
+
+    public init(model: LabModel, settings: DashboardSettings, feed: Feed, inbox: Inbox, driver: Driver, hooks: LabHooks?, quit: QuitFlag) {
+        self.settings = settings
+        self.feed = feed
+        self.inbox = inbox
+        self.driver = driver
+        self.hooks = hooks
+        self.quit = quit
+        self.state = DashboardState(model: model, themeIndex: 0, themeCount: settings.themes.count)
+    }
+
+    /// Takes in what happened since the last turn, and the balancer's view now.
+    func refresh(now: Double) {
+        for event in inbox.take() { state.model.apply(event) }
+        if let hooks {
+            let snapshot = hooks.runtime.snapshot(backend: hooks.backend)
+            let plan = hooks.runtime.plan.backends[hooks.backend]
+            state.model.apply(.providers(feed.providers(snapshot, backend: plan, faults: hooks.faults())))
+        }
+        state.model.apply(.tick(now: now))
+    }
+
+    func execute(_ commands: [DashboardCommand]) {
+        let now = feed.now
+        for command in commands {
+            switch command {
+            case .setPaused(let paused):
+                if paused { driver.pause() } else { driver.resume() }
+                state.model.apply(.traffic(paused: paused, rate: state.model.rate, at: now))
+            case .setRate(let rate):
+                driver.setRate(rate)
+                state.model.apply(.traffic(paused: state.model.paused, rate: rate, at: now))
+            case .sendOne:
+                driver.sendOne()
+            case .setFault(let standIn, let step):
+                guard let hooks else { continue }
+                let inbox = self.inbox, feed = self.feed
+                Task {
+                    do {
+                        let name = try await hooks.setFault(standIn, step)
+                        inbox.push(.fault(standIn: standIn, behavior: name, at: feed.now))
+                    } catch {
+                        inbox.push(.note("could not set stand-in \(standIn) to \(step.rawValue): \(error)", at: feed.now))
+                    }
+                }
+            case .returnNow(let group, let index):
+                hooks?.runtime.returnNow(backend: hooks!.backend, provider: ProviderIndex(group: group, index: index))
+            case .clearCounters:
+                state.model.apply(.clear(at: now))
+            case .quit:
+                quit.set("q")
+            }
+        }
+    }
+
+    /// Runs the ncurses dashboard until `q`, a signal or the duration. The terminal is
+    /// restored on every way out of this function.
+    public func runInteractive() {
+        let terminal = Terminal()
+        terminal.start()
+        defer { terminal.restore() }
+        let glyphs = settings.ascii || !Terminal.localeIsUTF8() ? Glyphs.plain : Glyphs.unicode
+        var themeIndex = state.themeIndex
+        terminal.apply(settings.themes[themeIndex], monochrome: settings.monochrome)
+        let interval = 1.0 / Double(max(1, min(60, settings.fps)))
+        var nextFrame = feed.now
+        var dirty = true
+        while quit.value == nil {
+            let now = feed.now
+            if let duration = settings.duration, now >= duration { quit.set("duration"); break }
+            if now >= nextFrame || dirty {
+                refresh(now: now)
+                if state.themeIndex != themeIndex {
+                    themeIndex = state.themeIndex
+                    terminal.apply(settings.themes[themeIndex], monochrome: settings.monochrome)
+                }
+                let size = terminal.size
+                let options = RenderOptions(glyphs: glyphs, selected: state.selected, showHelp: state.showHelp, themeName: settings.themes[themeIndex].name)
+                terminal.present(Dashboard.render(state.model, width: size.width, height: size.height, options: options))
+                dirty = false
+                nextFrame = max(nextFrame + interval, now)
+            }
+            // Keys are read as they come; a key's effect shows at the latest one frame later.
+            let wait = max(0, Int(((nextFrame - feed.now) * 1000).rounded(.up)))
+            guard let input = terminal.read(timeoutMs: min(wait, 100)) else { continue }
+            switch input {
+            case .resize:
+                terminal.invalidate()
+                dirty = true
+            case .key(let key):
+                execute(state.handle(key))
+                // A key that changes only the screen (help, selection, theme) redraws at once.
+                if state.showHelp || key == .escape || Keymap.action(for: key).map(Self.redrawsAtOnce) == true { dirty = true }
+            case .other:
+                break
+            }
+        }
+    }
+
+    static func redrawsAtOnce(_ action: KeyAction) -> Bool {
+        switch action {
+        case .toggleHelp, .selectNext, .selectPrevious, .nextTheme, .togglePause, .faster, .slower, .clearCounters: return true
+        default: return false
+        }
+    }
+
+    /// Runs without a terminal: one line per request, a status line every few seconds.
+    public func runHeadless(write: (String) -> Void) {
+        var lastStatus = 0.0
+        while quit.value == nil {
+            let now = feed.now
+            if let duration = settings.duration, now >= duration { quit.set("duration"); break }
+            var out = ""
+            for event in inbox.take() {
+                state.model.apply(event)
+                if let line = Headless.line(for: event) { out += line + "\n" }
+            }
+            state.model.apply(.tick(now: now))
+            if now - lastStatus >= settings.statusEvery {
+                lastStatus = now
+                if let hooks {
+                    let snapshot = hooks.runtime.snapshot(backend: hooks.backend)
+                    state.model.apply(.providers(feed.providers(snapshot, backend: hooks.runtime.plan.backends[hooks.backend], faults: hooks.faults())))
+                }
+                out += Headless.status(state.model) + "\n"
+            }
+            if !out.isEmpty { write(out) }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        var out = ""
+        for event in inbox.take() {
+            state.model.apply(event)
+            if let line = Headless.line(for: event) { out += line + "\n" }
+        }
+        out += Headless.status(state.model) + "\n"
+        write(out)
+    }
+}
+
+/// The lines headless mode prints. Pure.
+public enum Headless {
+    public static func line(for event: LabEvent) -> String? {
+        switch event {
+        case .request(let r):
+            var line = Format.stamp(r.at) + "  " + (r.status.map(String.init) ?? "ERR") + "  " + (r.provider ?? "-")
+            if let g = r.group { line += " (group \(g + 1))" }
+            line += "  " + Format.latency(r.latency)
+            if let t = r.tokens { line += "  \(t) tokens" }
+            if r.attempts.count > 1 { line += "  attempts " + r.attempts.map { "\($0.provider)=\($0.status.map(String.init) ?? $0.failure ?? "error")" }.joined(separator: ",") }
+            if let e = r.error { line += "  error: " + e }
+            return line
+        case .health(let h):
+            let e = EventEntry(at: h.at, subject: h.provider, kind: {
+                switch h.kind {
+                case .evicted(let d, let reason, let times): return .evicted(duration: d, reason: reason, times: times)
+                case .returned: return .returned
+                case .probeSent: return .probeSent
+                case .probeFailed: return .probeFailed
+                }
+            }())
+            return Format.stamp(h.at) + "  event  " + Panels.eventText(e).0
+        case .fault(let standIn, let behavior, let at):
+            return Format.stamp(at) + "  event  stand-in \(standIn) now \(behavior)"
+        case .note(let text, let at):
+            return Format.stamp(at) + "  event  " + text
+        default:
+            return nil
+        }
+    }
+
+    public static func status(_ m: LabModel) -> String {
+        var parts = ["status " + Format.clock(m.now), "\(m.total) requests", "achieved " + Format.rate(m.achievedRate)]
+        let codes = m.statusTotals.sorted { $0.key < $1.key }.map { "\($0.key == 0 ? "error" : String($0.key))x\($0.value)" }
+        if !codes.isEmpty { parts.append(codes.joined(separator: " ")) }
+        if let active = m.activeGroup { parts.append("active group \(active + 1)") } else if !m.groups.isEmpty { parts.append("all evicted") }
+        for p in m.allProviders {
+            var s = "\(p.name) \(p.stateWord)"
+            if case .evicted(let until, let reason) = p.state { s += " \(Format.countdown(until - m.now)) (\(reason))" }
+            parts.append(s)
+        }
+        return parts.joined(separator: "  |  ")
+    }
+}
