@@ -24,6 +24,8 @@ public final class StandIn: Sendable {
         var completionCounter = 0
         /// Delay between streamed chunks.
         var tokenDelay: Duration = .zero
+        /// Added before every answer, whatever the behaviour.
+        var latency: Duration = .zero
     }
 
     private init(name: String, host: String, port: Int, group: EventLoopGroup, behavior: StandInBehavior) {
@@ -55,6 +57,11 @@ public final class StandIn: Sendable {
 
     /// `host:port` to reach it.
     public var address: String { "\(host):\(port)" }
+
+    /// Adds this much latency before every answer, whatever the behaviour.
+    public func setLatency(_ latency: Duration) {
+        state.withLockedValue { $0.latency = latency }
+    }
 
     /// Sets the delay between streamed chunks.
     public func setTokenDelay(_ delay: Duration) {
@@ -151,35 +158,38 @@ public final class StandIn: Sendable {
         case close
     }
 
-    func decide() -> Decision {
-        state.withLockedValue { s in
-            s.requests += 1
-            s.completionCounter += 1
-            let id = "chatcmpl-fl\(port)x\(s.completionCounter)"
-            switch s.behavior {
-            case .healthy:
+    /// The decision and the latency added before it is carried out.
+    func decide() -> (Decision, Duration) {
+        state.withLockedValue { s in (decide(&s), s.latency) }
+    }
+
+    private func decide(_ s: inout State) -> Decision {
+        s.requests += 1
+        s.completionCounter += 1
+        let id = "chatcmpl-fl\(port)x\(s.completionCounter)"
+        switch s.behavior {
+        case .healthy:
+            return .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
+        case .always429(let retryAfter):
+            return .rateLimit(retryAfter: retryAfter)
+        case .rateLimited(let rate, let burst):
+            let now = ContinuousClock.now
+            s.bucketTokens = min(Double(burst), s.bucketTokens + (now - s.bucketUpdated).seconds * rate)
+            s.bucketUpdated = now
+            if s.bucketTokens >= 1 {
+                s.bucketTokens -= 1
                 return .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
-            case .always429(let retryAfter):
-                return .rateLimit(retryAfter: retryAfter)
-            case .rateLimited(let rate, let burst):
-                let now = ContinuousClock.now
-                s.bucketTokens = min(Double(burst), s.bucketTokens + (now - s.bucketUpdated).seconds * rate)
-                s.bucketUpdated = now
-                if s.bucketTokens >= 1 {
-                    s.bucketTokens -= 1
-                    return .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
-                }
-                return .bucketEmpty(limit: Int(rate * 60), reset: .seconds((1 - s.bucketTokens) / max(rate, 0.001)))
-            case .serverErrors(let status, let share):
-                return Double.random(in: 0..<1) < share ? .error(status: status) : .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
-            case .slow(let delay, let jitter):
-                let ms = delay + (jitter > 0 ? Int.random(in: 0...jitter) : 0)
-                return .completion(id: id, tokenDelay: s.tokenDelay, delay: .milliseconds(ms))
-            case .hang:
-                return .hang
-            case .down:
-                return .close
             }
+            return .bucketEmpty(limit: Int(rate * 60), reset: .seconds((1 - s.bucketTokens) / max(rate, 0.001)))
+        case .serverErrors(let status, let share):
+            return Double.random(in: 0..<1) < share ? .error(status: status) : .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
+        case .slow(let delay, let jitter):
+            let ms = delay + (jitter > 0 ? Int.random(in: 0...jitter) : 0)
+            return .completion(id: id, tokenDelay: s.tokenDelay, delay: .milliseconds(ms))
+        case .hang:
+            return .hang
+        case .down:
+            return .close
         }
     }
 }

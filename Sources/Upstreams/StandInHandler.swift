@@ -43,7 +43,19 @@ final class StandInHandler: ChannelInboundHandler {
     }
 
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
-        switch standIn.decide() {
+        let (decision, latency) = standIn.decide()
+        if latency > .zero {
+            context.eventLoop.assumeIsolated().scheduleTask(in: latency.timeAmount) { [self] in
+                guard context.channel.isActive else { return }
+                self.carryOut(decision, context: context, head: head)
+            }
+        } else {
+            carryOut(decision, context: context, head: head)
+        }
+    }
+
+    private func carryOut(_ decision: StandIn.Decision, context: ChannelHandlerContext, head: HTTPRequestHead) {
+        switch decision {
         case .rateLimit(let retryAfter):
             // The lab's ably7/http-429 image: a Python BaseHTTP server.
             var headers = HTTPHeaders()

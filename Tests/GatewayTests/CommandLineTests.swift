@@ -86,7 +86,7 @@ struct CommandLineTests {
         #expect(result.stderr.contains("bad.yaml:10: error: spec.ai.groups[0].providers[0].port must be between 1 and 65535, found 70000"))
         let missingFile = try Self.run(["check", dir.appendingPathComponent("nope.yaml").path])
         #expect(missingFile.status == 2)
-        #expect(missingFile.stderr.contains("nope.yaml: error: cannot read file"))
+        #expect(missingFile.stderr.contains("nope.yaml: error: cannot read lab file: no such file"))
         let real = try Self.run(["check", "--real-upstreams"])
         #expect(real.status == 2 || ProcessInfo.processInfo.environment["OPENAI_API_KEY"] != nil)
         if real.status == 2 { #expect(real.stderr.contains("set OPENAI_API_KEY")) }

@@ -245,3 +245,51 @@ final class LatePromise<T: Sendable>: @unchecked Sendable {
         }.flatMap { $0 }
     }
 }
+
+/// An upstream that answers OpenAI's quota-exhausted 429.
+enum QuotaUpstream {
+    static func start() async throws -> StandInLikeServer {
+        try await StandInLikeServer.start(status: 429, headers: [("retry-after", "20"), ("content-type", "application/json")],
+            body: #"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#)
+    }
+}
+
+/// A fixed-answer HTTP server.
+final class StandInLikeServer: Sendable {
+    let channel: Channel
+    var port: Int { channel.localAddress!.port! }
+    private init(channel: Channel) { self.channel = channel }
+
+    static func start(status: Int, headers: [(String, String)], body: String) async throws -> StandInLikeServer {
+        let channel = try await ServerBootstrap(group: TestClient.group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(FixedAnswer(status: status, headers: headers, body: body))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return StandInLikeServer(channel: channel)
+    }
+
+    func stop() async { try? await channel.close() }
+}
+
+private final class FixedAnswer: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let status: Int, headers: [(String, String)], body: String
+    init(status: Int, headers: [(String, String)], body: String) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = unwrapInboundIn(data) else { return }
+        var h = HTTPHeaders(headers)
+        h.add(name: "content-length", value: String(body.utf8.count))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: h))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}

@@ -13,12 +13,21 @@ public enum ManifestLoader {
     public static func load(files: [String]) throws -> LabConfig {
         var sources: [(file: String, text: String)] = []
         for file in files {
-            do {
-                sources.append((file, try String(contentsOfFile: file, encoding: .utf8)))
-            } catch {
+            var isDirectory: ObjCBool = false
+            let reason: String?
+            if !FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) {
+                reason = "no such file"
+            } else if isDirectory.boolValue {
+                reason = "is a directory, not a lab file"
+            } else if let text = try? String(contentsOfFile: file, encoding: .utf8) {
+                sources.append((file, text))
+                reason = nil
+            } else {
+                reason = "not readable as UTF-8 text"
+            }
+            if let reason {
                 throw ConfigErrors(diagnostics: [ConfigDiagnostic(
-                    severity: .error, location: SourceLocation(file: file, line: 0),
-                    message: "cannot read file: \((error as NSError).localizedDescription)")])
+                    severity: .error, location: SourceLocation(file: file, line: 0), message: "cannot read lab file: \(reason)")])
             }
         }
         return try load(sources: sources)

@@ -12,6 +12,8 @@ final class Exchange: UpstreamResponseDelegate {
         case awaitingHead(UpstreamConnection)
         /// Reading a response that will be retried; its body is dropped.
         case discarding(UpstreamConnection)
+        /// A 429 whose (small) body is read before deciding, to tell quota from rate.
+        case holding(UpstreamConnection, HTTPResponseHead, ByteBuffer)
         case backoff
         /// Sending the upstream's response to the client. `pendingSuccess` when its
         /// outcome is recorded at the end (successes are; failures are at the head).
@@ -199,16 +201,26 @@ final class Exchange: UpstreamResponseDelegate {
     // MARK: Upstream response
 
     func upstreamHead(_ responseHead: HTTPResponseHead, on connection: UpstreamConnection) {
-        guard case .awaitingHead(let current) = phase, current === connection, let choice, provider != nil else { return }
+        guard case .awaitingHead(let current) = phase, current === connection else { return }
+        if responseHead.status == .tooManyRequests {
+            phase = .holding(connection, responseHead, context.channel.allocator.buffer(capacity: 256))
+            return
+        }
+        respond(to: responseHead, on: connection, quotaExhausted: false)
+    }
+
+    /// Records the outcome (a failure's eviction is in force before the response is passed
+    /// on), then retries or starts sending the response to the client.
+    private func respond(to responseHead: HTTPResponseHead, on connection: UpstreamConnection, quotaExhausted: Bool) {
+        guard let choice, provider != nil else { return }
         let status = Int(responseHead.status.code)
         var hint: Duration?
         if status == 429 || status >= 500 {
             hint = RateLimitHint.resetDelay(headers: responseHead.headers.map { ($0.name, $0.value) }, now: Date())
         }
-        let outcome = AttemptOutcome.response(status: status, resetHint: hint, quotaExhausted: false)
+        let outcome = AttemptOutcome.response(status: status, resetHint: hint, quotaExhausted: quotaExhausted)
         let failed = runtime.isFailure(outcome, for: choice, backend: backendIndex)
         if failed {
-            // Eviction is in force before this response is even passed on.
             runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
         }
         attempts.append(attemptRecord(status: status, failure: nil))
@@ -231,6 +243,13 @@ final class Exchange: UpstreamResponseDelegate {
     }
 
     func upstreamBody(_ buffer: ByteBuffer, on connection: UpstreamConnection) {
+        if case .holding(let current, let responseHead, var held) = phase, current === connection {
+            phase = .preparing  // drop the reference so `held` is appended in place
+            var part = buffer
+            held.writeBuffer(&part)
+            phase = .holding(current, responseHead, held)
+            return
+        }
         guard case .streaming(let current, _) = phase, current === connection else { return }
         responseBytes += buffer.readableBytes
         let limit = runtime.options.responseCopyLimit
@@ -246,6 +265,11 @@ final class Exchange: UpstreamResponseDelegate {
     }
 
     func upstreamEnd(on connection: UpstreamConnection) {
+        if case .holding(let current, let responseHead, let held) = phase, current === connection {
+            let quota = held.readableBytesView.firstRange(of: Array("insufficient_quota".utf8)) != nil
+            respond(to: responseHead, on: connection, quotaExhausted: quota)
+            if case .streaming = phase { upstreamBody(held, on: connection) }
+        }
         switch phase {
         case .discarding(let current) where current === connection:
             pool.release(connection)
@@ -291,6 +315,9 @@ final class Exchange: UpstreamResponseDelegate {
             finish(status: responseStatus ?? 502, error: "upstream response broke off after \(responseBytes) bytes: \(Self.describe(error))", reason: "upstream_broken", closeClient: true)
         case .discarding(let current) where current === connection:
             pool.discard(connection)
+        case .holding(let current, _, _) where current === connection:
+            pool.discard(connection)
+            attemptFailed(.broken, failure: "broken", error: "upstream response broke off (\(provider?.name ?? "?") at \(provider?.connect.description ?? "?")): \(Self.describe(error))")
         default:
             break
         }
@@ -308,9 +335,10 @@ final class Exchange: UpstreamResponseDelegate {
     private func timedOut() {
         timeoutTask = nil
         switch phase {
-        case .connecting, .awaitingHead, .backoff, .discarding:
+        case .connecting, .awaitingHead, .backoff, .discarding, .holding:
             if case .awaitingHead(let connection) = phase { pool.discard(connection) }
             if case .discarding(let connection) = phase { pool.discard(connection) }
+            if case .holding(let connection, _, _) = phase { pool.discard(connection) }
             if let choice, provider != nil {
                 runtime.record(.timedOut, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
                 attempts.append(attemptRecord(status: nil, failure: "timeout"))
@@ -333,7 +361,7 @@ final class Exchange: UpstreamResponseDelegate {
     func clientClosed() {
         switch phase {
         case .done: return
-        case .awaitingHead(let connection), .discarding(let connection), .streaming(let connection, _):
+        case .awaitingHead(let connection), .discarding(let connection), .streaming(let connection, _), .holding(let connection, _, _):
             pool.discard(connection)
         default: break
         }
