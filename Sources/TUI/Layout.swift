@@ -34,11 +34,11 @@ public enum Dashboard {
         let eventsHeight = max(4, min(12, rest * 3 / 10))
         let middleHeight = rest - eventsHeight
         let middleY = 1 + groupsHeight
-        let rightWidth = min(52, max(36, width * 2 / 5))
+        let rightWidth = min(56, max(32, width * 2 / 5))
         let requests = Rect(x: 0, y: middleY, width: width - rightWidth, height: middleHeight)
         Panels.requests(&screen, model, requests, glyphs: g)
         let codes = model.statusTotals.count
-        let statusHeight = min(max(5, 3 + codes + (codes > 1 ? 1 : 0)), middleHeight - 5)
+        let statusHeight = min(max(5, 3 + codes + (codes > 1 ? 1 : 0)), middleHeight - 4)
         Panels.statusCodes(&screen, model, Rect(x: requests.maxX, y: middleY, width: rightWidth, height: statusHeight), glyphs: g)
         Panels.rates(&screen, model, Rect(x: requests.maxX, y: middleY + statusHeight, width: rightWidth, height: middleHeight - statusHeight), glyphs: g)
         Panels.events(&screen, model, Rect(x: 0, y: middleY + middleHeight, width: width, height: eventsHeight), glyphs: g)
@@ -65,31 +65,42 @@ public enum Dashboard {
 enum Panels {
     static func header(_ s: inout Screen, _ m: LabModel, y: Int, glyphs g: Glyphs) {
         s.fill(Rect(x: 0, y: y, width: s.width, height: 1), with: Cell(" ", role: .header))
-        var x = 1
-        x += s.put("failover-lab", x: x, y: y, role: .header, attributes: .bold)
-        let parts: [String] = [
-            m.scenario,
-            m.gatewayURL,
-            "\(m.plan) \(Format.rate(m.rate)) (achieved \(Format.rate(m.achievedRate)))",
-            Format.clock(m.now),
+        let state = m.paused ? " PAUSED " : "running "
+        let help = "? help "
+        let achieved = Format.rate(m.achievedRate)
+        // From the fullest header to the most compact: the first that fits is drawn.
+        let variants: [(brand: Bool, parts: [String], help: Bool)] = [
+            (true, [m.scenario, m.gatewayURL, "\(m.plan) \(Format.rate(m.rate)), achieved \(achieved)", Format.clock(m.now)], true),
+            (true, [m.scenario, m.gatewayURL, "\(Format.rate(m.rate)) (got \(achieved))", Format.clock(m.now)], false),
+            (false, [m.scenario, m.gatewayURL, "\(Format.rate(m.rate)) (got \(achieved))", Format.clock(m.now)], false),
+            (false, [m.scenario, m.gatewayURL, Format.rate(m.rate), Format.clock(m.now)], false),
         ]
-        for part in parts {
-            x += s.put(g.separator + part, x: x, y: y, role: .header)
+        func length(_ v: (brand: Bool, parts: [String], help: Bool)) -> Int {
+            let body = (v.brand ? ["failover-lab"] : []) + v.parts
+            return 1 + body.joined(separator: g.separator).unicodeScalars.count + g.separator.count + state.count + (v.help ? help.count + 1 : 0)
         }
-        let state = m.paused ? " PAUSED " : " running "
+        let v = variants.first { length($0) <= s.width } ?? variants[variants.count - 1]
+        var x = 1
+        if v.brand { x += s.put("failover-lab", x: x, y: y, role: .header, attributes: .bold) }
+        for (i, part) in v.parts.enumerated() {
+            x += s.put((i == 0 && !v.brand ? "" : g.separator) + part, x: x, y: y, role: .header)
+        }
         x += s.put(g.separator, x: x, y: y, role: .header)
         s.put(state, x: x, y: y, role: m.paused ? .paused : .header, attributes: m.paused ? [.bold, .reverse] : .bold)
-        let help = "? help "
-        if s.width - help.count > x + state.count + 1 {
-            s.put(help, x: s.width - help.count, y: y, role: .header)
-        }
+        if v.help { s.put(help, x: s.width - help.count, y: y, role: .header) }
     }
 
     static func footer(_ s: inout Screen, y: Int, themeName: String) {
         s.fill(Rect(x: 0, y: y, width: s.width, height: 1), with: Cell(" ", role: .footer))
+        var hints = Keymap.hints
+        func length(_ h: [(keys: String, word: String)]) -> Int { h.reduce(1) { $0 + $1.keys.count + $1.word.count + 3 } }
+        // On a narrow terminal the less needed hints go first; help and quit always stay.
+        for word in ["theme", "clear", "send", "return"] where length(hints) > s.width {
+            hints.removeAll { $0.word == word }
+        }
         var x = 1
-        for (keys, word) in Keymap.hints {
-            if x + keys.count + word.count + 2 > s.width - 1 { break }
+        for (keys, word) in hints {
+            if x + keys.count + word.count + 1 > s.width { break }
             x += s.put(keys, x: x, y: y, role: .key, attributes: .bold)
             x += s.put(" " + word + "  ", x: x, y: y, role: .footer)
         }
@@ -134,7 +145,7 @@ enum Panels {
             } else if let active, gi > active {
                 s.put("  standby", x: x, y: y, role: .standby)
             } else {
-                s.put("  out: every provider evicted", x: x, y: y, role: .evicted)
+                s.put("  evicted: skipped until a provider returns", x: x, y: y, role: .evicted)
             }
             y += 1
             for p in group {
@@ -226,7 +237,9 @@ enum Panels {
         guard inner.height > 1 else { return }
         let x0 = inner.x + 1
         let limit = inner.maxX
-        s.put("time     code provider             grp latency  tok  attempts", x: x0, y: inner.y, role: .dim, maxWidth: limit - x0)
+        let columns = Format.pad("time", 8) + Format.pad("code", 5) + Format.pad("provider", 17) + " " + Format.pad("gr", 2) + " "
+            + Format.pad("lat", 6, right: true) + " " + Format.pad("tok", 4, right: true) + "  attempts"
+        s.put(columns, x: x0, y: inner.y, role: .dim, maxWidth: limit - x0)
         let rows = m.requests.suffix(inner.height - 1)
         if rows.isEmpty {
             s.put("waiting for the first request...", x: x0, y: inner.y + 1, role: .dim, maxWidth: limit - x0)
@@ -235,11 +248,11 @@ enum Panels {
         for (i, req) in rows.enumerated() {
             let y = inner.y + 1 + i
             var x = x0
-            x += s.put(Format.pad(Format.stamp(req.at), 8) + " ", x: x, y: y, role: .dim, maxWidth: limit - x)
-            x += s.put(Format.pad(req.status.map(String.init) ?? "ERR", 4), x: x, y: y, role: Role.status(req.status), attributes: .bold, maxWidth: limit - x)
-            x += s.put(" " + Format.pad(req.provider ?? "-", 20), x: x, y: y, role: .text, maxWidth: min(21, limit - x))
-            x += s.put(" " + Format.pad(req.group.map { "g\($0 + 1)" } ?? "-", 3), x: x, y: y, role: .dim, maxWidth: limit - x)
-            x += s.put(" " + Format.pad(Format.latency(req.latency), 7, right: true), x: x, y: y, role: .latency, maxWidth: limit - x)
+            x += s.put(Format.pad(Format.stamp(req.at), 7) + " ", x: x, y: y, role: .dim, maxWidth: limit - x)
+            x += s.put(Format.pad(req.status.map(String.init) ?? "ERR", 5), x: x, y: y, role: Role.status(req.status), attributes: .bold, maxWidth: limit - x)
+            x += s.put(Format.pad(req.provider ?? "-", 17), x: x, y: y, role: .text, maxWidth: min(17, limit - x))
+            x += s.put(" " + Format.pad(req.group.map { "g\($0 + 1)" } ?? "-", 2), x: x, y: y, role: .dim, maxWidth: limit - x)
+            x += s.put(" " + Format.pad(Format.latency(req.latency), 6, right: true), x: x, y: y, role: .latency, maxWidth: limit - x)
             x += s.put(" " + Format.pad(req.tokens.map(String.init) ?? "-", 4, right: true), x: x, y: y, role: .dim, maxWidth: limit - x)
             x += 2
             if req.attempts.count > 1 {
@@ -262,7 +275,7 @@ enum Panels {
         let inner = r.inner
         guard inner.height > 0 else { return }
         let x0 = inner.x + 1
-        s.put("code    total  share   last 10s", x: x0, y: inner.y, role: .dim, maxWidth: inner.width - 1)
+        s.put("code   total share  last 10s", x: x0, y: inner.y, role: .dim, maxWidth: inner.width - 1)
         let recent = m.recentCodes(window: 10)
         let recentTotal = recent.values.reduce(0, +)
         let codes = Set(m.statusTotals.keys).union(recent.keys).sorted { a, b in (a == 0 ? Int.max : a) < (b == 0 ? Int.max : b) }
@@ -276,18 +289,18 @@ enum Panels {
             let n = m.statusTotals[code] ?? 0
             let rn = recent[code] ?? 0
             var x = x0
-            x += s.put(Format.pad(code == 0 ? "error" : String(code), 6), x: x, y: y, role: Role.status(code == 0 ? nil : code), attributes: .bold)
-            x += s.put(Format.pad(String(n), 7, right: true), x: x, y: y, role: .text)
-            x += s.put(Format.pad(Format.percent(n, m.total), 7, right: true), x: x, y: y, role: .dim)
+            x += s.put(Format.pad(code == 0 ? "error" : String(code), 5), x: x, y: y, role: Role.status(code == 0 ? nil : code), attributes: .bold)
+            x += s.put(Format.pad(String(n), 6, right: true), x: x, y: y, role: .text)
+            x += s.put(Format.pad(Format.percent(n, m.total), 6, right: true), x: x, y: y, role: .dim)
             x += s.put(Format.pad(String(rn), 6, right: true), x: x, y: y, role: .text)
             s.put(Format.pad(Format.percent(rn, recentTotal), 5, right: true), x: x, y: y, role: .dim, maxWidth: inner.maxX - x)
             y += 1
         }
         if codes.count > 1 && y < inner.maxY {
             var x = x0
-            x += s.put(Format.pad("all", 6), x: x, y: y, role: .dim)
-            x += s.put(Format.pad(String(m.total), 7, right: true), x: x, y: y, role: .text)
-            x += s.put(Format.pad("", 7), x: x, y: y, role: .dim)
+            x += s.put(Format.pad("all", 5), x: x, y: y, role: .dim)
+            x += s.put(Format.pad(String(m.total), 6, right: true), x: x, y: y, role: .text)
+            x += s.put(Format.pad("", 6), x: x, y: y, role: .dim)
             s.put(Format.pad(String(recentTotal), 6, right: true), x: x, y: y, role: .text)
         }
     }
@@ -307,27 +320,37 @@ enum Panels {
 
     static func rates(_ s: inout Screen, _ m: LabModel, _ r: Rect, glyphs g: Glyphs) {
         let inner = r.inner
+        // Two lines per chart (label, then the sparkline across the panel) when there is room, else one.
+        let twoLines = inner.height >= 4
         let labelWidth = 8, valueWidth = 8
-        let window = max(1, min(60, inner.width - 1 - labelWidth - valueWidth))
+        let window = max(1, min(60, twoLines ? inner.width - 2 : inner.width - 1 - labelWidth - valueWidth))
         s.box(r, title: "Rate and latency, last \(window)s", glyphs: g)
         guard inner.height > 0 else { return }
         let x0 = inner.x + 1
         let counts = m.perSecond(last: window) { Double($0.count) }
+        let failures = m.perSecond(last: window) { b in Double(b.count - (b.classes[200] ?? 0) - (b.classes[300] ?? 0)) }
         let latencies = m.perSecond(last: window) { $0.count > 0 ? $0.latencySum / Double($0.count) : 0 }
         let maxima = m.perSecond(last: window) { $0.latencyMax }
-        let errors = m.perSecond(last: window) { b in Double(b.count - (b.classes[200] ?? 0) - (b.classes[300] ?? 0)) }
-        let rows: [(String, [Double], Role, String)] = [
-            ("req/s", counts, .spark, Format.rate(counts.last ?? 0)),
-            ("non-2xx", errors, .status429, Format.rate(errors.last ?? 0)),
-            ("latency", latencies, .latency, latencies.last.map { $0 > 0 ? Format.latency($0) : "-" } ?? "-"),
-            ("max lat", maxima, .latency, Format.latency(maxima.max() ?? 0)),
+        let latest = latencies.last { $0 > 0 }.map(Format.latency) ?? "-"
+        let charts: [(label: String, short: String, value: String, values: [Double], role: Role)] = [
+            ("req/s " + Format.rate(counts.last ?? 0) + ", peak " + Format.rate(counts.max() ?? 0), "req/s", Format.rate(counts.last ?? 0), counts, .spark),
+            ("latency " + latest + ", max " + Format.latency(maxima.max() ?? 0), "latency", latest, latencies, .latency),
+            ("non-2xx/s " + Format.rate(failures.last ?? 0) + ", peak " + Format.rate(failures.max() ?? 0), "non-2xx", Format.rate(failures.last ?? 0), failures, .status429),
         ]
-        for (i, row) in rows.enumerated() {
-            let y = inner.y + i
-            guard y < inner.maxY else { return }
-            s.put(Format.pad(row.0, labelWidth), x: x0, y: y, role: .dim)
-            s.put(sparkline(row.1, glyphs: g), x: x0 + labelWidth, y: y, role: row.2)
-            s.put(Format.pad(row.3, valueWidth - 1, right: true), x: x0 + labelWidth + window, y: y, role: .text, maxWidth: inner.maxX - x0 - labelWidth - window)
+        var y = inner.y
+        for chart in charts {
+            if twoLines {
+                guard y + 1 < inner.maxY else { return }
+                s.put(chart.label, x: x0, y: y, role: .dim, maxWidth: inner.width - 1)
+                s.put(sparkline(chart.values, glyphs: g), x: x0, y: y + 1, role: chart.role, maxWidth: inner.width - 1)
+                y += 2
+            } else {
+                guard y < inner.maxY else { return }
+                s.put(Format.pad(chart.short, labelWidth), x: x0, y: y, role: .dim)
+                s.put(sparkline(chart.values, glyphs: g), x: x0 + labelWidth, y: y, role: chart.role)
+                s.put(Format.pad(chart.value, valueWidth - 1, right: true), x: x0 + labelWidth + window, y: y, role: .text, maxWidth: inner.maxX - x0 - labelWidth - window)
+                y += 1
+            }
         }
     }
 
