@@ -60,24 +60,36 @@ public final class AdminServer: Sendable {
             guard let standIn = lab.standIn(name) else {
                 return failure(.notFound, "no stand-in named \(name); stand-ins: \(lab.standIns.map(\.name).joined(separator: ", "))")
             }
-            var text = body.trimmingCharacters(in: .whitespacesAndNewlines)
-            if text.hasPrefix("{") {
-                guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any], let value = object["behavior"] as? String else {
-                    return failure(.badRequest, "expected {\"behavior\": \"...\"} or the behavior as plain text")
+            var text: String? = body.trimmingCharacters(in: .whitespacesAndNewlines)
+            var latency: Duration?
+            var tokenDelay: Duration?
+            if text?.hasPrefix("{") == true {
+                guard let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] else {
+                    return failure(.badRequest, "expected {\"behavior\": \"...\", \"latency\": \"100ms\", \"tokenDelay\": \"50ms\"} or the behavior as plain text")
                 }
-                text = value
+                text = object["behavior"] as? String
+                do {
+                    latency = try (object["latency"] as? String).map { try GoDuration.parse($0) }
+                    tokenDelay = try (object["tokenDelay"] as? String).map { try GoDuration.parse($0) }
+                } catch {
+                    return failure(.badRequest, "\(error)")
+                }
             }
-            let behavior: StandInBehavior
-            do {
-                behavior = try StandInBehavior.parse(text)
-            } catch {
-                return failure(.badRequest, error.description)
+            var behavior = standIn.behavior
+            if let text {
+                do {
+                    behavior = try StandInBehavior.parse(text)
+                } catch {
+                    return failure(.badRequest, error.description)
+                }
+                do {
+                    try await standIn.setBehavior(behavior)
+                } catch {
+                    return failure(.internalServerError, "could not switch \(name): \(error)")
+                }
             }
-            do {
-                try await standIn.setBehavior(behavior)
-            } catch {
-                return failure(.internalServerError, "could not switch \(name): \(error)")
-            }
+            if let latency { standIn.setLatency(latency) }
+            if let tokenDelay { standIn.setTokenDelay(tokenDelay) }
             return (.ok, Self.encode(["name": name, "behavior": behavior.description]), json)
         }
         if method == .POST && parts.count == 3 && parts[0] == "providers" && parts[2] == "return" {

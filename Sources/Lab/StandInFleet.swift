@@ -42,7 +42,10 @@ public final class StandInFleet: Sendable {
         var started: [StandIn] = []
         do {
             for spec in specs {
-                started.append(try await StandIn.start(name: spec.name, behavior: initialBehavior(spec), group: group, host: host))
+                let standIn = try await StandIn.start(name: spec.name, behavior: initialBehavior(spec), group: group, host: host)
+                if let latency = spec.latency { standIn.setLatency(latency) }
+                if let delay = spec.tokenDelay { standIn.setTokenDelay(delay) }
+                started.append(standIn)
             }
         } catch {
             for standIn in started { await standIn.stop() }

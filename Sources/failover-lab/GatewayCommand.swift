@@ -61,6 +61,7 @@ struct GatewayCommand: AsyncParsableCommand {
         options.gateway.threads = threads
         options.gateway.logResponseBody = logBody
         options.gateway.balancer = balancer.options
+        options.gateway.failoverRetryHint = balancer.noRetryHint ? nil : .milliseconds(100)
         options.adminPort = noAdmin ? nil : adminPort
         do {
             options.accessLog = accessLog == "-" ? .standardOutput : try AccessLogWriter(path: accessLog)
@@ -103,6 +104,9 @@ struct BalancerFlags: ParsableArguments {
 
     @Flag(name: .customLong("no-quota-classification"), help: "Do not tell 429 'quota' (hint over 10 minutes or insufficient_quota) from 429 'rate'.")
     var noQuotaClassification = false
+
+    @Flag(name: .customLong("no-retry-hint"), help: "Do not add retry-after-ms: 100 to a response that evicted its provider while another provider can serve the retry (by default SDKs then retry at once instead of sleeping the upstream's retry-after).")
+    var noRetryHint = false
 
     var options: BalancerOptions {
         BalancerOptions(deadlinesOnlyMoveForward: !noForwardDeadlines, halfOpen: !noHalfOpen, classifyQuota: !noQuotaClassification)

@@ -242,5 +242,9 @@ public struct StandInSpec: Sendable, Hashable {
     public var retryAfterSeconds: Int?
     /// The behaviour it starts with, as text (`healthy`, `503 50%`, ...); nil for its kind's default.
     public var behavior: String?
+    /// Added before every answer.
+    public var latency: Duration?
+    /// Between streamed chunks of the mock OpenAI.
+    public var tokenDelay: Duration?
     public var location: SourceLocation
 }

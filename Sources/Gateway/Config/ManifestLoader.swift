@@ -391,7 +391,7 @@ public enum ManifestLoader {
         var standIns: [StandInSpec] = []
         for (i, node) in spec.sequence("standIns").enumerated() {
             let path = "spec.standIns[\(i)]"
-            guard let fields = reader.mapping(node, at: path, known: ["name", "kind", "answers", "retryAfter", "behavior"]),
+            guard let fields = reader.mapping(node, at: path, known: ["name", "kind", "answers", "retryAfter", "behavior", "latency", "tokenDelay"]),
                   let standInName = fields.requiredString("name"), let kindText = fields.requiredString("kind") else { continue }
             guard let kind = StandInSpec.Kind(rawValue: kindText) else {
                 let kinds = StandInSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")
@@ -412,7 +412,8 @@ public enum ManifestLoader {
             }
             standIns.append(StandInSpec(name: standInName, kind: kind, answers: answers,
                                         retryAfterSeconds: fields.int("retryAfter", range: 0...86_400 * 366),
-                                        behavior: fields.string("behavior"), location: reader.location(node)))
+                                        behavior: fields.string("behavior"), latency: fields.duration("latency"),
+                                        tokenDelay: fields.duration("tokenDelay"), location: reader.location(node)))
         }
         var fromEnv: [String: String] = [:]
         if let secrets = spec["secretsFromEnv"] {

@@ -44,6 +44,12 @@ final class Exchange: UpstreamResponseDelegate {
     private var responseContentType: String?
     private var responseCopy: ByteBuffer?
     private var responseBytes = 0
+    /// The client asked for `"stream": true`.
+    private var streamRequested = false
+    /// The response is Server-Sent Events: its copy keeps the tail, where `usage` is.
+    private var responseIsStream = false
+    private var firstChunkAt: ContinuousClock.Instant?
+    private var lastChunkAt: ContinuousClock.Instant?
 
     init(runtime: GatewayRuntime, pool: UpstreamPool, handler: ProxyHandler, context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
         self.runtime = runtime
@@ -80,6 +86,15 @@ final class Exchange: UpstreamResponseDelegate {
             return
         }
         json = object
+        if object["stream"] as? Bool == true {
+            streamRequested = true
+            // As agentgateway does: ask for the usage chunk, so tokens can be counted.
+            var options = object["stream_options"] as? [String: Any] ?? [:]
+            if options["include_usage"] == nil {
+                options["include_usage"] = true
+                json["stream_options"] = options
+            }
+        }
         if let timeout = route.requestTimeout {
             timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(timeout.seconds * 1e9))) { [self] in
                 self.timedOut()
@@ -231,14 +246,19 @@ final class Exchange: UpstreamResponseDelegate {
             return
         }
         phase = .streaming(connection, pendingSuccess: !failed)
+        let retryHint = failed ? runtime.options.failoverRetryHint.flatMap { runtime.failoverReady(after: choice, backend: backendIndex) ? $0 : nil } : nil
         if failed { self.choice = nil }
         responseStatus = status
         responseContentType = responseHead.headers["content-type"].first
+        responseIsStream = responseContentType?.contains("text/event-stream") == true
         var headers = HTTPHeaders()
         for (name, value) in responseHead.headers where !Self.responseHeadersNotForwarded.contains(name.lowercased()) {
             headers.add(name: name, value: value)
         }
         headers.replaceOrAdd(name: "x-failover-attempts", value: attempts.map(\.headerForm).joined(separator: ","))
+        if let retryHint, !headers.contains(name: "retry-after-ms") {
+            headers.add(name: "retry-after-ms", value: String(Int(retryHint.seconds * 1000)))
+        }
         context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: responseHead.status, headers: headers))), promise: nil)
     }
 
@@ -252,9 +272,20 @@ final class Exchange: UpstreamResponseDelegate {
         }
         guard case .streaming(let current, _) = phase, current === connection else { return }
         responseBytes += buffer.readableBytes
+        let now = ContinuousClock.now
+        if firstChunkAt == nil { firstChunkAt = now }
+        lastChunkAt = now
         let limit = runtime.options.responseCopyLimit
         if responseCopy == nil { responseCopy = context.channel.allocator.buffer(capacity: min(limit, max(buffer.readableBytes, 256))) }
-        if responseCopy!.readableBytes < limit {
+        if responseIsStream {
+            // Keep the tail: the usage chunk comes last. A cut first line is skipped when read.
+            var part = buffer
+            responseCopy!.writeBuffer(&part)
+            if responseCopy!.readableBytes > Self.streamTail * 2 {
+                responseCopy!.moveReaderIndex(forwardBy: responseCopy!.readableBytes - Self.streamTail)
+                responseCopy!.discardReadBytes()
+            }
+        } else if responseCopy!.readableBytes < limit {
             var slice = buffer
             if let part = slice.readSlice(length: min(slice.readableBytes, limit - responseCopy!.readableBytes)) {
                 var part = part
@@ -406,6 +437,12 @@ final class Exchange: UpstreamResponseDelegate {
             providerKind: provider.map { _ in "openai" }, requestModel: sentModel, responseModel: usage.model,
             inputTokens: usage.inputTokens, outputTokens: usage.outputTokens,
             provider: last?.provider, group: last?.group, attempts: attempts, error: error, reason: reason)
+        if responseIsStream, let first = firstChunkAt, (200..<300).contains(status) {
+            log.timeToFirstToken = first - attemptStarted
+            if let last = lastChunkAt, let tokens = usage.outputTokens, tokens > 1 {
+                log.timePerOutputToken = (last - first) / (tokens - 1)
+            }
+        }
         if let limit = runtime.options.logResponseBody, let copy = responseCopy {
             log.responseBody = String(decoding: copy.readableBytesView.prefix(limit), as: UTF8.self)
         }
@@ -422,6 +459,9 @@ final class Exchange: UpstreamResponseDelegate {
         }
         return "\(error)"
     }
+
+    /// How much of a streamed response's end is kept to read its usage chunk.
+    static let streamTail = 32 * 1024
 
     /// Hop-by-hop and recomputed headers, not copied from the client.
     static let requestHeadersNotForwarded: Set<String> = [

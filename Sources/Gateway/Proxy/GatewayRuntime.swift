@@ -12,6 +12,10 @@ public struct GatewayOptions: Sendable {
     /// Adds `response.body` (cut to this many bytes) to the access log when set.
     public var logResponseBody: Int?
     public var balancer = BalancerOptions()
+    /// When a response evicts its provider and another provider will serve the next
+    /// request, add `retry-after-ms` with this value so SDKs retry at once instead of
+    /// sleeping the upstream's `retry-after` (which still goes through unchanged). nil: off.
+    public var failoverRetryHint: Duration? = .milliseconds(100)
     /// Event-loop threads serving clients (each with its own upstream pool).
     public var threads = 1
 
@@ -89,6 +93,11 @@ public final class GatewayRuntime: Sendable {
     /// Whether an outcome counts as a failure for that provider's health rule.
     func isFailure(_ outcome: AttemptOutcome, for choice: ProviderChoice, backend: Int) -> Bool {
         balancers[backend].withLockedValue { $0.isFailure(outcome, rule: $0[choice.provider].rule) }
+    }
+
+    /// True when `choice`'s provider is out of rotation and another provider is in it.
+    func failoverReady(after choice: ProviderChoice, backend: Int) -> Bool {
+        balancers[backend].withLockedValue { $0[choice.provider].isOut && $0.activeGroup() != nil }
     }
 
     /// A copy of a backend's balancer state, for the health API and the dashboard.

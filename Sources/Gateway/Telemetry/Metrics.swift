@@ -31,6 +31,8 @@ public final class GatewayMetrics: Sendable {
         var tokens: [TokenKey: Histogram] = [:]
         var retries: [RouteKey: UInt64] = [:]
         var evictions: [EvictionKey: UInt64] = [:]
+        var timeToFirstToken: [RouteKey: Histogram] = [:]
+        var timePerOutputToken: [RouteKey: Histogram] = [:]
     }
 
     static let durationBounds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -48,6 +50,12 @@ public final class GatewayMetrics: Sendable {
             s.requests[key, default: 0] += 1
             s.durations[routeKey, default: Histogram(bounds: Self.durationBounds)].observe(log.duration.seconds)
             if log.attempts.count > 1 { s.retries[routeKey, default: 0] += UInt64(log.attempts.count - 1) }
+            if let ttft = log.timeToFirstToken {
+                s.timeToFirstToken[routeKey, default: Histogram(bounds: Self.durationBounds)].observe(ttft.seconds)
+            }
+            if let tpot = log.timePerOutputToken {
+                s.timePerOutputToken[routeKey, default: Histogram(bounds: Self.durationBounds)].observe(tpot.seconds)
+            }
             let models = (log.requestModel ?? "", log.responseModel ?? "")
             if let input = log.inputTokens {
                 s.tokens[TokenKey(type: "input", requestModel: models.0, responseModel: models.1), default: Histogram(bounds: Self.tokenBounds)].observe(Double(input))
@@ -84,7 +92,7 @@ public final class GatewayMetrics: Sendable {
                 out += "\(name)_count\(labels(keyLabels(key))) \(h.count)\n"
             }
         }
-        header("agentgateway_requests", "counter", "Requests answered, by backend, route, status and reason.")
+        header("agentgateway_requests_total", "counter", "Requests answered, by backend, route, status and reason.")
         for (key, value) in s.requests.sorted(by: { "\($0.key)" < "\($1.key)" }) {
             out += "agentgateway_requests_total\(labels([("backend", key.backend), ("route", key.route), ("status", key.status), ("reason", key.reason)])) \(value)\n"
         }
@@ -92,11 +100,15 @@ public final class GatewayMetrics: Sendable {
         histogram("agentgateway_request_duration_seconds", s.durations) { [("backend", $0.backend), ("route", $0.route)] }
         header("agentgateway_gen_ai_client_token_usage", "histogram", "Tokens per request, by type and model.")
         histogram("agentgateway_gen_ai_client_token_usage", s.tokens) { [("gen_ai_token_type", $0.type), ("gen_ai_request_model", $0.requestModel), ("gen_ai_response_model", $0.responseModel)] }
-        header("agentgateway_retries", "counter", "Upstream tries beyond the first.")
+        header("agentgateway_gen_ai_server_time_to_first_token_seconds", "histogram", "Streamed responses: time to the first chunk.")
+        histogram("agentgateway_gen_ai_server_time_to_first_token_seconds", s.timeToFirstToken) { [("backend", $0.backend), ("route", $0.route)] }
+        header("agentgateway_gen_ai_server_time_per_output_token_seconds", "histogram", "Streamed responses: time per output token after the first.")
+        histogram("agentgateway_gen_ai_server_time_per_output_token_seconds", s.timePerOutputToken) { [("backend", $0.backend), ("route", $0.route)] }
+        header("agentgateway_retries_total", "counter", "Upstream tries beyond the first.")
         for (key, value) in s.retries.sorted(by: { "\($0.key)" < "\($1.key)" }) {
             out += "agentgateway_retries_total\(labels([("backend", key.backend), ("route", key.route)])) \(value)\n"
         }
-        header("failover_evictions", "counter", "Evictions, by provider and reason.")
+        header("failover_evictions_total", "counter", "Evictions, by provider and reason.")
         for (key, value) in s.evictions.sorted(by: { "\($0.key)" < "\($1.key)" }) {
             out += "failover_evictions_total\(labels([("provider", key.provider), ("reason", key.reason)])) \(value)\n"
         }

@@ -43,6 +43,10 @@ public struct RequestLog: Sendable {
     /// Why the request ended as it did: `rate_limited`, `upstream_failure`, `timeout`, ...
     public var reason: String?
     public var responseBody: String?
+    /// Streamed responses: from sending the request upstream to the first chunk.
+    public var timeToFirstToken: Duration?
+    /// Streamed responses: the time between chunks, per output token after the first.
+    public var timePerOutputToken: Duration?
 
     public var failoverHeader: String { attempts.map(\.headerForm).joined(separator: ",") }
 
@@ -69,8 +73,15 @@ public struct RequestLog: Sendable {
         line.add("provider", provider)
         line.add("group", group.map { $0 + 1 })
         line.add("attempts", attempts.isEmpty ? nil : failoverHeader)
+        line.add("agw.ai.time_to_first_token", timeToFirstToken.map(Self.milliseconds))
+        line.add("agw.ai.time_per_output_token", timePerOutputToken.map(Self.milliseconds))
         line.add("response.body", responseBody)
         return line.finish()
+    }
+
+    /// Milliseconds with three decimals, as a number.
+    static func milliseconds(_ d: Duration) -> Double {
+        (d.seconds * 1_000_000).rounded() / 1000
     }
 
     static func timestamp(_ date: Date) -> String {
