@@ -176,6 +176,7 @@ final class Transfer {
     var intended: Nanos = 0
     var sent: Nanos = 0
     var late = false
+    var active = false
     var bytesIn = 0
     var capture = false
     var eventStream = false
@@ -282,7 +283,7 @@ final class Engine {
     let timerFD: Int32
     var free: [Transfer] = []
     var all: [Transfer] = []
-    var inFlight: [ObjectIdentifier: Transfer] = [:]
+    var inFlight = 0
     var backlog: [PendingArrival] = []
     var backlogHead = 0
     var stats = DriverStats()
@@ -354,6 +355,7 @@ final class Engine {
         _ = fl_curl_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
         _ = fl_curl_setopt_long(easy, CURLOPT_HTTP_VERSION,
                                 config.http2 ? 5 /* CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE */ : 2 /* 1.1 */)
+        if config.http2 { _ = fl_curl_setopt_long(easy, CURLOPT_PIPEWAIT, 1) } // multiplex, not a connection each
         _ = fl_curl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, writeCallback)
         _ = fl_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
         _ = fl_curl_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, headerCallback)
@@ -415,7 +417,8 @@ final class Engine {
             emit(unsent(a, late: late, error: message))
             return
         }
-        inFlight[ObjectIdentifier(t)] = t
+        t.active = true
+        inFlight += 1
         stats.sent += 1
     }
 
@@ -496,7 +499,8 @@ final class Engine {
             stats.paused = paused
         }
         if let rate = c.newRate, case var .pacer(p) = feed, !scheduleDone {
-            p.retarget(.constant(rate: rate), at: t &- pauseShift)
+            // Schedule time stands still while paused: the new rate starts where it stopped.
+            p.retarget(.constant(rate: rate), at: (paused ? pausedAt : t) &- pauseShift)
             feed = .pacer(p)
             nextArrival = pull()
             stats.rate = rate
@@ -506,12 +510,13 @@ final class Engine {
         }
         if c.stop { scheduleDone = true }
         if c.abort {
-            for (_, tr) in inFlight {
+            for tr in all where tr.active {
                 curl_multi_remove_handle(multi, tr.easy)
                 emit(record(for: tr, result: CURLE_OK, aborted: true))
+                tr.active = false
                 free.append(tr)
             }
-            inFlight.removeAll()
+            inFlight = 0
         }
     }
 
@@ -608,7 +613,8 @@ final class Engine {
             let t = Unmanaged<Transfer>.fromOpaque(raw).takeUnretainedValue()
             let rec = record(for: t, result: result)
             curl_multi_remove_handle(multi, easy)
-            inFlight[ObjectIdentifier(t)] = nil
+            t.active = false
+            inFlight -= 1
             free.append(t)
             emit(rec)
             finished += 1
@@ -645,7 +651,7 @@ final class Engine {
                 curl_multi_perform(multi, &running)
                 quick = readCompletions()
             }
-            if scheduleDone && inFlight.isEmpty && backlogHead == backlog.count { break }
+            if scheduleDone && inFlight == 0 && backlogHead == backlog.count { break }
             if recordsSinceFlush > 0 {
                 sink.flush()
                 recordsSinceFlush = 0
@@ -701,7 +707,7 @@ final class Engine {
         guard t &- lastPublish >= 20_000_000 else { return }
         lastPublish = t
         stats.elapsed = t
-        stats.inFlight = inFlight.count
+        stats.inFlight = inFlight
         stats.connectionsOpened = counter.opened
         driver.publish(stats)
     }

@@ -168,15 +168,15 @@ public struct ReportBuilder: Sendable {
             }
         }
         if let p = r.provider {
-            var acc = providers[p] ?? ProviderAcc()
-            acc.served += 1
-            if let s = r.status { acc.statusCounts[s, default: 0] += 1 }
+            // Mutated in place: copying an accumulator out would copy its histogram's counts.
+            if providers[p] == nil { providers[p] = ProviderAcc() }
+            providers[p]!.served += 1
+            if let s = r.status { providers[p]!.statusCounts[s, default: 0] += 1 }
             if let l = r.latency {
-                if acc.latency == nil { acc.latency = Self.histogram() }
-                _ = acc.latency!.record(Self.us(l))
+                if providers[p]!.latency == nil { providers[p]!.latency = Self.histogram() }
+                _ = providers[p]!.latency!.record(Self.us(l))
             }
-            acc.tokens += UInt64(Swift.max(0, r.tokens?.total ?? ((r.tokens?.prompt ?? 0) + (r.tokens?.completion ?? 0))))
-            providers[p] = acc
+            providers[p]!.tokens += UInt64(Swift.max(0, r.tokens?.total ?? ((r.tokens?.prompt ?? 0) + (r.tokens?.completion ?? 0))))
             if p != currentProvider {
                 var preceding = previousStatus
                 if let attempts = r.attempts, attempts.count >= 2 {
