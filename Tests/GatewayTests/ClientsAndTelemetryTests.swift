@@ -228,3 +228,30 @@ final class Counter: Sendable {
 }
 
 import NIOConcurrencyHelpers
+
+@Suite("Grafana dashboard")
+struct DashboardJSONTests {
+    @Test("every metric the dashboard queries is one the gateway exports")
+    func metricsExist() async throws {
+        let path = ClientsAndTelemetryTests.repository.appendingPathComponent("dashboards/failover-lab.json").path
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let dashboard = try #require((try JSONSerialization.jsonObject(with: data)) as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        let exprs = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        #expect(exprs.count >= 9)
+        let (lab, _) = try await EndToEndTests.start(try EndToEndTests.seedLab())
+        defer { Task { await lab.stop() } }
+        let exported = lab.gateway.runtime.metrics.render(runtime: lab.gateway.runtime)
+        let families = Set(exported.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) })
+        let pattern = #/(agentgateway|failover)_[a-z_]+/#
+        for expr in exprs {
+            for match in expr.matches(of: pattern) {
+                var name = String(match.output.0)
+                for suffix in ["_bucket", "_sum", "_count"] where name.hasSuffix(suffix) && !families.contains(name) {
+                    name = String(name.dropLast(suffix.count))
+                }
+                #expect(families.contains(name), "dashboard queries \(name), which /metrics does not export")
+            }
+        }
+    }
+}
