@@ -1,5 +1,9 @@
 import CShims
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A load driver: runs a workload on its own thread with libcurl's multi interface, one
 /// `curl_multi_poll` loop, and hands each finished request to a sink. Control calls
@@ -8,7 +12,7 @@ public final class Driver: @unchecked Sendable {
     public let configuration: DriverConfiguration
     private let sink: RecordSink
     // Everything below is guarded by `lock`.
-    private let lock = NSCondition()
+    private let lock = Condition()
     private var control = Control()
     private var statsValue = DriverStats()
     private var wakeHandle: UnsafeMutableRawPointer?
@@ -38,12 +42,10 @@ public final class Driver: @unchecked Sendable {
         started = true
         lock.unlock()
         _ = Driver.curlGlobal
-        let thread = Thread { [self] in
+        startThread(name: "fl-driver") { [self] in
             let engine = Engine(configuration: configuration, sink: sink, driver: self)
             engine.run()
         }
-        thread.name = "failover-lab driver"
-        thread.start()
     }
 
     /// Runs to the end on the calling thread's behalf: start, then wait.
@@ -63,9 +65,9 @@ public final class Driver: @unchecked Sendable {
     public func wait(seconds: Double) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        let deadline = Date(timeIntervalSinceNow: seconds)
+        let deadline = fl_monotonic_ns() &+ Nanos(max(0, seconds) * 1e9)
         while !done {
-            if !lock.wait(until: deadline) { return done }
+            if !lock.wait(untilMonotonic: deadline) { return done }
         }
         return true
     }
@@ -234,6 +236,13 @@ private let writeCallback: fl_curl_data_callback = { ptr, size, count, userdata 
     return true
 }
 
+@inline(__always) private func containsIgnoringCase(_ p: UnsafePointer<UInt8>, _ n: Int, _ lower: StaticString) -> Bool {
+    let m = lower.utf8CodeUnitCount
+    guard n >= m else { return false }
+    for start in 0...(n - m) where hasPrefixIgnoringCase(p + start, n - start, lower) { return true }
+    return false
+}
+
 private let headerCallback: fl_curl_data_callback = { ptr, size, count, userdata in
     let n = size * count
     guard let userdata, let ptr else { return n }
@@ -251,9 +260,12 @@ private let headerCallback: fl_curl_data_callback = { ptr, size, count, userdata
             t.attemptsHeader = String(decoding: UnsafeBufferPointer(start: p + skip, count: n - skip), as: UTF8.self)
                 .trimmed(" \t\r\n")
         } else if hasPrefixIgnoringCase(p, n, "content-type:") {
-            let value = String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self).lowercased()
-            if value.contains("json") { t.capture = true }
-            if value.contains("event-stream") { t.capture = true; t.eventStream = true }
+            if containsIgnoringCase(p, n, "event-stream") {
+                t.capture = true
+                t.eventStream = true
+            } else if containsIgnoringCase(p, n, "json") {
+                t.capture = true
+            }
         }
     }
     return n
@@ -711,4 +723,65 @@ final class Engine {
         stats.connectionsOpened = counter.opened
         driver.publish(stats)
     }
+}
+
+/// A mutex with a condition variable on CLOCK_MONOTONIC (no Foundation on the engine's path).
+final class Condition: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        #if os(Linux)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        #endif
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+    func wait() { pthread_cond_wait(cond, mutex) }
+    func broadcast() { pthread_cond_broadcast(cond) }
+
+    /// Waits until signalled or the monotonic deadline; false when the deadline passed.
+    func wait(untilMonotonic deadline: Nanos) -> Bool {
+        #if os(Linux)
+        var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        return pthread_cond_timedwait(cond, mutex, &ts) != ETIMEDOUT
+        #else
+        let now = fl_monotonic_ns()
+        let left = deadline > now ? deadline - now : 0
+        var ts = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+        return pthread_cond_timedwait_relative_np(cond, mutex, &ts) != ETIMEDOUT
+        #endif
+    }
+}
+
+/// Starts a detached thread running `body`.
+func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+    let arg = Unmanaged.passRetained(Box(body)).toOpaque()
+    #if os(Linux)
+    var thread = pthread_t()
+    #else
+    var thread: pthread_t?
+    #endif
+    let rc = pthread_create(&thread, nil, { raw in
+        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+        box.body()
+        return nil
+    }, arg)
+    precondition(rc == 0, "cannot start the driver thread: error \(rc)")
+    pthread_detach(thread)
+    _ = name
 }
