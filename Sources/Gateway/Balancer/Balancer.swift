@@ -272,7 +272,7 @@ public struct BackendBalancer: Sendable {
     }
 
     private func powerOfTwo(group g: Int, candidates: [Int], using rng: inout some RandomNumberGenerator) -> Int? {
-        guard !candidates.isEmpty else { return nil }
+        guard candidates.count > 1 else { return candidates.first }
         let a = candidates[Int.random(in: 0..<candidates.count, using: &rng)]
         let b = candidates[Int.random(in: 0..<candidates.count, using: &rng)]
         return groups[g][b].score > groups[g][a].score ? b : a

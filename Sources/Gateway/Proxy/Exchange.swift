@@ -44,8 +44,6 @@ final class Exchange: UpstreamResponseDelegate {
     private var responseContentType: String?
     private var responseCopy: ByteBuffer?
     private var responseBytes = 0
-    /// The client asked for `"stream": true`.
-    private var streamRequested = false
     /// The response is Server-Sent Events: its copy keeps the tail, where `usage` is.
     private var responseIsStream = false
     private var firstChunkAt: ContinuousClock.Instant?
@@ -87,7 +85,6 @@ final class Exchange: UpstreamResponseDelegate {
         }
         json = object
         if object["stream"] as? Bool == true {
-            streamRequested = true
             // As agentgateway does: ask for the usage chunk, so tokens can be counted.
             var options = object["stream_options"] as? [String: Any] ?? [:]
             if options["include_usage"] == nil {
