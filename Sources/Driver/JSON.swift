@@ -293,3 +293,90 @@ struct JSONParser {
         return v
     }
 }
+
+extension JSONParser {
+    /// Skips one value without building it.
+    mutating func skipValue(depth: Int = 0) throws(JSONError) {
+        guard depth < 200, index < bytes.count else { throw error("unexpected end of JSON") }
+        switch bytes[index] {
+        case UInt8(ascii: "\""):
+            index += 1
+            while index < bytes.count {
+                let b = bytes[index]
+                if b == UInt8(ascii: "\\") { index += 2; continue }
+                index += 1
+                if b == UInt8(ascii: "\"") { return }
+            }
+            throw error("unterminated string")
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = bytes[index] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            index += 1
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == close { index += 1; return }
+            while true {
+                skipWhitespace()
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                guard index < bytes.count else { throw error("unexpected end of JSON") }
+                let b = bytes[index]
+                index += 1
+                if b == close { return }
+                if b == UInt8(ascii: ":") || b == UInt8(ascii: ",") { continue }
+                throw error("unexpected character in a container")
+            }
+        default:
+            let start = index
+            while index < bytes.count {
+                let b = bytes[index]
+                if b == UInt8(ascii: ",") || b == UInt8(ascii: "}") || b == UInt8(ascii: "]") || b == 0x20 || b == 0x0A
+                    || b == 0x0D || b == 0x09 { break }
+                index += 1
+            }
+            if index == start { throw error("expected a value") }
+        }
+    }
+
+    /// Whether the string at `index` (a key, with its quotes) is exactly `word`.
+    func keyIs(_ word: StaticString) -> Bool {
+        let n = word.utf8CodeUnitCount
+        guard index + n + 1 < bytes.count, bytes[index + n + 1] == UInt8(ascii: "\"") else { return false }
+        let w = word.utf8Start
+        for i in 0..<n where bytes[index + 1 + i] != w[i] { return false }
+        return true
+    }
+
+    /// Reads only the top-level `model` (a string) and `usage` (an object) of an object,
+    /// skipping everything else without building it: the engine does this for every response.
+    mutating func modelAndUsage() throws(JSONError) -> (model: String?, usage: JSONValue?) {
+        skipWhitespace()
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { throw error("not an object") }
+        index += 1
+        var model: String?
+        var usage: JSONValue?
+        skipWhitespace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { return (nil, nil) }
+        while true {
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let isModel = keyIs("model"), isUsage = keyIs("usage")
+            try skipValue()
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
+            index += 1
+            skipWhitespace()
+            if isModel, index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+                model = try parseString()
+            } else if isUsage, index < bytes.count, bytes[index] == UInt8(ascii: "{") {
+                usage = try parseValue(depth: 1)
+            } else {
+                try skipValue()
+            }
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unexpected end of JSON") }
+            let b = bytes[index]
+            index += 1
+            if b == UInt8(ascii: "}") { return (model, usage) }
+            guard b == UInt8(ascii: ",") else { throw error("expected ',' or '}'") }
+        }
+    }
+}

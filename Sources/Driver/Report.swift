@@ -109,7 +109,15 @@ public struct ReportBuilder: Sendable {
         var latency: Histogram<UInt64>?
         var tokens: UInt64 = 0
     }
-    var providers: [String: ProviderAcc] = [:]
+    var providerIndex: [String: Int] = [:]
+    var providerAccs: [(String, ProviderAcc)] = []
+
+    mutating func accumulator(_ name: String) -> Int {
+        if let i = providerIndex[name] { return i }
+        providerIndex[name] = providerAccs.count
+        providerAccs.append((name, ProviderAcc()))
+        return providerAccs.count - 1
+    }
     var timeline: [FailoverChange] = []
     var timelineDropped: UInt64 = 0
     var currentProvider: String?
@@ -160,23 +168,29 @@ public struct ReportBuilder: Sendable {
             tokens.total! += t.total ?? ((t.prompt ?? 0) + (t.completion ?? 0))
         }
         if let attempts = r.attempts {
-            for (i, a) in attempts.enumerated() {
-                providers[a.provider, default: ProviderAcc()].attempts += 1
-                if i < attempts.count - 1 || !(200..<300).contains(a.status) {
-                    providers[a.provider, default: ProviderAcc()].failedAttempts += 1
-                }
+            for (k, a) in attempts.enumerated() {
+                let i = accumulator(a.provider)
+                providerAccs[i].1.attempts += 1
+                if k < attempts.count - 1 || !(200..<300).contains(a.status) { providerAccs[i].1.failedAttempts += 1 }
             }
         }
         if let p = r.provider {
-            // Mutated in place: copying an accumulator out would copy its histogram's counts.
-            if providers[p] == nil { providers[p] = ProviderAcc() }
-            providers[p]!.served += 1
-            if let s = r.status { providers[p]!.statusCounts[s, default: 0] += 1 }
-            if let l = r.latency {
-                if providers[p]!.latency == nil { providers[p]!.latency = Self.histogram() }
-                _ = providers[p]!.latency!.record(Self.us(l))
+            // One hash per record; the accumulator is mutated in place (copying it would copy its histogram).
+            let i: Int
+            if let known = providerIndex[p] {
+                i = known
+            } else {
+                i = providerAccs.count
+                providerIndex[p] = i
+                providerAccs.append((p, ProviderAcc()))
             }
-            providers[p]!.tokens += UInt64(Swift.max(0, r.tokens?.total ?? ((r.tokens?.prompt ?? 0) + (r.tokens?.completion ?? 0))))
+            providerAccs[i].1.served += 1
+            if let s = r.status { providerAccs[i].1.statusCounts[s, default: 0] += 1 }
+            if let l = r.latency {
+                if providerAccs[i].1.latency == nil { providerAccs[i].1.latency = Self.histogram() }
+                _ = providerAccs[i].1.latency!.record(Self.us(l))
+            }
+            providerAccs[i].1.tokens += UInt64(Swift.max(0, r.tokens?.total ?? ((r.tokens?.prompt ?? 0) + (r.tokens?.completion ?? 0))))
             if p != currentProvider {
                 var preceding = previousStatus
                 if let attempts = r.attempts, attempts.count >= 2 {
@@ -241,7 +255,7 @@ public struct ReportBuilder: Sendable {
         let achieved = sendSpan > 0 && sent > 1 ? Double(sent - 1) / (Double(sendSpan) / 1e9) : 0
         let finished = requests - unsent
         let throughput = span > 0 ? Double(finished) / (Double(span) / 1e9) : 0
-        let providerRows = providers.map { name, acc in
+        let providerRows = providerAccs.map { name, acc in
             ProviderSummary(provider: name, served: acc.served,
                             share: requests > 0 ? Double(acc.served) / Double(requests) : 0,
                             statusCounts: acc.statusCounts, attempts: acc.attempts, failedAttempts: acc.failedAttempts,

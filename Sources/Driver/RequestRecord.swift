@@ -234,9 +234,11 @@ public enum ResponseFacts {
         }
         var tokens: TokenUsage?
         var model: String?
-        func take(_ json: JSONValue) {
-            if model == nil, let m = json["model"]?.string, !m.isEmpty { model = m }
-            if let u = json["usage"], case .object = u {
+        func take(_ bytes: UnsafeBufferPointer<UInt8>) {
+            var parser = JSONParser(bytes: bytes)
+            guard let (m, u) = try? parser.modelAndUsage() else { return }
+            if model == nil, let m, !m.isEmpty { model = m }
+            if let u {
                 tokens = TokenUsage(prompt: u["prompt_tokens"]?.int, completion: u["completion_tokens"]?.int,
                                     total: u["total_tokens"]?.int)
             }
@@ -256,12 +258,10 @@ public enum ResponseFacts {
                         var to = line.count
                         if to > from, line[to - 1] == 0x0D { to -= 1 }
                         guard to > from, line[from] == 0x7B else { continue }
-                        if let json = try? JSONValue.parse(bytes: UnsafeBufferPointer(rebasing: line[from..<to])) {
-                            take(json)
-                        }
+                        take(UnsafeBufferPointer(rebasing: line[from..<to]))
                     }
-                } else if let json = try? JSONValue.parse(bytes: buf) {
-                    take(json)
+                } else {
+                    take(buf)
                 }
             }
         }
