@@ -8,8 +8,10 @@
 #             N reused handles, nothing recorded: the ceiling for any libcurl driver
 #   wrk       wrk -t1 -cN (POST via a Lua script)
 #   hey       hey -cN -m POST
-# Then drive sends a constant 2,000 requests/s for RATE_DURATION and reports the
-# achieved rate and the p99 of (sent - intended).
+# The four run in turn, ROUNDS times, so that a burst of other work on the machine hits
+# all of them alike; the summary gives the best and the median round of each. Then drive
+# sends a constant 2,000 requests/s for RATE_DURATION and reports the achieved rate and
+# the p99 of (sent - intended).
 #
 # Targets (from issue 4):
 #   drive >= hey;  drive >= 0.90 x baseline;
@@ -18,7 +20,7 @@
 # a target is missed; non-zero means something could not run.
 #
 # Usage: bench/driver.sh [--no-build]
-# Env: DURATION (10), CONCURRENCY (32), RATE (2000), RATE_DURATION (10), PORT (18091),
+# Env: DURATION (10), ROUNDS (3), CONCURRENCY (32), RATE (2000), RATE_DURATION (10), PORT (18091),
 #      BIN (a failover-lab binary to use instead of building), BODY_TYPE (json|text).
 # Results: bench/out/driver-<timestamp>/ (summary.txt, summary.json, raw outputs).
 
@@ -27,6 +29,7 @@ set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
 DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
 CONCURRENCY="${CONCURRENCY:-32}"
 RATE="${RATE:-2000}"
 RATE_DURATION="${RATE_DURATION:-10}"
@@ -106,40 +109,52 @@ LUA
 log "warm-up"
 "$OUT/curl_baseline" "$URL" "$CONCURRENCY" 1 >/dev/null
 
-log "drive: closed loop, $CONCURRENCY in flight, ${DURATION}s"
-"$FL" drive "$URL" --concurrency "$CONCURRENCY" --duration "${DURATION}s" --json --no-progress >"$OUT/drive.json"
-log "baseline: C libcurl multi, $CONCURRENCY handles, ${DURATION}s"
-"$OUT/curl_baseline" "$URL" "$CONCURRENCY" "$DURATION" >"$OUT/baseline.txt"
-log "wrk -t1 -c$CONCURRENCY -d${DURATION}s"
-wrk -t1 -c"$CONCURRENCY" -d"${DURATION}s" -s "$OUT/post.lua" "$URL" >"$OUT/wrk.txt"
-log "hey -c$CONCURRENCY -z ${DURATION}s"
-hey -c "$CONCURRENCY" -z "${DURATION}s" -m POST -T application/json -d "$BODY" "$URL" >"$OUT/hey.txt"
+for round in $(seq "$ROUNDS"); do
+  log "round $round/$ROUNDS: drive (closed loop, $CONCURRENCY in flight, ${DURATION}s)"
+  "$FL" drive "$URL" --concurrency "$CONCURRENCY" --duration "${DURATION}s" --json --no-progress >"$OUT/drive-$round.json"
+  log "round $round/$ROUNDS: C libcurl baseline ($CONCURRENCY handles)"
+  "$OUT/curl_baseline" "$URL" "$CONCURRENCY" "$DURATION" >"$OUT/baseline-$round.txt"
+  log "round $round/$ROUNDS: wrk -t1 -c$CONCURRENCY"
+  wrk -t1 -c"$CONCURRENCY" -d"${DURATION}s" -s "$OUT/post.lua" "$URL" >"$OUT/wrk-$round.txt"
+  log "round $round/$ROUNDS: hey -c$CONCURRENCY"
+  hey -c "$CONCURRENCY" -z "${DURATION}s" -m POST -T application/json -d "$BODY" "$URL" >"$OUT/hey-$round.txt"
+done
 log "drive: constant $RATE/s for ${RATE_DURATION}s"
 "$FL" drive "$URL" --rate "$RATE/s" --duration "${RATE_DURATION}s" --json --no-progress >"$OUT/rate.json"
 
-python3 - "$OUT" "$RATE" "$CONCURRENCY" "$DURATION" <<'PY'
-import json, re, sys
-out, rate, conc, dur = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
-drive = json.load(open(f"{out}/drive.json"))
-drive_rps = drive["throughput"]
-base = float(re.search(r"rps=([\d.]+)", open(f"{out}/baseline.txt").read()).group(1))
-wrk = float(re.search(r"Requests/sec:\s+([\d.]+)", open(f"{out}/wrk.txt").read()).group(1))
-hey = float(re.search(r"Requests/sec:\s+([\d.]+)", open(f"{out}/hey.txt").read()).group(1))
+python3 - "$OUT" "$RATE" "$CONCURRENCY" "$DURATION" "$ROUNDS" <<'PY'
+import json, re, statistics, sys
+out, rate, conc, dur, rounds = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+def grab(pattern, name):
+    return [float(re.search(pattern, open(f"{out}/{name}-{i}.txt").read()).group(1)) for i in range(1, rounds + 1)]
+drives = [json.load(open(f"{out}/drive-{i}.json")) for i in range(1, rounds + 1)]
+runs = {
+    "drive": [d["throughput"] for d in drives],
+    "baseline": grab(r"rps=([\d.]+)", "baseline"),
+    "wrk": grab(r"Requests/sec:\s+([\d.]+)", "wrk"),
+    "hey": grab(r"Requests/sec:\s+([\d.]+)", "hey"),
+}
+best = {k: max(v) for k, v in runs.items()}
+median = {k: statistics.median(v) for k, v in runs.items()}
+drive_rps, base, wrk, hey = best["drive"], best["baseline"], best["wrk"], best["hey"]
+errors = sum(d["errors"] for d in drives)
 r = json.load(open(f"{out}/rate.json"))
 achieved = r["achieved_rate"]
 lag = r["send_lag_ms"] or {}
 lag99 = lag.get("p99", float("nan"))
 err = abs(achieved - rate) / rate
+def row(name, k):
+    return f"  {name:20} {best[k]:10.0f} req/s best, {median[k]:10.0f} median   ({', '.join(f'{x:.0f}' for x in runs[k])})"
 lines = [
-    f"closed loop, {conc} in flight, {dur}s, POST on loopback to nginx (1 worker)",
-    f"  failover-lab drive   {drive_rps:10.0f} req/s   errors {drive['errors']}",
-    f"  C libcurl baseline   {base:10.0f} req/s",
-    f"  wrk -t1              {wrk:10.0f} req/s",
-    f"  hey                  {hey:10.0f} req/s",
-    f"  drive / baseline     {drive_rps / base:10.3f}   (target >= 0.90)  {'ok' if drive_rps >= 0.9 * base else 'MISSED'}",
-    f"  drive / hey          {drive_rps / hey:10.3f}   (target >= 1.00)  {'ok' if drive_rps >= hey else 'MISSED'}",
-    f"  drive / wrk          {drive_rps / wrk:10.3f}",
-    f"constant {rate:.0f}/s",
+    f"closed loop, {conc} in flight, {dur}s x {rounds} rounds, POST on loopback to nginx (1 worker)",
+    row("failover-lab drive", "drive") + f"  errors {errors}",
+    row("C libcurl baseline", "baseline"),
+    row("wrk -t1", "wrk"),
+    row("hey", "hey"),
+    f"  drive / baseline     {drive_rps / base:10.3f} best, {median['drive'] / median['baseline']:.3f} median   (target >= 0.90)  {'ok' if drive_rps >= 0.9 * base else 'MISSED'}",
+    f"  drive / hey          {drive_rps / hey:10.3f} best, {median['drive'] / median['hey']:.3f} median   (target >= 1.00)  {'ok' if drive_rps >= hey else 'MISSED'}",
+    f"  drive / wrk          {drive_rps / wrk:10.3f} best",
+    f"constant {rate:.0f}/s for the rate run",
     f"  achieved             {achieved:10.1f} req/s  ({err*100:.2f}% off; target <= 1%)  {'ok' if err <= 0.01 else 'MISSED'}",
     f"  sent - intended p99  {lag99:10.3f} ms     (target < 1 ms)  {'ok' if lag99 < 1 else 'MISSED'}",
     f"  sent - intended p50  {lag.get('p50', float('nan')):10.3f} ms, max {lag.get('max', float('nan')):.3f} ms; late {r['late']}",
@@ -148,7 +163,7 @@ lines = [
 text = "\n".join(lines)
 print(text)
 open(f"{out}/summary.txt", "w").write(text + "\n")
-json.dump({"drive_rps": drive_rps, "baseline_rps": base, "wrk_rps": wrk, "hey_rps": hey,
+json.dump({"runs": runs, "drive_rps": drive_rps, "baseline_rps": base, "wrk_rps": wrk, "hey_rps": hey,
            "rate_target": rate, "rate_achieved": achieved, "send_lag_p99_ms": lag99}, open(f"{out}/summary.json", "w"), indent=1)
 PY
 log "results in $OUT"

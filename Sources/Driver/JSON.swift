@@ -208,6 +208,21 @@ struct JSONParser {
 
     mutating func parseNumber() throws(JSONError) -> Double {
         let start = index
+        // Small integers (token counts, statuses) without a String round trip.
+        var negative = false
+        var i = index
+        if i < bytes.count, bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+        var value: Int64 = 0
+        var digits = 0
+        while i < bytes.count, bytes[i] >= 0x30, bytes[i] <= 0x39, digits < 15 {
+            value = value * 10 + Int64(bytes[i] - 0x30)
+            digits += 1
+            i += 1
+        }
+        if digits > 0, i == bytes.count || !JSONParser.isNumberByte(bytes[i]) {
+            index = i
+            return Double(negative ? -value : value)
+        }
         while index < bytes.count, JSONParser.isNumberByte(bytes[index]) { index += 1 }
         guard index > start else { throw error("unexpected character '\(Character(Unicode.Scalar(bytes[index])))'") }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
