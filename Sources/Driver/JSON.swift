@@ -362,12 +362,12 @@ extension JSONParser {
 
     /// Reads only the top-level `model` (a string) and `usage` (an object) of an object,
     /// skipping everything else without building it: the engine does this for every response.
-    mutating func modelAndUsage() throws(JSONError) -> (model: String?, usage: JSONValue?) {
+    mutating func modelAndUsage() throws(JSONError) -> (model: String?, usage: TokenUsage?) {
         skipWhitespace()
         guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { throw error("not an object") }
         index += 1
         var model: String?
-        var usage: JSONValue?
+        var usage: TokenUsage?
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { return (nil, nil) }
         while true {
@@ -382,7 +382,7 @@ extension JSONParser {
             if isModel, index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
                 model = try parseString()
             } else if isUsage, index < bytes.count, bytes[index] == UInt8(ascii: "{") {
-                usage = try parseValue(depth: 1)
+                usage = try usageCounts()
             } else {
                 try skipValue()
             }
@@ -391,6 +391,43 @@ extension JSONParser {
             let b = bytes[index]
             index += 1
             if b == UInt8(ascii: "}") { return (model, usage) }
+            guard b == UInt8(ascii: ",") else { throw error("expected ',' or '}'") }
+        }
+    }
+
+    /// The three OpenAI usage counts of a `usage` object, other keys skipped, nothing allocated.
+    mutating func usageCounts() throws(JSONError) -> TokenUsage {
+        index += 1 // {
+        var usage = TokenUsage()
+        skipWhitespace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return usage }
+        while true {
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let which = keyIs("prompt_tokens") ? 0 : keyIs("completion_tokens") ? 1 : keyIs("total_tokens") ? 2 : -1
+            try skipValue()
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
+            index += 1
+            skipWhitespace()
+            if which >= 0, index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "{"),
+               bytes[index] != UInt8(ascii: "["), bytes[index] != UInt8(ascii: "n"), bytes[index] != UInt8(ascii: "t"),
+               bytes[index] != UInt8(ascii: "f") {
+                let n = try parseNumber()
+                let v: Int? = n.isFinite && n.rounded() == n && abs(n) < 9e18 ? Int(n) : nil
+                switch which {
+                case 0: usage.prompt = v
+                case 1: usage.completion = v
+                default: usage.total = v
+                }
+            } else {
+                try skipValue(depth: 1)
+            }
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unexpected end of JSON") }
+            let b = bytes[index]
+            index += 1
+            if b == UInt8(ascii: "}") { return usage }
             guard b == UInt8(ascii: ",") else { throw error("expected ',' or '}'") }
         }
     }

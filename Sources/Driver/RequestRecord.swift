@@ -238,10 +238,7 @@ public enum ResponseFacts {
             var parser = JSONParser(bytes: bytes)
             guard let (m, u) = try? parser.modelAndUsage() else { return }
             if model == nil, let m, !m.isEmpty { model = m }
-            if let u {
-                tokens = TokenUsage(prompt: u["prompt_tokens"]?.int, completion: u["completion_tokens"]?.int,
-                                    total: u["total_tokens"]?.int)
-            }
+            if let u { tokens = u }
         }
         if !body.isEmpty {
             body.withUnsafeBufferPointer { buf in

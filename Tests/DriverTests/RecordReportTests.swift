@@ -240,14 +240,14 @@ private func labRecords() -> [RequestRecord] {
 
 @Suite struct ScannerTests {
     @Test func findsModelAndUsageWithoutBuildingTheRest() throws {
-        let text = #"{"id":"x","choices":[{"message":{"content":"a \"model\": no","model":"inner"}}],"model":"gpt-4o-mini","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7},"n":[1,2.5e3,true,null,{}]}"#
+        let text = #"{"id":"x","usage_note":{"total_tokens":99},"choices":[{"message":{"content":"a \"model\": no","model":"inner"}}],"model":"gpt-4o-mini","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"details":{"cached_tokens":1}},"n":[1,2.5e3,true,null,{}]}"#
         let bytes = Array(text.utf8)
         let (model, usage) = try bytes.withUnsafeBufferPointer { buf in
             var p = JSONParser(bytes: buf)
             return try p.modelAndUsage()
         }
         #expect(model == "gpt-4o-mini")
-        #expect(usage?["total_tokens"]?.int == 7)
+        #expect(usage == TokenUsage(prompt: 3, completion: 4, total: 7))
         let broken = Array(#"{"model": "a", "usage": {"#.utf8)
         #expect(throws: JSONError.self) {
             try broken.withUnsafeBufferPointer { buf in
