@@ -249,6 +249,10 @@ private let headerCallback: fl_curl_data_callback = { ptr, size, count, userdata
     let t = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
     t.bytesIn += n
     ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
+        // Only three header names matter; most lines are out after one byte.
+        guard n > 0 else { return }
+        let first = p[0] | 0x20
+        guard first == UInt8(ascii: "h") || first == UInt8(ascii: "x") || first == UInt8(ascii: "c") else { return }
         if hasPrefixIgnoringCase(p, n, "http/") {
             // A new response head (after a 100 Continue or a redirect): start over.
             t.attemptsHeader = nil
@@ -679,19 +683,24 @@ final class Engine {
                     timeoutMs = 0
                 } else {
                     let remaining = due - nowAbs
-                    if timerFD >= 0 {
+                    if timerFD >= 0 && remaining < 5_000_000 {
                         if armed != due {
                             _ = fl_timer_arm_at(timerFD, due)
                             armed = due
                         }
                         timeoutMs = Int32(min(1000, remaining / 1_000_000 + 1))
+                    } else if timerFD >= 0 {
+                        // Far enough for millisecond sleeps; the timer takes over for the last few.
+                        timeoutMs = Int32(min(1000, remaining / 1_000_000 - 4))
                     } else {
                         // No precise timer: sleep in whole milliseconds, then spin the last one.
                         timeoutMs = Int32(min(1000, remaining / 1_000_000))
                     }
                 }
             }
-            if timerFD >= 0 {
+            // The timer only matters when the next deadline is near (an open-loop arrival);
+            // polling it otherwise costs every wait a descriptor for nothing.
+            if timerFD >= 0 && armed != 0 && armed <= fl_monotonic_ns() &+ 5_000_000 {
                 _ = curl_multi_poll(multi, &waitFD, 1, timeoutMs, nil)
                 if waitFD.revents != 0 {
                     fl_timer_drain(timerFD)
