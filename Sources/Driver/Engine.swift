@@ -467,6 +467,12 @@ final class Engine {
         }
     }
 
+    /// An open-ended plan at rate 0 (a dashboard turned it down) waits for a new rate or a stop.
+    var idleWhenEmpty: Bool {
+        if case let .pacer(p) = feed { return p.isOpenEnded }
+        return false
+    }
+
     var limitReached: Bool {
         if let limit = config.requestLimit, nextSeq >= limit { return true }
         return false
@@ -568,7 +574,9 @@ final class Engine {
                     admit(a)
                     nextArrival = pull()
                 }
-                if nextArrival == nil || limitReached { scheduleDone = true }
+                if limitReached { scheduleDone = true }
+                if nextArrival == nil && !idleWhenEmpty { scheduleDone = true }
+                if let d = config.duration, now() >= d { scheduleDone = true }
                 if let d = config.duration, let a = nextArrival, a.intended >= d { scheduleDone = true }
             }
         }
@@ -645,7 +653,9 @@ final class Engine {
         case .closed:
             return config.duration.map { startMono &+ $0 }
         case .pacer, .replay:
-            return nextArrival.map { startMono &+ $0.intended }
+            let end = config.duration.map { startMono &+ $0 }
+            guard let next = nextArrival.map({ startMono &+ $0.intended }) else { return end }
+            return min(next, end ?? next)
         }
     }
 

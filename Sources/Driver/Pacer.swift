@@ -78,6 +78,9 @@ public struct Pacer<G: RandomNumberGenerator> {
         self.rng = rng
     }
 
+    /// Whether the plan ends in a phase without an end (a rate of 0 there means idle, not done).
+    public var isOpenEnded: Bool { phases.last.map { $0.duration == nil } ?? false }
+
     /// The schedule offset where the current phase started.
     public var currentPhaseStart: Nanos { phaseStart }
 

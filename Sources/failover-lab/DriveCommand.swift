@@ -27,7 +27,7 @@ struct DriveCommand: ParsableCommand {
           failover-lab drive http://127.0.0.1:8080/http-429 --rate 200/s --duration 30s --record run.jsonl
           failover-lab drive URL --concurrency 16 --requests 10000
           failover-lab drive URL --rate 50/s --ramp-to 500/s --duration 60s
-          failover-lab drive URL A --weights 3,1 --rate 100/s --duration 10s
+          failover-lab drive URL1 URL2 --weights 3,1 --rate 100/s --duration 10s
           failover-lab drive --plan plan.yaml --expect 'status[429] <= 1' --expect 'p99 < 50ms'
 
         Plan file (YAML):
@@ -315,8 +315,10 @@ struct DriveOutputOptions: ParsableArguments {
 
 /// Helpers shared by drive, replay and report.
 enum DriveCLI {
+    /// A mistake in flags or files: says what and where on stderr; the exit status is 64 (EX_USAGE).
     static func usage(_ message: String) -> Error {
-        ValidationError(message)
+        printError("error: " + message)
+        return ExitCode(64)
     }
 
     static func trim(_ text: some StringProtocol) -> String {

@@ -220,6 +220,43 @@ private func run(_ config: DriverConfiguration) -> ([RequestRecord], DriverStats
         #expect(driver.stats.rate == 50)
     }
 
+    @Test func rateZeroIdlesUntilARateOrAStop() throws {
+        let server = try TestServer { _ in .init() }
+        defer { server.stop() }
+        let got = Collected()
+        let driver = Driver(configuration: DriverConfiguration(
+            workload: .openLoop([Phase(.constant(rate: 0))]), mix: RequestMix([RequestSpec.chat(url: server.base + "/")])),
+            sink: got.sink)
+        driver.start()
+        usleep(100_000)
+        #expect(!driver.stats.finished)
+        driver.sendOne()
+        usleep(100_000)
+        #expect(got.records.count == 1)
+        driver.setRate(100)
+        usleep(300_000)
+        driver.setRate(0)
+        usleep(50_000)
+        let afterZero = got.records.count
+        usleep(200_000)
+        #expect(got.records.count == afterZero)
+        #expect(afterZero >= 20 && afterZero <= 40, "\(afterZero) requests")
+        #expect(!driver.stats.finished)
+        driver.stop()
+        #expect(driver.wait(seconds: 2))
+    }
+
+    @Test func anIdleRunStillEndsOnItsDuration() throws {
+        let server = try TestServer { _ in .init() }
+        defer { server.stop() }
+        let driver = Driver(configuration: DriverConfiguration(
+            workload: .openLoop([Phase(.constant(rate: 0))]), mix: RequestMix([RequestSpec.chat(url: server.base + "/")]),
+            duration: 200_000_000), sink: Collected().sink)
+        driver.start()
+        #expect(driver.wait(seconds: 2))
+        #expect(driver.stats.elapsed >= 200_000_000 && driver.stats.elapsed < 400_000_000)
+    }
+
     @Test func recorderWritesLinesThatReadBack() throws {
         let server = try TestServer { _ in .init() }
         defer { server.stop() }
