@@ -1,5 +1,9 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* pthread_setname_np */
+#endif
 #include "CShims.h"
 
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
@@ -74,6 +78,15 @@ int fl_timer_arm_at(int fd, uint64_t monotonic_ns) {
 void fl_timer_drain(int fd) {
     uint64_t expirations;
     while (read(fd, &expirations, sizeof expirations) > 0) {}
+}
+void fl_set_thread_name(const char *name) {
+#if defined(__linux__)
+    pthread_setname_np(pthread_self(), name);
+#elif defined(__APPLE__)
+    pthread_setname_np(name);
+#else
+    (void)name;
+#endif
 }
 void fl_timer_close(int fd) {
     if (fd >= 0) close(fd);

@@ -43,6 +43,8 @@ public final class Driver: @unchecked Sendable {
         lock.unlock()
         _ = Driver.curlGlobal
         startThread(name: "fl-driver") { [self] in
+            // Otherwise it keeps its creator's name (often a Swift concurrency pool thread's).
+            fl_set_thread_name("fl-driver")
             let engine = Engine(configuration: configuration, sink: sink, driver: self)
             engine.run()
         }
@@ -802,5 +804,4 @@ func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     }, arg)
     precondition(rc == 0, "cannot start the driver thread: error \(rc)")
     pthread_detach(thread)
-    _ = name
 }

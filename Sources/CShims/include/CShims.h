@@ -63,6 +63,8 @@ int fl_timer_create(void);
 int fl_timer_arm_at(int fd, uint64_t monotonic_ns);
 /// Reads and discards the timer's expiry count so that it stops being readable.
 void fl_timer_drain(int fd);
+/// Names the calling thread (15 bytes at most on Linux), for top -H and perf.
+void fl_set_thread_name(const char *name);
 /// Closes the timer descriptor.
 void fl_timer_close(int fd);
 
