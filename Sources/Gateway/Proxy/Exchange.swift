@@ -46,6 +46,10 @@ final class Exchange: UpstreamResponseDelegate {
     private var responseBytes = 0
     /// The response is Server-Sent Events: its copy keeps the tail, where `usage` is.
     private var responseIsStream = false
+    /// `stream_options.include_usage` was added to the client's request.
+    private var injectedStreamOptions = false
+    /// Body parts written to the client since the last flush.
+    private var unflushed = false
     private var firstChunkAt: ContinuousClock.Instant?
     private var lastChunkAt: ContinuousClock.Instant?
 
@@ -90,6 +94,7 @@ final class Exchange: UpstreamResponseDelegate {
             if options["include_usage"] == nil {
                 options["include_usage"] = true
                 json["stream_options"] = options
+                injectedStreamOptions = true
             }
         }
         if let timeout = route.requestTimeout {
@@ -146,7 +151,7 @@ final class Exchange: UpstreamResponseDelegate {
         }
     }
 
-    private func send(on connection: UpstreamConnection, body upstreamBody: Data, provider: PlannedProvider) {
+    private func send(on connection: UpstreamConnection, body upstreamBody: ByteBuffer, provider: PlannedProvider) {
         connection.delegate = self
         connection.requests += 1
         phase = .awaitingHead(connection)
@@ -156,7 +161,7 @@ final class Exchange: UpstreamResponseDelegate {
         }
         headers.replaceOrAdd(name: "host", value: provider.connect.port == 80 || provider.connect.port == 443 ? provider.declared.host : "\(provider.declared.host):\(provider.declared.port)")
         headers.replaceOrAdd(name: "content-type", value: "application/json")
-        headers.replaceOrAdd(name: "content-length", value: String(upstreamBody.count))
+        headers.replaceOrAdd(name: "content-length", value: String(upstreamBody.readableBytes))
         switch provider.auth {
         case .none: break
         case .passthrough:
@@ -168,7 +173,7 @@ final class Exchange: UpstreamResponseDelegate {
         let requestHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
         let channel = connection.channel
         channel.write(HTTPClientRequestPart.head(requestHead), promise: nil)
-        channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: upstreamBody))), promise: nil)
+        channel.write(HTTPClientRequestPart.body(.byteBuffer(upstreamBody)), promise: nil)
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
     }
 
@@ -289,7 +294,16 @@ final class Exchange: UpstreamResponseDelegate {
                 responseCopy!.writeBuffer(&part)
             }
         }
-        context.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
+        // Flushed when the upstream read ends (or with the response's end), so parts that
+        // arrive together leave together, and a stream's parts still go out as they come.
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
+        unflushed = true
+    }
+
+    func upstreamReadComplete(on connection: UpstreamConnection) {
+        guard unflushed, case .streaming(let current, _) = phase, current === connection else { return }
+        unflushed = false
+        context.flush()
     }
 
     func upstreamEnd(on connection: UpstreamConnection) {
@@ -323,7 +337,7 @@ final class Exchange: UpstreamResponseDelegate {
                 phase = .connecting
                 let attemptNumber = attempts.count
                 let key = connection.key
-                let data = makeUpstreamBody() ?? Data()
+                let data = makeUpstreamBody() ?? ByteBuffer()
                 pool.connect(key).assumeIsolated().whenComplete { [self] result in
                     guard case .connecting = phase, attempts.count == attemptNumber else { return }
                     switch result {
@@ -351,11 +365,45 @@ final class Exchange: UpstreamResponseDelegate {
         }
     }
 
-    /// The client's JSON with the model this try sends.
-    private func makeUpstreamBody() -> Data? {
+    /// The client's JSON with the model this try sends. The model is spliced into the
+    /// client's bytes; only when that cannot be done (stream options added, an escaped
+    /// key) is the whole body encoded again.
+    private func makeUpstreamBody() -> ByteBuffer? {
+        guard let model = sentModel else { return nil }
+        if !injectedStreamOptions, let spliced = Self.splice(model: model, into: body, hasModel: json["model"] != nil, allocator: context.channel.allocator) {
+            return spliced
+        }
         var upstreamJSON = json
-        upstreamJSON["model"] = sentModel
-        return try? JSONSerialization.data(withJSONObject: upstreamJSON)
+        upstreamJSON["model"] = model
+        guard let data = try? JSONSerialization.data(withJSONObject: upstreamJSON) else { return nil }
+        return context.channel.allocator.buffer(bytes: data)
+    }
+
+    static let modelKey = Array("model".utf8)
+
+    /// `body` with its top-level `model` value replaced by `model` (or `model` added first).
+    static func splice(model: String, into body: ByteBuffer, hasModel: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        body.withUnsafeReadableBytes { raw -> ByteBuffer? in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            guard let ranges = TopLevelJSON.valueRanges(bytes, keys: [modelKey]) else { return nil }
+            let quoted = JSONLine.quoted(model)
+            var out = allocator.buffer(capacity: bytes.count + quoted.count + 12)
+            if let range = ranges[modelKey] {
+                out.writeBytes(UnsafeBufferPointer(rebasing: bytes[..<range.lowerBound]))
+                out.writeBytes(quoted)
+                out.writeBytes(UnsafeBufferPointer(rebasing: bytes[range.upperBound...]))
+                return out
+            }
+            guard !hasModel, let open = bytes.firstIndex(of: UInt8(ascii: "{")) else { return nil }
+            let rest = UnsafeBufferPointer(rebasing: bytes[(open + 1)...])
+            let empty = rest.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 } == UInt8(ascii: "}")
+            out.writeBytes(UnsafeBufferPointer(rebasing: bytes[...open]))
+            out.writeString("\"model\":")
+            out.writeBytes(quoted)
+            if !empty { out.writeString(",") }
+            out.writeBytes(rest)
+            return out
+        }
     }
 
     // MARK: Timeout and client

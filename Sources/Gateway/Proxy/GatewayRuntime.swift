@@ -68,7 +68,7 @@ public final class GatewayRuntime: Sendable {
 
     func finished(_ log: RequestLog, backend: Int?) {
         metrics.recordRequest(log, backend: backend.map { plan.backends[$0].name } ?? "")
-        accessLog?.write(log.jsonLine())
+        accessLog?.write(bytes: log.jsonLineBytes())
         emit(.request(log))
     }
 

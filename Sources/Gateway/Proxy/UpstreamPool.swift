@@ -16,6 +16,8 @@ protocol UpstreamResponseDelegate: AnyObject {
     func upstreamBody(_ buffer: ByteBuffer, on connection: UpstreamConnection)
     func upstreamEnd(on connection: UpstreamConnection)
     func upstreamFailed(_ error: Error, on connection: UpstreamConnection)
+    /// The upstream channel's read burst ended: time to flush what was passed on.
+    func upstreamReadComplete(on connection: UpstreamConnection)
 }
 
 /// The upstream connection closed or failed before the response was complete.
@@ -61,6 +63,11 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
             connection.delegate = nil
             delegate?.upstreamEnd(on: connection)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard let connection else { return }
+        connection.delegate?.upstreamReadComplete(on: connection)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -20,9 +20,32 @@ enum UsageReader {
             }
             return usage
         }
+        if let usage = scan(Array(bytes)) { return usage }
         var usage = Usage()
         if let object = parse(Data(bytes)) { merge(object, into: &usage) }
         return usage
+    }
+
+    static let modelKey = Array("model".utf8)
+    static let usageKey = Array("usage".utf8)
+
+    /// Reads a chat completion's `model` and `usage` without decoding the whole body;
+    /// nil when the body is not the plain shape this expects.
+    static func scan(_ bytes: [UInt8]) -> Usage? {
+        bytes.withUnsafeBufferPointer { b -> Usage? in
+            guard let ranges = TopLevelJSON.valueRanges(b, keys: [modelKey, usageKey]) else { return nil }
+            var usage = Usage()
+            if let model = ranges[modelKey] {
+                guard let text = TopLevelJSON.plainString(b, model) else { return nil }
+                usage.model = text
+            }
+            if let counts = ranges[usageKey] {
+                let inner = UnsafeBufferPointer(rebasing: b[counts])
+                usage.inputTokens = TopLevelJSON.integer(inner, key: Array("prompt_tokens".utf8))
+                usage.outputTokens = TopLevelJSON.integer(inner, key: Array("completion_tokens".utf8))
+            }
+            return usage
+        }
     }
 
     private static func parse(_ data: Data) -> [String: Any]? {

@@ -30,7 +30,12 @@ public final class AccessLogWriter: Sendable {
     }
 
     public func write(_ line: String) {
-        var bytes = Array(line.utf8)
+        write(bytes: Array(line.utf8))
+    }
+
+    /// Appends one line (a newline is added).
+    public func write(bytes line: [UInt8]) {
+        var bytes = line
         bytes.append(UInt8(ascii: "\n"))
         lock.withLock {
             bytes.withUnsafeBytes { raw in

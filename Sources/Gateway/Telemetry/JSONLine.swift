@@ -1,60 +1,74 @@
 /// Builds one JSON object on one line with its fields in the order given, as
 /// agentgateway's access log prints them. Values are escaped per RFC 8259.
 public struct JSONLine {
-    private var text = "{"
+    private(set) var bytes: [UInt8] = [UInt8(ascii: "{")]
     private var first = true
 
-    public init() {}
+    public init() {
+        bytes.reserveCapacity(512)
+    }
 
     private mutating func key(_ name: String) {
-        if !first { text += "," }
+        if !first { bytes.append(UInt8(ascii: ",")) }
         first = false
-        Self.appendString(name, to: &text)
-        text += ":"
+        Self.appendString(name, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
     }
 
     public mutating func add(_ name: String, _ value: String?) {
         guard let value else { return }
         key(name)
-        Self.appendString(value, to: &text)
+        Self.appendString(value, to: &bytes)
     }
 
     public mutating func add(_ name: String, _ value: Int?) {
         guard let value else { return }
         key(name)
-        text += String(value)
+        bytes.append(contentsOf: String(value).utf8)
     }
 
     public mutating func add(_ name: String, _ value: Double?) {
         guard let value, value.isFinite else { return }
         key(name)
-        text += String(value)
+        bytes.append(contentsOf: String(value).utf8)
     }
 
     public mutating func add(_ name: String, _ value: Bool?) {
         guard let value else { return }
         key(name)
-        text += value ? "true" : "false"
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
     }
 
-    /// The finished object, without a newline.
-    public func finish() -> String { text + "}" }
+    /// The finished object's UTF-8, without a newline.
+    public func finishBytes() -> [UInt8] { bytes + [UInt8(ascii: "}")] }
 
-    static func appendString(_ value: String, to out: inout String) {
-        out += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+    /// The finished object, without a newline.
+    public func finish() -> String { String(decoding: finishBytes(), as: UTF8.self) }
+
+    /// Appends `value` as a JSON string: quote, backslash and control characters escaped,
+    /// everything else (UTF-8 included) copied as is.
+    static func appendString(_ value: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
+            case UInt8(ascii: "\n"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\t"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            default: out.append(byte)
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// `value` as a JSON string literal.
+    static func quoted(_ value: String) -> [UInt8] {
+        var out: [UInt8] = []
+        appendString(value, to: &out)
+        return out
     }
 }

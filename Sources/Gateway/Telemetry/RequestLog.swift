@@ -52,6 +52,11 @@ public struct RequestLog: Sendable {
 
     /// The access-log line: agentgateway's field names, then ours (`provider`, `group`, `attempts`).
     public func jsonLine() -> String {
+        String(decoding: jsonLineBytes(), as: UTF8.self)
+    }
+
+    /// The access-log line as UTF-8.
+    public func jsonLineBytes() -> [UInt8] {
         var line = JSONLine()
         line.add("time", Self.timestamp(time))
         line.add("level", status >= 500 ? "warn" : "info")
@@ -76,7 +81,7 @@ public struct RequestLog: Sendable {
         line.add("agw.ai.time_to_first_token", timeToFirstToken.map(Self.milliseconds))
         line.add("agw.ai.time_per_output_token", timePerOutputToken.map(Self.milliseconds))
         line.add("response.body", responseBody)
-        return line.finish()
+        return line.finishBytes()
     }
 
     /// Milliseconds with three decimals, as a number.
@@ -90,8 +95,12 @@ public struct RequestLog: Sendable {
         var parts = tm()
         gmtime_r(&t, &parts)
         let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                      Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-                      Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), ms)
+        func pad(_ n: Int, _ width: Int) -> String {
+            let digits = String(n)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+        return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2)
+            + "T" + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2)
+            + "." + pad(ms, 3) + "Z"
     }
 }
