@@ -171,8 +171,10 @@ public final class JSONObjectReader {
     }
 
     /// The next object and the line it starts on; non-JSON lines are counted as skipped,
-    /// malformed JSON is reported and skipped. An object spreads over lines only as jq
-    /// prints it: a line that is just `{`, up to the matching `}`.
+    /// malformed JSON is reported and skipped. An object whose first line leaves braces open
+    /// (as `jq .` prints it) takes the following lines until they balance outside strings;
+    /// a line starting with `{` at column 0 starts a new object, so one unclosed object
+    /// does not swallow the rest. The text is then parsed by Foundation (`JSONValue.parse`).
     public func next() -> (JSONValue, Int)? {
         while let (line, start) = nextLine() {
             let trimmed = line.trimmed(" \t")
@@ -182,9 +184,9 @@ public final class JSONObjectReader {
                 continue
             }
             var text = trimmed
-            if trimmed == "{" {
-                var inString = false, escaped = false
-                var depth = 1
+            var inString = false, escaped = false
+            var depth = ReplayParser.depthChange(trimmed, inString: &inString, escaped: &escaped)
+            if depth > 0 {
                 var count = 1
                 while depth > 0, count < Self.maxObjectLines, let (more, number) = nextLine() {
                     if more.hasPrefix("{") { // a new object at column 0: this one never closed
@@ -192,6 +194,9 @@ public final class JSONObjectReader {
                         break
                     }
                     text += "\n" + more
+                    // A JSON string never spans lines: an unclosed quote ends with its line.
+                    inString = false
+                    escaped = false
                     depth += ReplayParser.depthChange(more, inString: &inString, escaped: &escaped)
                     count += 1
                 }

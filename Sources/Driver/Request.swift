@@ -41,7 +41,7 @@ public struct RequestSpec: Sendable, Hashable {
 
     /// The model named by a JSON body, if any.
     public static func model(inBody body: [UInt8]) -> String? {
-        body.withUnsafeBufferPointer { buf in (try? JSONValue.parse(bytes: buf))?["model"]?.string }
+        (try? JSONValue.parse(bytes: body))?["model"]?.string
     }
 }
 

@@ -235,7 +235,7 @@ public enum ResponseFacts {
         var tokens: TokenUsage?
         var model: String?
         func take(_ bytes: UnsafeBufferPointer<UInt8>) {
-            var parser = JSONParser(bytes: bytes)
+            var parser = ModelUsageScanner(bytes: bytes)
             guard let (m, u) = try? parser.modelAndUsage() else { return }
             if model == nil, let m, !m.isEmpty { model = m }
             if let u { tokens = u }

@@ -243,7 +243,7 @@ private func labRecords() -> [RequestRecord] {
         let text = #"{"id":"x","usage_note":{"total_tokens":99},"choices":[{"message":{"content":"a \"model\": no","model":"inner"}}],"model":"gpt-4o-mini","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"details":{"cached_tokens":1}},"n":[1,2.5e3,true,null,{}]}"#
         let bytes = Array(text.utf8)
         let (model, usage) = try bytes.withUnsafeBufferPointer { buf in
-            var p = JSONParser(bytes: buf)
+            var p = ModelUsageScanner(bytes: buf)
             return try p.modelAndUsage()
         }
         #expect(model == "gpt-4o-mini")
@@ -251,7 +251,7 @@ private func labRecords() -> [RequestRecord] {
         let broken = Array(#"{"model": "a", "usage": {"#.utf8)
         #expect(throws: JSONError.self) {
             try broken.withUnsafeBufferPointer { buf in
-                var p = JSONParser(bytes: buf)
+                var p = ModelUsageScanner(bytes: buf)
                 _ = try p.modelAndUsage()
             }
         }
@@ -263,6 +263,8 @@ private func labRecords() -> [RequestRecord] {
         #expect(try JSONValue.parse("[0, -12, 123456789012345, 1234567890123456789, 1.5, -2e3, 7E-1]") ==
             .array([.number(0), .number(-12), .number(123_456_789_012_345), .number(Double("1234567890123456789")!),
                     .number(1.5), .number(-2000), .number(0.7)]))
+        // Foundation gives booleans as NSNumber too: they must stay booleans, and 0 and 1 numbers.
+        #expect(try JSONValue.parse("[true, 1, 0, false]") == .array([.bool(true), .number(1), .number(0), .bool(false)]))
         #expect(throws: JSONError.self) { try JSONValue.parse("[1-2]") }
         #expect(throws: JSONError.self) { try JSONValue.parse("-") }
     }

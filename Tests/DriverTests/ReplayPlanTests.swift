@@ -101,6 +101,40 @@ final class Messages: @unchecked Sendable {
         #expect(messages.all.first?.contains("--target") == true)
     }
 
+    @Test func readsObjectsAsJqPrintsThem() throws {
+        let text = #"""
+        {
+          "time": "2025-06-10T12:00:00Z",
+          "scope": "request",
+          "http": {
+            "method": "POST",
+            "path": "/a}{"
+          },
+          "gen_ai.request.model": "m\"{"
+        }
+        {"time": "2025-06-10T12:00:01Z",
+          "http.method": "GET", "http.path": "/b"}
+        {
+          "time": "2025-06-10T12:00:02Z",
+          "http.method":
+        {"time":"2025-06-10T12:00:03Z","http.method":"POST","http.path":"/c"}
+        """#
+        let path = try tempFile("jq.log", text)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let messages = Messages()
+        let diagnostics = ReplayDiagnostics(report: { messages.add($0) })
+        let feed = try ReplayFeed(path: path, builder: ReplayRequestBuilder(target: "http://h"), speed: 1, maxGap: nil,
+                                  loop: false, diagnostics: diagnostics)
+        var got: [(Nanos, RequestSpec)] = []
+        while let (o, r) = feed.next() { got.append((o, r)) }
+        #expect(got.map(\.1.url) == ["http://h/a}{", "http://h/b", "http://h/c"])
+        #expect(got.map(\.0) == [0, second, 3 * second])
+        #expect(got.first?.1.model == "m\"{")
+        #expect(diagnostics.entries == 3 && diagnostics.malformed == 1 && diagnostics.skipped == 0)
+        #expect(messages.all.count == 1)
+        #expect(messages.all.first?.hasPrefix("\(path):12: malformed JSON") == true)
+    }
+
     @Test func loopsOverTheFile() throws {
         let lines = (0..<3).map { #"{"time":"2025-06-10T12:00:0\#($0).000Z","http.method":"POST","http.path":"/p"}"# }
         let path = try tempFile("loop.log", lines.joined(separator: "\n"))
