@@ -48,6 +48,7 @@ let package = Package(
             dependencies: [
                 "CShims",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         // Wiring of a lab: stand-ins started per the Scenario, then the gateway pointed at them.

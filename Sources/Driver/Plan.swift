@@ -1,33 +1,4 @@
-/// A YAML subset, enough for plan files: block mappings and sequences, `- key: value` items,
-/// flow `[a, b]` and `{k: v}`, quoted scalars and `#` comments. Every node keeps its line.
-public indirect enum YAMLNode: Sendable, Equatable {
-    case scalar(String, line: Int)
-    case list([YAMLNode], line: Int)
-    case map([(key: String, value: YAMLNode)], line: Int)
-
-    public static func == (a: YAMLNode, b: YAMLNode) -> Bool {
-        switch (a, b) {
-        case let (.scalar(x, l1), .scalar(y, l2)): return x == y && l1 == l2
-        case let (.list(x, l1), .list(y, l2)): return x == y && l1 == l2
-        case let (.map(x, l1), .map(y, l2)):
-            return l1 == l2 && x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
-        default: return false
-        }
-    }
-
-    public var line: Int {
-        switch self {
-        case let .scalar(_, l), let .list(_, l), let .map(_, l): return l
-        }
-    }
-
-    public subscript(key: String) -> YAMLNode? {
-        guard case let .map(entries, _) = self else { return nil }
-        return entries.first { $0.key == key }?.value
-    }
-
-    public var scalar: String? { if case let .scalar(s, _) = self { return s } else { return nil } }
-}
+import Yams
 
 /// A plan-file problem, with the file and line.
 public struct PlanError: Error, Equatable, CustomStringConvertible {
@@ -37,190 +8,69 @@ public struct PlanError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-public enum MiniYAML {
-    struct Line {
-        var indent: Int
-        var text: String
-        var number: Int
+/// The YAML of a plan file, read with Yams: each node keeps its line (`mark`), so every
+/// error, unknown keys included, names `file:line`.
+struct PlanYAML {
+    let path: String
+
+    /// The document's root node; nil for an empty file. YAML errors carry Yams' position.
+    func root(_ text: String) throws(PlanError) -> Node? {
+        do {
+            return try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw planError(error, text)
+        } catch {
+            throw PlanError(path, 0, "not valid YAML: \(error)")
+        }
     }
 
-    public static func parse(_ text: String, path: String) throws(PlanError) -> YAMLNode {
-        var lines: [Line] = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var s = String(raw)
-            if s.hasSuffix("\r") { s.removeLast() }
-            s = stripComment(s)
-            let indent = s.prefix(while: { $0 == " " }).count
-            if s.contains("\t"), s.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") {
-                throw PlanError(path, i + 1, "tabs are not allowed for indentation; use spaces")
+    func planError(_ error: YamlError, _ text: String) -> PlanError {
+        switch error {
+        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
+             let .composer(context, problem, mark, _):
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            if mark.line >= 1, mark.line <= lines.count,
+               lines[mark.line - 1].prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") {
+                return PlanError(path, mark.line, "tabs are not allowed for indentation; use spaces")
             }
-            let body = s.trimmed(" ")
-            if body.isEmpty || body == "---" { continue }
-            lines.append(Line(indent: indent, text: body, number: i + 1))
+            let why = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ", ")
+            return PlanError(path, mark.line, "not valid YAML: " + why)
+        case let .duplicatedKeysInMapping(duplicates, context):
+            let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            return PlanError(path, context.mark.line, "\(keys) \(duplicates.count == 1 ? "appears" : "appear") twice")
+        default:
+            return PlanError(path, 0, "not valid YAML: \(error)")
         }
-        guard !lines.isEmpty else { return .map([], line: 1) }
-        var index = 0
-        let node = try block(&lines, &index, indent: lines[0].indent, path: path)
-        if index < lines.count {
-            throw PlanError(path, lines[index].number, "unexpected indentation")
-        }
-        return node
     }
 
-    static func stripComment(_ s: String) -> String {
-        var inSingle = false, inDouble = false
-        var prev: Character = " "
-        var out = ""
-        for c in s {
-            if c == "'" && !inDouble { inSingle.toggle() }
-            if c == "\"" && !inSingle { inDouble.toggle() }
-            if c == "#" && !inSingle && !inDouble && (prev == " " || out.isEmpty) { break }
-            out.append(c)
-            prev = c
-        }
-        return out
+    /// A mapping's entries with string keys, whatever they are (empty if not a mapping).
+    func entriesIgnoringUnknown(_ node: Node) -> [(key: String, value: Node)] {
+        guard case let .mapping(mapping) = node else { return [] }
+        return mapping.compactMap { k, v in scalar(k).map { ($0, v) } }
     }
 
-    static func block(_ lines: inout [Line], _ i: inout Int, indent: Int, path: String) throws(PlanError) -> YAMLNode {
-        let first = lines[i]
-        if first.text == "-" || first.text.hasPrefix("- ") {
-            var items: [YAMLNode] = []
-            while i < lines.count, lines[i].indent == indent, lines[i].text == "-" || lines[i].text.hasPrefix("- ") {
-                let line = lines[i]
-                let rest = line.text == "-" ? "" : String(line.text.dropFirst(2)).trimmed(" ")
-                if rest.isEmpty {
-                    i += 1
-                    if i < lines.count, lines[i].indent > indent {
-                        items.append(try block(&lines, &i, indent: lines[i].indent, path: path))
-                    } else {
-                        items.append(.scalar("", line: line.number))
-                    }
-                } else if splitKey(rest) != nil && !rest.hasPrefix("{") && !rest.hasPrefix("[") && !isQuoted(rest) {
-                    // "- key: value": a mapping whose first entry sits on the dash line.
-                    lines[i] = Line(indent: indent + 2, text: rest, number: line.number)
-                    items.append(try block(&lines, &i, indent: indent + 2, path: path))
-                } else {
-                    items.append(try flowOrScalar(rest, line: line.number, path: path))
-                    i += 1
-                }
-            }
-            return .list(items, line: first.number)
-        }
-        var entries: [(key: String, value: YAMLNode)] = []
-        while i < lines.count, lines[i].indent == indent {
-            let line = lines[i]
-            guard let (key, value) = splitKey(line.text) else {
-                throw PlanError(path, line.number, "expected 'key: value', found '\(line.text)'")
-            }
-            if entries.contains(where: { $0.key == key }) {
-                throw PlanError(path, line.number, "'\(key)' appears twice")
-            }
-            i += 1
-            if value.isEmpty {
-                if i < lines.count, lines[i].indent > indent {
-                    entries.append((key, try block(&lines, &i, indent: lines[i].indent, path: path)))
-                } else if i < lines.count, lines[i].indent == indent, lines[i].text.hasPrefix("- ") {
-                    // A sequence may sit at the key's own indentation.
-                    entries.append((key, try block(&lines, &i, indent: indent, path: path)))
-                } else {
-                    entries.append((key, .scalar("", line: line.number)))
-                }
-            } else {
-                entries.append((key, try flowOrScalar(value, line: line.number, path: path)))
-            }
-        }
-        if i < lines.count, lines[i].indent > indent {
-            throw PlanError(path, lines[i].number, "unexpected indentation")
-        }
-        return .map(entries, line: first.number)
-    }
+    func line(_ node: Node) -> Int { node.mark?.line ?? 0 }
 
-    static func isQuoted(_ s: String) -> Bool { s.hasPrefix("\"") || s.hasPrefix("'") }
+    func fail(_ node: Node, _ message: String) -> PlanError { PlanError(path, line(node), message) }
 
-    /// Splits `key: value` at the first `: ` (or a trailing `:`) outside quotes.
-    static func splitKey(_ s: String) -> (String, String)? {
-        var inSingle = false, inDouble = false
-        let chars = Array(s)
-        for (k, c) in chars.enumerated() {
-            if c == "'" && !inDouble { inSingle.toggle() }
-            if c == "\"" && !inSingle { inDouble.toggle() }
-            if c == ":" && !inSingle && !inDouble && (k + 1 == chars.count || chars[k + 1] == " ") {
-                var key = String(chars[0..<k]).trimmed(" ")
-                if isQuoted(key), key.count >= 2 { key = String(key.dropFirst().dropLast()) }
-                guard !key.isEmpty else { return nil }
-                return (key, String(chars[(k + 1)...]).trimmed(" "))
-            }
-        }
+    /// The text of a scalar; nil for a mapping or a list.
+    func scalar(_ node: Node) -> String? {
+        if case let .scalar(s) = node { return s.string }
         return nil
     }
 
-    static func unquote(_ s: String) -> String {
-        if s.count >= 2, s.hasPrefix("\""), s.hasSuffix("\"") {
-            if let v = try? JSONValue.parse(s), let str = v.string { return str }
-            return String(s.dropFirst().dropLast())
+    /// A mapping's entries in file order, with string keys; nil if `node` is not a mapping.
+    /// Keys not in `known` are errors at the key's line.
+    func entries(_ node: Node, known: [String], unknown: (String) -> String) throws(PlanError)
+        -> [(key: String, value: Node)]? {
+        guard case let .mapping(mapping) = node else { return nil }
+        var out: [(key: String, value: Node)] = []
+        for (k, v) in mapping {
+            guard let key = scalar(k), !key.isEmpty else { throw fail(k, "a key must be a plain name") }
+            guard known.contains(key) else { throw fail(k, unknown(key)) }
+            out.append((key, v))
         }
-        if s.count >= 2, s.hasPrefix("'"), s.hasSuffix("'") {
-            return String(s.dropFirst().dropLast()).replacingAll("''", with: "'")
-        }
-        return s
-    }
-
-    static func flowOrScalar(_ s: String, line: Int, path: String) throws(PlanError) -> YAMLNode {
-        if s.hasPrefix("[") {
-            guard s.hasSuffix("]") else { throw PlanError(path, line, "unclosed '['") }
-            let inner = String(s.dropFirst().dropLast())
-            var items: [YAMLNode] = []
-            for part in splitFlow(inner) where !part.isEmpty {
-                items.append(try flowOrScalar(part, line: line, path: path))
-            }
-            return .list(items, line: line)
-        }
-        if s.hasPrefix("{") {
-            guard s.hasSuffix("}") else { throw PlanError(path, line, "unclosed '{'") }
-            var entries: [(key: String, value: YAMLNode)] = []
-            for part in splitFlow(String(s.dropFirst().dropLast())) where !part.isEmpty {
-                guard let (k, v) = splitKey(part) else { throw PlanError(path, line, "expected 'key: value' in '{...}', found '\(part)'") }
-                entries.append((k, try flowOrScalar(v, line: line, path: path)))
-            }
-            return .map(entries, line: line)
-        }
-        return .scalar(unquote(s), line: line)
-    }
-
-    static func splitFlow(_ s: String) -> [String] {
-        var parts: [String] = []
-        var depth = 0
-        var inSingle = false, inDouble = false
-        var cur = ""
-        for c in s {
-            if c == "'" && !inDouble { inSingle.toggle() }
-            if c == "\"" && !inSingle { inDouble.toggle() }
-            if !inSingle && !inDouble {
-                if c == "[" || c == "{" { depth += 1 }
-                if c == "]" || c == "}" { depth -= 1 }
-                if c == "," && depth == 0 {
-                    parts.append(cur.trimmed(" "))
-                    cur = ""
-                    continue
-                }
-            }
-            cur.append(c)
-        }
-        parts.append(cur.trimmed(" "))
-        return parts
-    }
-}
-
-extension String {
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var out = ""
-        var rest = Substring(self)
-        while let r = rest.firstRange(of: target) {
-            out += rest[..<r.lowerBound] + replacement
-            rest = rest[r.upperBound...]
-        }
-        return out + rest
+        return out
     }
 }
 
@@ -251,6 +101,7 @@ public struct PlanFile: Sendable {
 
     static let topKeys = ["targets", "target", "request", "phases", "concurrency", "duration", "requests",
                           "max-in-flight", "timeout", "seed"]
+    static let requestKeys = ["model", "message", "stream", "method", "headers", "body-file"]
 
     public static func load(path: String) throws(PlanError) -> PlanFile {
         let reader: LineReader
@@ -261,25 +112,29 @@ public struct PlanFile: Sendable {
     }
 
     public static func parse(_ text: String, path: String) throws(PlanError) -> PlanFile {
-        let root = try MiniYAML.parse(text, path: path)
-        guard case let .map(entries, _) = root else { throw PlanError(path, root.line, "a plan is a mapping of keys (targets, phases, ...)") }
+        let yaml = PlanYAML(path: path)
         var plan = PlanFile(path: path)
-        func fail(_ node: YAMLNode, _ message: String) -> PlanError { PlanError(path, node.line, message) }
-        func string(_ node: YAMLNode, _ what: String) throws(PlanError) -> String {
-            guard let s = node.scalar, !s.isEmpty else { throw fail(node, "\(what) must be a value") }
+        guard let root = try yaml.root(text) else { return plan }
+        if case let .scalar(s) = root, s.string.isEmpty { return plan } // a lone '---'
+        guard let entries = try yaml.entries(root, known: topKeys, unknown: {
+            "unknown key '\($0)'; use " + topKeys.joined(separator: ", ")
+        }) else { throw yaml.fail(root, "a plan is a mapping of keys (targets, phases, ...)") }
+        func fail(_ node: Node, _ message: String) -> PlanError { yaml.fail(node, message) }
+        func string(_ node: Node, _ what: String) throws(PlanError) -> String {
+            guard let s = yaml.scalar(node), !s.isEmpty else { throw fail(node, "\(what) must be a value") }
             return s
         }
-        func duration(_ node: YAMLNode, _ what: String) throws(PlanError) -> Nanos {
+        func duration(_ node: Node, _ what: String) throws(PlanError) -> Nanos {
             let s = try string(node, what)
             guard let d = Units.parseDuration(s) else { throw fail(node, "\(what): '\(s)' is not a duration (30s, 500ms, 1m)") }
             return d
         }
-        func rate(_ node: YAMLNode, _ what: String) throws(PlanError) -> Double {
+        func rate(_ node: Node, _ what: String) throws(PlanError) -> Double {
             let s = try string(node, what)
             guard let r = Units.parseRate(s) else { throw fail(node, "\(what): '\(s)' is not a rate (200/s, 12000/m)") }
             return r
         }
-        func int(_ node: YAMLNode, _ what: String) throws(PlanError) -> Int {
+        func int(_ node: Node, _ what: String) throws(PlanError) -> Int {
             let s = try string(node, what)
             guard let v = Int(s), v >= 0 else { throw fail(node, "\(what): '\(s)' is not a whole number") }
             return v
@@ -289,14 +144,17 @@ public struct PlanFile: Sendable {
             case "target":
                 plan.targets = [Target(url: try string(node, "target"), weight: 1)]
             case "targets":
-                guard case let .list(items, _) = node else { throw fail(node, "targets is a list of URLs or {url, weight}") }
+                guard case let .sequence(items) = node else { throw fail(node, "targets is a list of URLs or {url, weight}") }
                 for item in items {
-                    if let s = item.scalar {
+                    if let s = yaml.scalar(item) {
                         plan.targets.append(Target(url: s, weight: 1))
                     } else {
-                        guard let u = item["url"] else { throw fail(item, "a target needs a url") }
+                        guard let fields = try yaml.entries(item, known: ["url", "weight"], unknown: {
+                            "unknown target key '\($0)'; use url, weight"
+                        }) else { throw fail(item, "a target is a URL or {url, weight}") }
+                        guard let u = fields.first(where: { $0.key == "url" })?.value else { throw fail(item, "a target needs a url") }
                         var w = 1.0
-                        if let wn = item["weight"] {
+                        if let wn = fields.first(where: { $0.key == "weight" })?.value {
                             guard let v = Double(try string(wn, "weight")), v >= 0 else { throw fail(wn, "weight must be a number >= 0") }
                             w = v
                         }
@@ -304,10 +162,12 @@ public struct PlanFile: Sendable {
                     }
                 }
             case "request":
-                guard case let .map(fields, _) = node else { throw fail(node, "request is a mapping (model, message, stream, headers, body-file, method)") }
+                guard let fields = try yaml.entries(node, known: requestKeys, unknown: {
+                    "unknown request key '\($0)'; use " + requestKeys.joined(separator: ", ")
+                }) else { throw fail(node, "request is a mapping (" + requestKeys.joined(separator: ", ") + ")") }
                 for (k, v) in fields {
                     switch k {
-                    case "model": plan.model = v.scalar ?? ""
+                    case "model": plan.model = yaml.scalar(v) ?? ""
                     case "message": plan.message = try string(v, "message")
                     case "method": plan.method = try string(v, "method").uppercased()
                     case "stream":
@@ -324,18 +184,23 @@ public struct PlanFile: Sendable {
                         }
                     case "headers":
                         switch v {
-                        case let .list(items, _):
+                        case let .sequence(items):
                             for item in items { plan.headers.append(try string(item, "header")) }
-                        case let .map(hs, _):
-                            for (hk, hv) in hs { plan.headers.append("\(hk): \(hv.scalar ?? "")") }
+                        case let .mapping(hs):
+                            for (hk, hv) in hs {
+                                guard let name = yaml.scalar(hk), let value = yaml.scalar(hv) else {
+                                    throw fail(hk, "a header is 'Name: value'")
+                                }
+                                plan.headers.append("\(name): \(value)")
+                            }
                         default: throw fail(v, "headers is a list of 'Name: value' or a mapping")
                         }
-                    default:
-                        throw fail(v, "unknown request key '\(k)'; use model, message, stream, method, headers, body-file")
+                    default: // entries() let only the known keys through
+                        break
                     }
                 }
             case "phases":
-                guard case let .list(items, _) = node else { throw fail(node, "phases is a list") }
+                guard case let .sequence(items) = node else { throw fail(node, "phases is a list") }
                 var phases: [Phase] = []
                 for item in items { phases.append(try phase(item)) }
                 plan.phases = phases
@@ -351,26 +216,26 @@ public struct PlanFile: Sendable {
                 plan.maxInFlight = n
             case "timeout": plan.timeout = try duration(node, "timeout")
             case "seed": plan.seed = UInt64(try int(node, "seed"))
-            default:
-                throw fail(node, "unknown key '\(key)'; use " + topKeys.joined(separator: ", "))
+            default: // entries() let only the known keys through
+                break
             }
         }
         if plan.phases != nil, plan.concurrency != nil {
             throw PlanError(path, 0, "a plan has either phases (open loop) or concurrency (closed loop), not both")
         }
 
-        func phase(_ item: YAMLNode) throws(PlanError) -> Phase {
-            guard case let .map(fields, _) = item else { throw fail(item, "a phase is a mapping such as {constant: 100/s, for: 10s}") }
+        func phase(_ item: Node) throws(PlanError) -> Phase {
+            guard case .mapping = item else { throw fail(item, "a phase is a mapping such as {constant: 100/s, for: 10s}") }
             let kinds = ["constant", "poisson", "ramp", "steps", "burst"]
-            let present = fields.filter { kinds.contains($0.key) }
+            let present = yaml.entriesIgnoringUnknown(item).filter { kinds.contains($0.key) }
             guard present.count == 1 else {
                 throw fail(item, "a phase has exactly one of constant, poisson, ramp, steps, burst")
             }
-            let allowed = Set(kinds + ["for", "to", "every", "rate"])
-            for (k, v) in fields where !allowed.contains(k) {
-                throw fail(v, "unknown phase key '\(k)'; use for, to, every, rate")
-            }
-            let length: Nanos? = try item["for"].map { (n: YAMLNode) throws(PlanError) -> Nanos in try duration(n, "for") }
+            guard let fields = try yaml.entries(item, known: kinds + ["for", "to", "every", "rate"], unknown: {
+                "unknown phase key '\($0)'; use for, to, every, rate"
+            }) else { throw fail(item, "a phase is a mapping") }
+            func field(_ key: String) -> Node? { fields.first { $0.key == key }?.value }
+            let length: Nanos? = try field("for").map { (n: Node) throws(PlanError) -> Nanos in try duration(n, "for") }
             let (kind, value) = present[0]
             switch kind {
             case "constant":
@@ -379,7 +244,7 @@ public struct PlanFile: Sendable {
                 return Phase(.poisson(rate: try rate(value, "poisson")), duration: length)
             case "ramp":
                 var from: Double, to: Double
-                if let s = value.scalar, s.contains("->") {
+                if let s = yaml.scalar(value), s.contains("->") {
                     let parts = s.components("->")
                     guard parts.count == 2, let a = Units.parseRate(parts[0]), let b = Units.parseRate(parts[1]) else {
                         throw fail(value, "ramp: write '50/s -> 500/s' or ramp: 50/s with to: 500/s")
@@ -388,21 +253,21 @@ public struct PlanFile: Sendable {
                     to = b
                 } else {
                     from = try rate(value, "ramp")
-                    guard let t = item["to"] else { throw fail(item, "ramp needs to: RATE (or 'ramp: 50/s -> 500/s')") }
+                    guard let t = field("to") else { throw fail(item, "ramp needs to: RATE (or 'ramp: 50/s -> 500/s')") }
                     to = try rate(t, "to")
                 }
                 guard let length else { throw fail(item, "ramp needs for: DURATION") }
                 return Phase(.ramp(from: from, to: to, over: length), duration: length)
             case "steps":
-                guard case let .list(rs, _) = value else { throw fail(value, "steps is a list of rates, [100/s, 200/s]") }
+                guard case let .sequence(rs) = value else { throw fail(value, "steps is a list of rates, [100/s, 200/s]") }
                 var rates: [Double] = []
                 for r in rs { rates.append(try rate(r, "steps")) }
-                guard let e = item["every"] else { throw fail(item, "steps needs every: DURATION") }
+                guard let e = field("every") else { throw fail(item, "steps needs every: DURATION") }
                 return Phase(.steps(rates: rates, every: try duration(e, "every")), duration: length)
             default: // burst
                 let size = try int(value, "burst")
-                guard let e = item["every"] else { throw fail(item, "burst needs every: DURATION") }
-                let base = try item["rate"].map { (n: YAMLNode) throws(PlanError) -> Double in try rate(n, "rate") } ?? 0
+                guard let e = field("every") else { throw fail(item, "burst needs every: DURATION") }
+                let base = try field("rate").map { (n: Node) throws(PlanError) -> Double in try rate(n, "rate") } ?? 0
                 return Phase(.bursts(size: size, every: try duration(e, "every"), baseRate: base), duration: length)
             }
         }

@@ -239,4 +239,49 @@ final class Messages: @unchecked Sendable {
         #expect(message("concurrency: 2\nphases:\n  - constant: 1/s\n").contains("not both"))
         #expect(message("request:\n  model: a\n   stream: true\n").hasPrefix("lab/plan.yaml:3:"))
     }
+
+    @Test func unknownKeysAndYAMLErrorsNameTheLine() {
+        func message(_ text: String) -> String {
+            do {
+                _ = try PlanFile.parse(text, path: "lab/plan.yaml")
+                return "parsed"
+            } catch {
+                return error.description
+            }
+        }
+        #expect(message("request:\n  model: a\n  strem: true\n").hasPrefix("lab/plan.yaml:3: unknown request key 'strem'"))
+        #expect(message("phases:\n  - constant: 5/s\n    for: 1s\n    evry: 1s\n").hasPrefix("lab/plan.yaml:4: unknown phase key 'evry'"))
+        #expect(message("targets:\n  - url: http://a\n    wieght: 2\n").hasPrefix("lab/plan.yaml:3: unknown target key 'wieght'"))
+        #expect(message("duration: 1s\nseed: 1\nduration: 2s\n").hasPrefix("lab/plan.yaml:1: 'duration' appears twice"))
+        #expect(message("seed: 1\n\tduration: 2s\n").hasPrefix("lab/plan.yaml:2: tabs are not allowed"))
+        #expect(message("seed: 1\ntargets: [http://a, {url: http://b\n").hasPrefix("lab/plan.yaml:3: not valid YAML"))
+        #expect(message("- http://a\n").hasPrefix("lab/plan.yaml:1: a plan is a mapping"))
+        #expect(message("targets: http://a\n").hasPrefix("lab/plan.yaml:1: targets is a list"))
+    }
+
+    @Test func emptyPlansAndTheHelpExample() throws {
+        #expect(try PlanFile.parse("", path: "p.yaml").targets.isEmpty)
+        #expect(try PlanFile.parse("# nothing yet\n---\n", path: "p.yaml").phases == nil)
+        // The example of `drive --help`.
+        let plan = try PlanFile.parse("""
+        targets: [{url: http://127.0.0.1:8080/http-429, weight: 3}, http://127.0.0.1:8080/other]
+        request: {model: gpt-4o-mini, message: "hi", stream: false, headers: ["x-lab: 1"]}
+        phases:
+          - constant: 50/s
+            for: 10s
+          - burst: 50
+            every: 1s
+            rate: 10/s
+            for: 10s
+        # or, instead of phases: concurrency: 16
+        duration: 60s
+        requests: 10000
+        max-in-flight: 256
+        seed: 1
+        """, path: "p.yaml")
+        #expect(plan.targets == [.init(url: "http://127.0.0.1:8080/http-429", weight: 3), .init(url: "http://127.0.0.1:8080/other", weight: 1)])
+        #expect(plan.model == "gpt-4o-mini" && plan.message == "hi" && plan.stream == false)
+        #expect(plan.headers == ["x-lab: 1"])
+        #expect(plan.phases?.count == 2 && plan.maxInFlight == 256 && plan.requests == 10000 && plan.seed == 1)
+    }
 }
