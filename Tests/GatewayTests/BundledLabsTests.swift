@@ -26,23 +26,23 @@ struct BundledLabsTests {
 
     @Test("health-policy lab: 429, then group 2; the failed probe re-evicts for twice as long")
     func healthPolicyLab() async throws {
-        let (lab, events) = try await EndToEndTests.start(try Self.lab("health-policy-lab", [("duration: 60s", "duration: 400ms")]))
+        let (lab, events) = try await EndToEndTests.start(try Self.lab("health-policy-lab", [("duration: 60s", "duration: 1s")]))
         defer { Task { await lab.stop() } }
         let port = lab.gateway.port
         let first = try await TestClient.post(port: port, path: "/health-policy")
         #expect(first.status == 429)
         #expect(first.header("retry-after") == "60")
         #expect(try await TestClient.post(port: port, path: "/health-policy").header("x-failover-attempts") == "openai-provider=200")
-        try await Task.sleep(for: .milliseconds(450))
+        try await Task.sleep(for: .milliseconds(1100))
         let probe = try await TestClient.post(port: port, path: "/health-policy")
         #expect(probe.header("x-failover-attempts") == "http-429-provider=429")
         #expect(try await TestClient.post(port: port, path: "/health-policy").header("x-failover-attempts") == "openai-provider=200")
-        try await Task.sleep(for: .milliseconds(450))
-        // 400 ms x 2 = 800 ms: still evicted at 450 ms.
+        try await Task.sleep(for: .milliseconds(1100))
+        // 1 s x 2 = 2 s: still evicted 1.1 s after the probe.
         #expect(try await TestClient.post(port: port, path: "/health-policy").header("x-failover-attempts") == "openai-provider=200")
         #expect(Self.healthKinds(events, provider: "http-429-provider") == [
-            .evicted(duration: .milliseconds(400), reason: .rate, times: 1), .probeSent, .probeFailed,
-            .evicted(duration: .milliseconds(800), reason: .rate, times: 2),
+            .evicted(duration: .seconds(1), reason: .rate, times: 1), .probeSent, .probeFailed,
+            .evicted(duration: .seconds(2), reason: .rate, times: 2),
         ])
         let health = HealthReport.json(runtime: lab.gateway.runtime)
         let providers = ((health["backends"] as? [[String: Any]])?.first?["providers"] as? [[String: Any]]) ?? []

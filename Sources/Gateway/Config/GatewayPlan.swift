@@ -61,6 +61,11 @@ public struct PlannedProvider: Sendable {
     public var auth: ResolvedAuth
     public var health: HealthPolicy?
     public var spec: Provider
+
+    /// The `Host` header sent upstream: the declared host, with its port unless 80 or 443.
+    public var hostHeader: String {
+        declared.port == 80 || declared.port == 443 ? declared.host : "\(declared.host):\(declared.port)"
+    }
 }
 
 /// How to start: which stand-ins answer where, and whether real upstreams are used.

@@ -32,7 +32,8 @@ final class Exchange: UpstreamResponseDelegate {
     private let wallStart = Date()
     private var phase = Phase.preparing
     private var route: PlannedRoute?
-    private var json: [String: Any] = [:]
+    /// What the gateway reads of the client's JSON (which Foundation has validated).
+    private var peek = RequestPeek()
     private var attempts: [AttemptRecord] = []
     private var choice: ProviderChoice?
     private var provider: PlannedProvider?
@@ -76,27 +77,17 @@ final class Exchange: UpstreamResponseDelegate {
             reject(status: .badRequest, message: "request body is empty; expected a JSON chat completion request", type: "invalid_request_error", reason: "bad_request")
             return
         }
-        let parsed: Any
         do {
-            parsed = try JSONSerialization.jsonObject(with: Data(body.readableBytesView), options: [.fragmentsAllowed])
-        } catch {
-            reject(status: .badRequest, message: "request body is not valid JSON: \(Self.jsonErrorText(error))", type: "invalid_request_error", reason: "bad_request")
-            return
-        }
-        guard let object = parsed as? [String: Any] else {
+            peek = try Self.decoder.decode(RequestPeek.self, from: Data(body.readableBytesView))
+        } catch DecodingError.typeMismatch {
             reject(status: .badRequest, message: "request body must be a JSON object", type: "invalid_request_error", reason: "bad_request")
             return
+        } catch {
+            reject(status: .badRequest, message: "request body is not valid JSON: \(jsonErrorText(error))", type: "invalid_request_error", reason: "bad_request")
+            return
         }
-        json = object
-        if object["stream"] as? Bool == true {
-            // As agentgateway does: ask for the usage chunk, so tokens can be counted.
-            var options = object["stream_options"] as? [String: Any] ?? [:]
-            if options["include_usage"] == nil {
-                options["include_usage"] = true
-                json["stream_options"] = options
-                injectedStreamOptions = true
-            }
-        }
+        // As agentgateway does: ask a stream for its usage chunk, so tokens can be counted.
+        injectedStreamOptions = peek.stream == true && peek.includeUsage == nil
         if let timeout = route.requestTimeout {
             timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(timeout.seconds * 1e9))) { [self] in
                 self.timedOut()
@@ -105,9 +96,17 @@ final class Exchange: UpstreamResponseDelegate {
         attempt()
     }
 
-    private static func jsonErrorText(_ error: Error) -> String {
-        let ns = error as NSError
-        return (ns.userInfo[NSDebugDescriptionErrorKey] as? String) ?? ns.localizedDescription
+    private static let decoder = JSONDecoder()
+
+    /// Foundation's own words on where the JSON breaks (asked again only on this error path).
+    private func jsonErrorText(_ error: Error) -> String {
+        do {
+            _ = try JSONSerialization.jsonObject(with: Data(body.readableBytesView), options: [.fragmentsAllowed])
+        } catch {
+            let ns = error as NSError
+            return (ns.userInfo[NSDebugDescriptionErrorKey] as? String) ?? ns.localizedDescription
+        }
+        return "\(error)"
     }
 
     // MARK: Attempts
@@ -119,7 +118,7 @@ final class Exchange: UpstreamResponseDelegate {
             return
         }
         let provider = runtime.plan.backends[backendIndex].groups[choice.provider.group][choice.provider.index]
-        let requested = (json["model"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        let requested = peek.model.flatMap { $0.isEmpty ? nil : $0 }
         guard let model = provider.model ?? requested else {
             runtime.cancel(choice, backend: backendIndex)
             reject(status: .badRequest, message: "model not specified", type: "invalid_request_error", reason: "model_missing")
@@ -155,17 +154,15 @@ final class Exchange: UpstreamResponseDelegate {
         connection.delegate = self
         connection.requests += 1
         phase = .awaitingHead(connection)
-        var headers = HTTPHeaders()
-        for (name, value) in head.headers where !Self.requestHeadersNotForwarded.contains(name.lowercased()) {
-            headers.add(name: name, value: value)
-        }
-        headers.replaceOrAdd(name: "host", value: provider.connect.port == 80 || provider.connect.port == 443 ? provider.declared.host : "\(provider.declared.host):\(provider.declared.port)")
+        var headers = head.headers
+        for name in Self.requestHeadersNotForwarded { headers.remove(name: name) }
+        headers.add(name: "host", value: provider.hostHeader)
         headers.replaceOrAdd(name: "content-type", value: "application/json")
         headers.replaceOrAdd(name: "content-length", value: String(upstreamBody.readableBytes))
         switch provider.auth {
         case .none: break
         case .passthrough:
-            if let value = head.headers.first(name: "authorization") { headers.replaceOrAdd(name: "authorization", value: value) }
+            if let value = head.headers.first(name: "authorization") { headers.add(name: "authorization", value: value) }
         case .bearer(let token): headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)")
         }
         if !attempts.isEmpty { headers.replaceOrAdd(name: "x-retry-attempt", value: String(attempts.count)) }
@@ -251,12 +248,10 @@ final class Exchange: UpstreamResponseDelegate {
         let retryHint = failed ? runtime.options.failoverRetryHint.flatMap { runtime.failoverReady(after: choice, backend: backendIndex) ? $0 : nil } : nil
         if failed { self.choice = nil }
         responseStatus = status
-        responseContentType = responseHead.headers["content-type"].first
+        responseContentType = responseHead.headers.first(name: "content-type")
         responseIsStream = responseContentType?.contains("text/event-stream") == true
-        var headers = HTTPHeaders()
-        for (name, value) in responseHead.headers where !Self.responseHeadersNotForwarded.contains(name.lowercased()) {
-            headers.add(name: name, value: value)
-        }
+        var headers = responseHead.headers
+        for name in Self.responseHeadersNotForwarded { headers.remove(name: name) }
         headers.replaceOrAdd(name: "x-failover-attempts", value: attempts.map(\.headerForm).joined(separator: ","))
         if let retryHint, !headers.contains(name: "retry-after-ms") {
             headers.add(name: "retry-after-ms", value: String(Int(retryHint.seconds * 1000)))
@@ -370,16 +365,44 @@ final class Exchange: UpstreamResponseDelegate {
     /// key) is the whole body encoded again.
     private func makeUpstreamBody() -> ByteBuffer? {
         guard let model = sentModel else { return nil }
-        if !injectedStreamOptions, let spliced = Self.splice(model: model, into: body, hasModel: json["model"] != nil, allocator: context.channel.allocator) {
+        if !injectedStreamOptions, let spliced = Self.splice(model: model, into: body, hasModel: peek.hasModel, allocator: context.channel.allocator) {
             return spliced
         }
-        var upstreamJSON = json
+        guard var upstreamJSON = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else { return nil }
         upstreamJSON["model"] = model
+        if injectedStreamOptions {
+            var options = upstreamJSON["stream_options"] as? [String: Any] ?? [:]
+            options["include_usage"] = true
+            upstreamJSON["stream_options"] = options
+        }
         guard let data = try? JSONSerialization.data(withJSONObject: upstreamJSON) else { return nil }
         return context.channel.allocator.buffer(bytes: data)
     }
 
     static let modelKey = Array("model".utf8)
+
+    /// The fields of a chat completion request the gateway acts on. Decoding it validates
+    /// the whole body as JSON without building a dictionary of it.
+    struct RequestPeek: Decodable {
+        var model: String?
+        var hasModel = false
+        var stream: Bool?
+        var includeUsage: Bool?
+
+        init() {}
+
+        enum Key: String, CodingKey { case model, stream, stream_options, include_usage }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: Key.self)
+            hasModel = c.contains(.model)
+            model = try? c.decodeIfPresent(String.self, forKey: .model)
+            stream = try? c.decodeIfPresent(Bool.self, forKey: .stream)
+            if let options = try? c.nestedContainer(keyedBy: Key.self, forKey: .stream_options) {
+                includeUsage = try? options.decodeIfPresent(Bool.self, forKey: .include_usage)
+            }
+        }
+    }
 
     /// `body` with its top-level `model` value replaced by `model` (or `model` added first).
     static func splice(model: String, into body: ByteBuffer, hasModel: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
@@ -509,13 +532,13 @@ final class Exchange: UpstreamResponseDelegate {
     static let streamTail = 32 * 1024
 
     /// Hop-by-hop and recomputed headers, not copied from the client.
-    static let requestHeadersNotForwarded: Set<String> = [
+    static let requestHeadersNotForwarded: [String] = [
         "host", "content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding",
         "te", "trailer", "upgrade", "expect", "authorization", "proxy-authorization",
     ]
 
     /// Hop-by-hop headers, not copied from the upstream.
-    static let responseHeadersNotForwarded: Set<String> = [
+    static let responseHeadersNotForwarded: [String] = [
         "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
     ]
 }
