@@ -75,6 +75,7 @@ let package = Package(
             dependencies: [
                 "Gateway", "Upstreams", "Lab", "Driver", "TUI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Gateway
 import Lab
+import NIOCore
 
 /// `failover-lab gateway`: the lab's gateway and stand-ins, headless.
 struct GatewayCommand: AsyncParsableCommand {
@@ -38,8 +39,8 @@ struct GatewayCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-admin"), help: "Do not open the admin port.")
     var noAdmin = false
 
-    @Option(help: "Event-loop threads serving clients.")
-    var threads = 1
+    @Option(help: "Event-loop threads serving clients, each with its own upstream connection pool (default: one per core).")
+    var threads = System.coreCount
 
     @Option(name: .customLong("log-body"), help: ArgumentHelp("Add response.body to the access log, cut to this many bytes.", valueName: "bytes"))
     var logBody: Int?

@@ -249,7 +249,7 @@ final class Exchange: UpstreamResponseDelegate {
         if failed { self.choice = nil }
         responseStatus = status
         responseContentType = responseHead.headers.first(name: "content-type")
-        responseIsStream = responseContentType?.contains("text/event-stream") == true
+        responseIsStream = responseContentType.map(UsageReader.isEventStream) ?? false
         var headers = responseHead.headers
         for name in Self.responseHeadersNotForwarded { headers.remove(name: name) }
         headers.replaceOrAdd(name: "x-failover-attempts", value: attempts.map(\.headerForm).joined(separator: ","))

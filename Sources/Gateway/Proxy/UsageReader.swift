@@ -10,7 +10,7 @@ enum UsageReader {
     }
 
     static func read(_ bytes: some Collection<UInt8>, contentType: String?) -> Usage {
-        if contentType?.contains("text/event-stream") == true {
+        if contentType.map(isEventStream) == true {
             var usage = Usage()
             let text = String(decoding: bytes, as: UTF8.self)
             for line in text.split(separator: "\n") where line.hasPrefix("data:") {
@@ -24,6 +24,11 @@ enum UsageReader {
         var usage = Usage()
         if let object = parse(Data(bytes)) { merge(object, into: &usage) }
         return usage
+    }
+
+    /// `text/event-stream`, with or without parameters (compared without Foundation).
+    static func isEventStream(_ contentType: String) -> Bool {
+        contentType.utf8.starts(with: "text/event-stream".utf8)
     }
 
     static let modelKey = Array("model".utf8)
