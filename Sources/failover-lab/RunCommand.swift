@@ -1,6 +1,9 @@
 import ArgumentParser
 import Driver
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Gateway
 import Lab
 import TUI
@@ -130,7 +133,7 @@ struct RunCommand: AsyncParsableCommand {
                 if interactive {
                     runner.runInteractive()
                 } else {
-                    runner.runHeadless { text in FileHandle.standardOutput.write(Data(text.utf8)) }
+                    runner.runHeadless { text in Self.write(text) }
                 }
                 done.resume()
             }
@@ -146,9 +149,12 @@ struct RunCommand: AsyncParsableCommand {
             driver.wait()
         }
         signals.cancel()
-        Console.out("")
-        Console.out("failover-lab report (\(quit.value == "duration" ? "ran for \(duration ?? "")" : "stopped by \(quit.value ?? "q")"), traffic to \(url))")
-        Console.out(report.text)
+        Self.write("\nfailover-lab report (\(quit.value == "duration" ? "ran for \(duration ?? "")" : "stopped by \(quit.value ?? "q")"), traffic to \(url))\n")
+        Self.write(report.text)
+        // Shutting the lab down must not keep a finished run alive (seen after a hangup):
+        // a watchdog ends the process if stopping takes longer than a few seconds.
+        let watchdog = Thread { Thread.sleep(forTimeInterval: 5); Glibc.exit(0) }
+        watchdog.start()
         if let running { await running.stop() }
     }
 
@@ -203,6 +209,18 @@ struct RunCommand: AsyncParsableCommand {
         }
         Console.error("failover-lab: cannot start the lab's gateway on 127.0.0.1:\(ports.map(String.init).joined(separator: " or ")): \(lastError.map { "\($0)" } ?? "unknown error")")
         throw ExitCode(1)
+    }
+
+    /// Writes to stdout with C's stdio: after a hangup the terminal is gone, and a failed
+    /// write must not crash the shutdown (FileHandle.write traps on EIO).
+    static func write(_ text: String) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            bytes = bytes.dropFirst(n)
+        }
     }
 
     /// What each `f` step does to a stand-in.
