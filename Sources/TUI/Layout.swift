@@ -334,7 +334,7 @@ enum Panels {
         let latest = latencies.last { $0 > 0 }.map(Format.latency) ?? "-"
         let charts: [(label: String, short: String, value: String, values: [Double], role: Role)] = [
             ("req/s " + Format.rate(counts.last ?? 0) + ", peak " + Format.rate(counts.max() ?? 0), "req/s", Format.rate(counts.last ?? 0), counts, .spark),
-            ("latency " + latest + ", max " + Format.latency(maxima.max() ?? 0), "latency", latest, latencies, .latency),
+            ("latency " + latest + ", max " + ((maxima.max() ?? 0) > 0 ? Format.latency(maxima.max() ?? 0) : "-"), "latency", latest, latencies, .latency),
             ("non-2xx/s " + Format.rate(failures.last ?? 0) + ", peak " + Format.rate(failures.max() ?? 0), "non-2xx", Format.rate(failures.last ?? 0), failures, .status429),
         ]
         var y = inner.y

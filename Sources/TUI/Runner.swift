@@ -91,6 +91,11 @@ public final class DashboardRunner: @unchecked Sendable {
     /// Takes in what happened since the last turn, and the balancer's view now.
     func refresh(now: Double) {
         for event in inbox.take() { state.model.apply(event) }
+        refreshProviders(now: now)
+    }
+
+    /// The balancer's view now, and the time.
+    func refreshProviders(now: Double) {
         if let hooks {
             let snapshot = hooks.runtime.snapshot(backend: hooks.backend)
             let plan = hooks.runtime.plan.backends[hooks.backend]
@@ -197,10 +202,7 @@ public final class DashboardRunner: @unchecked Sendable {
             state.model.apply(.tick(now: now))
             if now - lastStatus >= settings.statusEvery {
                 lastStatus = now
-                if let hooks {
-                    let snapshot = hooks.runtime.snapshot(backend: hooks.backend)
-                    state.model.apply(.providers(feed.providers(snapshot, backend: hooks.runtime.plan.backends[hooks.backend], faults: hooks.faults())))
-                }
+                refreshProviders(now: now)
                 out += Headless.status(state.model) + "\n"
             }
             if !out.isEmpty { write(out) }
@@ -211,6 +213,7 @@ public final class DashboardRunner: @unchecked Sendable {
             state.model.apply(event)
             if let line = Headless.line(for: event) { out += line + "\n" }
         }
+        refreshProviders(now: feed.now)
         out += Headless.status(state.model) + "\n"
         write(out)
     }

@@ -74,7 +74,7 @@ public struct ThemeError: Error, CustomStringConvertible, Sendable {
     public var line: Int
     public var key: String
     public var message: String
-    public var description: String { "\(file):\(line): \(key): \(message)" }
+    public var description: String { line > 0 ? "\(file):\(line): \(key): \(message)" : "\(file): \(message)" }
 }
 
 /// A palette and a style per role, read from `themes/NAME.yaml`.
@@ -263,7 +263,7 @@ public enum Themes {
         }
         if nameOrPath == "mono" { return Theme.mono }
         let known = bundledPaths().map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
-        throw ThemeError(file: nameOrPath, line: 0, key: "--theme", message: "no such theme; bundled: \(known.isEmpty ? "none found (set FAILOVER_LAB_THEMES)" : known.joined(separator: ", ")), or give a file path")
+        throw ThemeError(file: "--theme \(nameOrPath)", line: 0, key: "--theme", message: "no such theme; bundled: \(known.isEmpty ? "none found (set FAILOVER_LAB_THEMES)" : known.joined(separator: ", ")), or give a file path")
     }
 }
 

@@ -54,6 +54,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Quit by itself after this long (30s, 10m) and print the report.", valueName: "duration"))
     var duration: String?
 
+    @Option(name: .customLong("stand-in"), help: ArgumentHelp("Start a stand-in with another behaviour, e.g. http-429=healthy or openai='slow 200ms' (repeatable).", valueName: "name=behavior"))
+    var standInBehaviors: [String] = []
+
     @Flag(name: .customLong("real-upstreams"), help: "Send the OpenAI provider to the real api.openai.com over TLS (needs OPENAI_API_KEY) instead of the mock stand-in.")
     var realUpstreams = false
 
@@ -110,6 +113,20 @@ struct RunCommand: AsyncParsableCommand {
                     try await standIn.setBehavior(behavior)
                     return behavior.shortName
                 })
+            for assignment in standInBehaviors {
+                guard let eq = assignment.firstIndex(of: "="), let standIn = started.standIn(String(assignment[..<eq])) else {
+                    Console.error("failover-lab: --stand-in \(assignment): write NAME=BEHAVIOR with a stand-in of the lab (\(started.standIns.map(\.name).joined(separator: ", ")))")
+                    await started.stop()
+                    throw ExitCode(2)
+                }
+                do {
+                    try await standIn.setBehavior(StandInBehavior.parse(String(assignment[assignment.index(after: eq)...])))
+                } catch {
+                    Console.error("failover-lab: --stand-in \(assignment): \(error)")
+                    await started.stop()
+                    throw ExitCode(2)
+                }
+            }
             let name = config.scenario?.name ?? ((config.files.first ?? "lab") as NSString).lastPathComponent
             model = LabModel(scenario: name, gatewayURL: url, plan: "open loop", rate: startRate)
         }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# What the dashboard costs: the same traffic twice, once drawn in a tmux pane, once
+# --headless (stdout to /dev/null), with CPU seconds and peak RSS of each.
+#
+#   bench/dashboard.sh                 2,000 requests/s for 60 s (the issue's figures)
+#   RATE=500/s SECONDS_RUN=20 bench/dashboard.sh
+#   SOAK=1 bench/dashboard.sh          also: RSS after 1 and 10 minutes at 1,000 requests/s
+#
+# The seed lab's http-429 stand-in is made healthy (--stand-in http-429=healthy), so all
+# traffic goes to group 1 and the dashboard has a full request log to draw.
+# Needs tmux and GNU time (/usr/bin/time). Builds a release binary into .build-tui.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RATE=${RATE:-2000/s}
+SECONDS_RUN=${SECONDS_RUN:-60}
+SCRATCH=${SCRATCH:-.build-tui}
+OUT=${OUT:-bench/out}
+mkdir -p "$OUT"
+
+command -v tmux >/dev/null || { echo "bench/dashboard.sh: tmux is needed (apt-get install tmux)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "bench/dashboard.sh: GNU time is needed (apt-get install time)" >&2; exit 1; }
+
+if [ -z "${BIN:-}" ]; then
+  swift build -c release --scratch-path "$SCRATCH" --product failover-lab >&2
+  BIN="$SCRATCH/release/failover-lab"
+fi
+ARGS=(run --port 0 --stand-in http-429=healthy --rate "$RATE" --duration "${SECONDS_RUN}s")
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+
+# --- headless: stdout is not a terminal, so it prints lines instead of drawing.
+/usr/bin/time -f "%U %S %M" -o "$OUT/headless-$stamp.time" "$BIN" "${ARGS[@]}" --headless > /dev/null
+read -r hu hs hm < "$OUT/headless-$stamp.time"
+
+# --- dashboard: a 120x40 tmux pane; time's output goes to a file.
+sock="fl-bench-$$"
+tmux -L "$sock" new-session -d -s bench -x 120 -y 40 \
+  "/usr/bin/time -f '%U %S %M' -o '$OUT/dashboard-$stamp.time' '$BIN' ${ARGS[*]}; sleep 60"
+trap 'tmux -L "$sock" kill-server 2>/dev/null || true' EXIT
+sleep $((SECONDS_RUN / 2))
+tmux -L "$sock" capture-pane -p -t bench > "$OUT/dashboard-$stamp.screen" || true
+for _ in $(seq 1 $((SECONDS_RUN + 60))); do
+  [ -s "$OUT/dashboard-$stamp.time" ] && break
+  sleep 1
+done
+read -r du ds dm < "$OUT/dashboard-$stamp.time"
+# The report is printed in the pane once the terminal is restored.
+tmux -L "$sock" capture-pane -p -S -200 -t bench > "$OUT/dashboard-$stamp.report" || true
+tmux -L "$sock" kill-session -t bench 2>/dev/null || true
+
+cpu() { awk "BEGIN { printf \"%.2f\", $1 + $2 }"; }
+hc=$(cpu "$hu" "$hs"); dc=$(cpu "$du" "$ds")
+echo "dashboard benchmark: $RATE for ${SECONDS_RUN}s against the seed lab (http-429 stand-in healthy)"
+printf "  %-10s %10s %12s\n" mode "CPU s" "peak RSS"
+printf "  %-10s %10s %9d MiB\n" headless "$hc" $((hm / 1024))
+printf "  %-10s %10s %9d MiB\n" dashboard "$dc" $((dm / 1024))
+awk "BEGIN { printf \"  dashboard adds %.1f%% CPU over headless (target: at most 10%%)\n\", ($dc - $hc) * 100 / $hc }"
+grep -E "^requests|^rate" "$OUT/dashboard-$stamp.report" | sed 's/^/  dashboard run: /' || true
+echo "  screen at ${SECONDS_RUN}/2 s: $OUT/dashboard-$stamp.screen"
+
+# --- soak: RSS must not grow with the run's length (history lives in bounded rings).
+if [ -n "${SOAK:-}" ]; then
+  tmux -L "$sock" new-session -d -s soak -x 120 -y 40 "'$BIN' run --port 0 --stand-in http-429=healthy --rate 1000/s --duration 11m > /dev/null"
+  sleep 2
+  pid=$(pgrep -n -f "failover-lab run --port 0 --stand-in http-429=healthy --rate 1000/s")
+  rss() { awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$pid/status"; }
+  sleep 58; r1=$(rss)
+  sleep 540; r10=$(rss)
+  echo "soak at 1000/s: RSS after 1 min ${r1} MiB, after 10 min ${r10} MiB (target: within 20 MiB)"
+fi
