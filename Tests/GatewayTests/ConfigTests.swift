@@ -142,6 +142,14 @@ struct ConfigTests {
         #expect(e2.map(\.message).contains { $0.contains("set path or pathPrefix, not both") })
     }
 
+    @Test("a provider name that could break a header line is an error")
+    func providerName() {
+        let e = errors(Self.base.replacingOccurrences(of: "- name: p1", with: "- name: \"p1\\r\\nx-evil: 1\""))
+        #expect(e.count == 1)
+        #expect(e.first?.location.line == 16)
+        #expect(e.first?.message.contains("may hold only letters, digits") == true)
+    }
+
     @Test("a bad duration says what was wrong and where")
     func badDuration() {
         let yaml = Self.base.replacingOccurrences(of: "      backendRefs:", with: "      timeouts: {request: 12 parsecs}\n      backendRefs:")

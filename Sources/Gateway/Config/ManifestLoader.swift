@@ -254,6 +254,10 @@ public enum ManifestLoader {
     private static func readProvider(_ node: Node, path: String, reader: YAMLReader) -> Provider? {
         guard let fields = reader.mapping(node, at: path, known: ["name", "host", "port", "path", "pathPrefix", "policies"] + providerKinds) else { return nil }
         guard let name = fields.requiredString("name") else { return nil }
+        // The name goes into the x-failover-attempts header and the log: keep it a plain token.
+        if !name.isEmpty && !name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) }) {
+            reader.error(fields["name"], "provider name \"\(name)\" may hold only letters, digits, '-', '_' and '.'")
+        }
         let kinds = providerKinds.filter { fields.has($0) }
         guard kinds.count == 1 else {
             reader.error(node, "provider \(name) must name exactly one provider kind (openai, ...), found \(kinds.isEmpty ? "none" : kinds.joined(separator: ", "))")

@@ -43,7 +43,9 @@ public final class GatewayServer: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let pool = loopPools[ObjectIdentifier(channel.eventLoop)]!.value
                         let sync = channel.pipeline.syncOperations
-                        try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                        // Outbound headers are the upstream's (already parsed) plus ours, built
+                        // from validated names: validating them again costs every response.
+                        try sync.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                         try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool))
                     }
                 }

@@ -126,7 +126,7 @@ final class UpstreamPool {
                     if let tlsContext {
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
                     }
-                    try sync.addHTTPClientHandlers()
+                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try sync.addHandler(UpstreamResponseHandler())
                 }
             }
