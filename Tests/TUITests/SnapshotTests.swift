@@ -38,6 +38,17 @@ import Testing
         Snapshot.assert(screen, named: "seed-2-after-failover-ascii")
     }
 
+    @Test func externalGateway() {
+        var m = LabModel(scenario: "external gateway", gatewayURL: "http://gw.example:8080/http-429", plan: "open loop", rate: 2, external: true)
+        m.apply(.request(RequestEntry(at: 0.1, status: 429, provider: "http-429-provider", group: nil, latency: 0.004)))
+        m.apply(.request(RequestEntry(at: 0.6, status: 200, provider: "openai-provider", group: nil, latency: 0.9, tokens: 15)))
+        m.apply(.tick(now: 1.2))
+        let screen = Dashboard.render(m, width: 80, height: 24, options: options)
+        #expect(screen.text.contains("Not our gateway"))
+        #expect(m.seenProviders == ["http-429-provider", "openai-provider"])
+        Snapshot.assert(screen, named: "external-gateway")
+    }
+
     @Test func helpOverlay() {
         var o = options
         o.showHelp = true
