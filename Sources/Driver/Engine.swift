@@ -323,7 +323,12 @@ final class Engine {
     let mixPrepared: [PreparedRequest]
     var replayCache: [RequestSpec: PreparedRequest] = [:]
     var nextArrival: PendingArrival?
+    /// No more arrivals will be admitted (the feed ran out, a limit was hit, or a stop came).
     var scheduleDone = false
+    /// The run was cut short (--duration, --requests, or a stop): late arrivals still waiting
+    /// for a slot are recorded as never sent. When the schedule merely ran out (the end of a
+    /// replay file or of a finite plan), they are all still sent, late.
+    var cutShort = false
     var paused = false
     var pausedAt: Nanos = 0
     var pauseShift: Nanos = 0
@@ -532,7 +537,7 @@ final class Engine {
         for _ in 0..<c.sendNow where !mixPrepared.isEmpty {
             admit(PendingArrival(seq: 0, intended: now(), request: pickRequest()))
         }
-        if c.stop { scheduleDone = true }
+        if c.stop { endSchedule(cut: true) }
         if c.abort {
             for tr in all where tr.active {
                 curl_multi_remove_handle(multi, tr.easy)
@@ -561,28 +566,33 @@ final class Engine {
             let t = now()
             switch feed {
             case .closed:
-                if let d = config.duration, t >= d { scheduleDone = true; break }
+                if let d = config.duration, t >= d { endSchedule(cut: true); break }
                 while !limitReached, let tr = takeFree() {
                     let a = PendingArrival(seq: nextSeq, intended: now(), request: pickRequest())
                     nextSeq += 1
                     stats.scheduled += 1
                     launch(tr, a, late: false)
                 }
-                if limitReached { scheduleDone = true }
+                if limitReached { endSchedule(cut: true) }
             case .pacer, .replay:
                 while let a = nextArrival, a.intended <= t {
-                    if limitReached { scheduleDone = true; break }
-                    if let d = config.duration, a.intended >= d { scheduleDone = true; break }
+                    if limitReached { endSchedule(cut: true); break }
+                    if let d = config.duration, a.intended >= d { endSchedule(cut: true); break }
                     admit(a)
                     nextArrival = pull()
                 }
-                if limitReached { scheduleDone = true }
-                if nextArrival == nil && !idleWhenEmpty { scheduleDone = true }
-                if let d = config.duration, now() >= d { scheduleDone = true }
-                if let d = config.duration, let a = nextArrival, a.intended >= d { scheduleDone = true }
+                if limitReached { endSchedule(cut: true) }
+                if let d = config.duration, now() >= d { endSchedule(cut: true) }
+                if let d = config.duration, let a = nextArrival, a.intended >= d { endSchedule(cut: true) }
+                // The feed ran out: what is still waiting for a slot goes out late, not dropped.
+                if nextArrival == nil && !idleWhenEmpty { endSchedule(cut: false) }
             }
         }
-        if scheduleDone, backlogHead < backlog.count {
+        // Draining the backlog after the feed ran out: --duration still ends the run.
+        if scheduleDone, !cutShort, backlogHead < backlog.count, let d = config.duration, now() >= d {
+            cutShort = true
+        }
+        if cutShort, backlogHead < backlog.count {
             let message = "not sent: all \(slots) slots (--max-in-flight) stayed busy until the run ended"
             for a in backlog[backlogHead...] { emit(unsent(a, late: true, error: message)) }
             backlog.removeAll()
@@ -648,9 +658,20 @@ final class Engine {
         return finished
     }
 
+    /// Stops admitting arrivals; `cut` when a limit or a stop ended the run (see `cutShort`).
+    func endSchedule(cut: Bool) {
+        scheduleDone = true
+        if cut { cutShort = true }
+    }
+
     /// When the loop must wake by itself next (absolute monotonic), if at all.
     func deadline() -> Nanos? {
-        guard !scheduleDone, !paused else { return nil }
+        if scheduleDone {
+            // Still sending the late ones after the feed ran out: --duration may end that.
+            guard !cutShort, backlogHead < backlog.count, let d = config.duration else { return nil }
+            return startMono &+ d
+        }
+        guard !paused else { return nil }
         switch feed {
         case .closed:
             return config.duration.map { startMono &+ $0 }

@@ -96,16 +96,32 @@ public final class LineReader {
     private var linePointer: UnsafeMutablePointer<CChar>?
     private var capacity = 0
     public private(set) var lineNumber = 0
+    /// Bytes read so far, and the most to read (lines starting before it are read whole).
+    private var consumed: Int64 = 0
+    /// The byte count this reader stops at, if any (see `init(path:limit:)`).
+    public let limit: Int64?
 
     public struct OpenError: Error, CustomStringConvertible {
         public var description: String
     }
 
-    public init(path: String) throws(OpenError) {
+    /// `limit`: stop at that many bytes. `snapshotLimit`: stop at the size the file had when
+    /// opened, so a file that grows while it is read (a gateway's access log being replayed
+    /// against that gateway) still ends; ignored for what cannot seek (pipes).
+    public init(path: String, limit: Int64? = nil, snapshotLimit: Bool = false) throws(OpenError) {
         guard let f = fopen(path, "r") else {
             throw OpenError(description: "\(path): cannot open: \(String(cString: strerror(errno)))")
         }
         file = f
+        if let limit {
+            self.limit = limit
+        } else if snapshotLimit, fseeko(f, 0, SEEK_END) == 0 {
+            let size = Int64(ftello(f))
+            self.limit = size >= 0 ? size : nil
+            rewind(f)
+        } else {
+            self.limit = nil
+        }
     }
 
     deinit {
@@ -115,8 +131,10 @@ public final class LineReader {
 
     /// The next line without its newline, or nil at the end of the file.
     public func next() -> String? {
+        if let limit, consumed >= limit { return nil }
         let n = getline(&linePointer, &capacity, file)
         guard n >= 0, let p = linePointer else { return nil }
+        consumed += Int64(n)
         lineNumber += 1
         var len = n
         while len > 0, p[len - 1] == 0x0A || p[len - 1] == 0x0D { len -= 1 }

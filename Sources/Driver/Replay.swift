@@ -152,11 +152,17 @@ public final class JSONObjectReader {
     private let diagnostics: ReplayDiagnostics
     static let maxObjectLines = 10_000
 
-    public init(path: String, diagnostics: ReplayDiagnostics) throws(LineReader.OpenError) {
+    /// `limit` and `snapshotLimit` as in `LineReader`: a replay reads the file as it was when
+    /// it started, never the lines its own requests append to it.
+    public init(path: String, diagnostics: ReplayDiagnostics, limit: Int64? = nil,
+                snapshotLimit: Bool = false) throws(LineReader.OpenError) {
         self.path = path
-        lines = try LineReader(path: path)
+        lines = try LineReader(path: path, limit: limit, snapshotLimit: snapshotLimit)
         self.diagnostics = diagnostics
     }
+
+    /// Where the underlying reader stops, if anywhere.
+    public var limit: Int64? { lines.limit }
 
     /// A line read ahead while collecting a spread-out object.
     private var pending: (String, Int)?
@@ -275,15 +281,23 @@ public final class ReplayFeed: ArrivalFeed {
         self.loop = loop
         self.diagnostics = diagnostics
         timer = ReplayTimer(speed: speed, maxGap: maxGap)
-        reader = try JSONObjectReader(path: path, diagnostics: diagnostics)
+        // Only what the file holds now: replaying a gateway's access log against that gateway
+        // must not replay the lines the replay itself adds (it would chase its own tail).
+        let first = try JSONObjectReader(path: path, diagnostics: diagnostics, snapshotLimit: true)
+        reader = first
+        sizeAtStart = first.limit
     }
+
+    /// The file's size when the replay started; every pass reads up to it.
+    private let sizeAtStart: Int64?
 
     public func next() -> (offset: Nanos, request: RequestSpec)? {
         while true {
             guard let reader else { return nil }
             guard let (json, line) = reader.next() else {
                 // End of file: another pass, or the end.
-                if loop, entriesThisPass > 0, let again = try? JSONObjectReader(path: path, diagnostics: ReplayDiagnostics()) {
+                if loop, entriesThisPass > 0, let again = try? JSONObjectReader(path: path, diagnostics: ReplayDiagnostics(),
+                                                                               limit: sizeAtStart) {
                     self.reader = again
                     timer.newPass()
                     entriesThisPass = 0

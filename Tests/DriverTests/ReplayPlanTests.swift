@@ -165,6 +165,76 @@ final class Messages: @unchecked Sendable {
         #expect(records.map(\.url) == (0..<5).map { "\(target)/r\($0)" })
         #expect(records.allSatisfy { $0.status == 200 && !$0.late })
     }
+
+    /// A schedule denser than the slots: when the file ends, the arrivals still waiting for a
+    /// slot are sent late, not dropped as "never sent" (only a limit or a stop may drop them).
+    @Test func replaySendsEveryRequestItReadEvenWhenLate() throws {
+        let server = try TestServer { _ in .init(delay: 0.05) }
+        defer { server.stop() }
+        let count = 30
+        let lines = (0..<count).map { i in
+            #"{"time":"2025-06-10T12:00:00.\#(String(format: "%03d", i))Z","http.method":"POST","http.path":"/r\#(i)"}"#
+        }
+        let path = try tempFile("dense.log", lines.joined(separator: "\n"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let target = server.base
+        let make: @Sendable () -> any ArrivalFeed = {
+            try! ReplayFeed(path: path, builder: ReplayRequestBuilder(target: target), speed: 1, maxGap: nil, loop: false,
+                            diagnostics: ReplayDiagnostics())
+        }
+        var config = DriverConfiguration(workload: .replay(make), mix: RequestMix([]))
+        config.maxInFlight = 2
+        let got = Collected()
+        let driver = Driver(configuration: config, sink: got.sink)
+        driver.run()
+        let records = got.records.sorted { $0.seq < $1.seq }
+        let stats = driver.stats
+        #expect(records.count == count)
+        #expect(records.map(\.url) == (0..<count).map { "\(target)/r\($0)" })
+        #expect(records.allSatisfy { $0.sent != nil && $0.error == nil && $0.status == 200 })
+        #expect(stats.sent == UInt64(count))
+        #expect(stats.errors == 0)
+        #expect(server.requests == count)
+        // 2 slots each busy 50 ms against one arrival a millisecond: nearly all wait.
+        #expect(stats.late >= UInt64(count - 4))
+        #expect(records.filter(\.late).count == Int(stats.late))
+        for r in records where r.late { #expect(r.sent! > r.intended) }
+    }
+
+    /// A finite open-loop plan ends like a replay file: its late arrivals are still sent.
+    @Test func aFinitePlanSendsItsLateArrivals() throws {
+        let server = try TestServer { _ in .init(delay: 0.05) }
+        defer { server.stop() }
+        var config = DriverConfiguration(workload: .openLoop([Phase(.constant(rate: 200), duration: 100_000_000)]),
+                                         mix: RequestMix([RequestSpec.chat(url: server.base + "/")]))
+        config.maxInFlight = 2
+        let got = Collected()
+        let driver = Driver(configuration: config, sink: got.sink)
+        driver.run()
+        let records = got.records
+        #expect(records.count == 20)
+        #expect(records.allSatisfy { $0.sent != nil && $0.status == 200 })
+        #expect(driver.stats.late >= 14)
+        #expect(server.requests == 20)
+    }
+
+    /// Replaying a gateway's access log against that gateway appends to the file as it goes:
+    /// the replay reads only what the file held when it started.
+    @Test func replayReadsTheFileAsItWasAtTheStart() throws {
+        let line = #"{"time":"2025-06-10T12:00:00.000Z","http.method":"GET","http.path":"/a"}"#
+        let path = try tempFile("growing.log", [line, line, line].joined(separator: "\n") + "\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let feed = try ReplayFeed(path: path, builder: ReplayRequestBuilder(target: "http://h"), speed: 1, maxGap: nil,
+                                  loop: false, diagnostics: ReplayDiagnostics())
+        #expect(feed.next() != nil)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(String(repeating: line + "\n", count: 5).utf8))
+        try handle.close()
+        var n = 1
+        while feed.next() != nil { n += 1 }
+        #expect(n == 3)
+    }
 }
 
 @Suite struct PlanTests {
