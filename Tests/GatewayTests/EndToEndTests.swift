@@ -256,6 +256,28 @@ struct EndToEndTests {
         #expect(events.requests.first?.reason == "timeout")
     }
 
+    @Test("a stream that breaks halfway: logged with what was received, counted against the provider, and the client sees the end")
+    func brokenStream() async throws {
+        let upstream = try await BreakingUpstream.start()
+        defer { Task { await upstream.stop() } }
+        let (lab, events) = try await Self.start(try loadLab(Self.directLab(port: upstream.port)))
+        defer { Task { await lab.stop() } }
+        let started = ContinuousClock.now
+        var clientSaw = "a complete response"
+        do {
+            _ = try await TestClient.post(port: lab.gateway.port, path: "/lab", body: #"{"model":"","stream":true,"messages":[]}"#)
+        } catch {
+            clientSaw = "\(error)"
+        }
+        #expect(clientSaw != "a complete response")
+        #expect(ContinuousClock.now - started < .seconds(3), "the client hung")
+        let log = try #require(events.requests.first)
+        #expect(log.reason == "upstream_broken")
+        #expect(log.error?.contains("broke off after") == true)
+        #expect(log.status == 200)
+        #expect(lab.gateway.runtime.snapshot(backend: 0)[ProviderIndex(group: 0, index: 0)].health == 0)
+    }
+
     @Test("responses stream through: the first bytes arrive before the upstream sends the last")
     func streamsThrough() async throws {
         let (lab, _) = try await Self.start(try Self.seedLab())

@@ -260,12 +260,12 @@ final class StandInLikeServer: Sendable {
     var port: Int { channel.localAddress!.port! }
     private init(channel: Channel) { self.channel = channel }
 
-    static func start(status: Int, headers: [(String, String)], body: String) async throws -> StandInLikeServer {
+    static func start(status: Int, headers: [(String, String)], body: String, breakAfterBody: Bool = false) async throws -> StandInLikeServer {
         let channel = try await ServerBootstrap(group: TestClient.group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(FixedAnswer(status: status, headers: headers, body: body))
+                    try channel.pipeline.syncOperations.addHandler(FixedAnswer(status: status, headers: headers, body: body, breakAfterBody: breakAfterBody))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -275,20 +275,36 @@ final class StandInLikeServer: Sendable {
     func stop() async { try? await channel.close() }
 }
 
+/// An upstream that starts a streamed answer, sends a few events, then drops the connection.
+enum BreakingUpstream {
+    static func start() async throws -> StandInLikeServer {
+        try await StandInLikeServer.start(status: 200, headers: [("content-type", "text/event-stream")],
+            body: "data: {\"choices\":[{\"delta\":{\"content\":\"2 +\"}}]}\n\n", breakAfterBody: true)
+    }
+}
+
 private final class FixedAnswer: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
-    let status: Int, headers: [(String, String)], body: String
-    init(status: Int, headers: [(String, String)], body: String) {
+    let status: Int, headers: [(String, String)], body: String, breakAfterBody: Bool
+    init(status: Int, headers: [(String, String)], body: String, breakAfterBody: Bool) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.breakAfterBody = breakAfterBody
     }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .end = unwrapInboundIn(data) else { return }
         var h = HTTPHeaders(headers)
-        h.add(name: "content-length", value: String(body.utf8.count))
+        // A breaking answer promises more than it sends, then closes.
+        h.add(name: "content-length", value: String(body.utf8.count * (breakAfterBody ? 10 : 1)))
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: h))), promise: nil)
+        if breakAfterBody {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            context.eventLoop.scheduleTask(in: .milliseconds(100)) { channel.close(promise: nil) }
+            return
+        }
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
