@@ -271,11 +271,13 @@ enum Panels {
     // MARK: status codes
 
     static func statusCodes(_ s: inout Screen, _ m: LabModel, _ r: Rect, glyphs g: Glyphs) {
-        s.box(r, title: "Status codes", glyphs: g)
+        s.box(r, title: r.width >= 42 ? "Status codes: since start, last 10s" : "Status codes", glyphs: g)
         let inner = r.inner
         guard inner.height > 0 else { return }
         let x0 = inner.x + 1
-        s.put("code   total share  last 10s", x: x0, y: inner.y, role: .dim, maxWidth: inner.width - 1)
+        let columns = Format.pad("code", 5) + Format.pad("total", 7, right: true) + Format.pad("%", 5, right: true)
+            + Format.pad("10s", 7, right: true) + Format.pad("%", 5, right: true)
+        s.put(columns, x: x0, y: inner.y, role: .dim, maxWidth: inner.width - 1)
         let recent = m.recentCodes(window: 10)
         let recentTotal = recent.values.reduce(0, +)
         let codes = Set(m.statusTotals.keys).union(recent.keys).sorted { a, b in (a == 0 ? Int.max : a) < (b == 0 ? Int.max : b) }
@@ -290,18 +292,18 @@ enum Panels {
             let rn = recent[code] ?? 0
             var x = x0
             x += s.put(Format.pad(code == 0 ? "error" : String(code), 5), x: x, y: y, role: Role.status(code == 0 ? nil : code), attributes: .bold)
-            x += s.put(Format.pad(String(n), 6, right: true), x: x, y: y, role: .text)
-            x += s.put(Format.pad(Format.percent(n, m.total), 6, right: true), x: x, y: y, role: .dim)
-            x += s.put(Format.pad(String(rn), 6, right: true), x: x, y: y, role: .text)
+            x += s.put(Format.pad(String(n), 7, right: true), x: x, y: y, role: .text)
+            x += s.put(Format.pad(Format.percent(n, m.total), 5, right: true), x: x, y: y, role: .dim)
+            x += s.put(Format.pad(String(rn), 7, right: true), x: x, y: y, role: .text)
             s.put(Format.pad(Format.percent(rn, recentTotal), 5, right: true), x: x, y: y, role: .dim, maxWidth: inner.maxX - x)
             y += 1
         }
         if codes.count > 1 && y < inner.maxY {
             var x = x0
             x += s.put(Format.pad("all", 5), x: x, y: y, role: .dim)
-            x += s.put(Format.pad(String(m.total), 6, right: true), x: x, y: y, role: .text)
-            x += s.put(Format.pad("", 6), x: x, y: y, role: .dim)
-            s.put(Format.pad(String(recentTotal), 6, right: true), x: x, y: y, role: .text)
+            x += s.put(Format.pad(String(m.total), 7, right: true), x: x, y: y, role: .text)
+            x += s.put(Format.pad("", 5), x: x, y: y, role: .dim)
+            s.put(Format.pad(String(recentTotal), 7, right: true), x: x, y: y, role: .text)
         }
     }
 
