@@ -315,7 +315,7 @@ final class Engine {
     enum Feed {
         case closed(Int)
         case pacer(Pacer<SeededRandom>)
-        case replay(any ArrivalFeed)
+        case replay(ReadAheadFeed)
     }
     var feed: Feed
     var pickRNG: SeededRandom
@@ -351,7 +351,7 @@ final class Engine {
             feed = .pacer(Pacer(phases: phases, rng: SeededRandom(seed: configuration.seed)))
             slots = max(1, configuration.maxInFlight)
         case let .replay(make):
-            feed = .replay(make())
+            feed = .replay(ReadAheadFeed(make))
             slots = max(1, configuration.maxInFlight)
         }
         _ = fl_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, slots)
@@ -361,6 +361,7 @@ final class Engine {
     }
 
     deinit {
+        if case let .replay(r) = feed { r.cancel() }
         for t in all { curl_multi_remove_handle(multi, t.easy) }
         all.removeAll()
         free.removeAll()
@@ -466,10 +467,8 @@ final class Engine {
             guard !mixPrepared.isEmpty, let offset = p.next() else { feed = .pacer(p); return nil }
             feed = .pacer(p)
             return PendingArrival(seq: 0, intended: offset &+ pauseShift, request: pickRequest())
-        case var .replay(r):
-            let item = r.next()
-            feed = .replay(r)
-            guard let item else { return nil }
+        case let .replay(r):
+            guard let item = r.next() else { return nil }
             return PendingArrival(seq: 0, intended: item.offset &+ pauseShift, request: prepared(for: item.request))
         }
     }
@@ -684,6 +683,8 @@ final class Engine {
 
     func run() {
         driver.attach(multi)
+        // A replay starts with its reader ahead, not parsing its first lines on the clock.
+        if case let .replay(r) = feed { r.prime() }
         startMono = fl_monotonic_ns()
         startWall = fl_wall_ns() / 1000 * 1000 // whole microseconds, as records print it
         paused = config.startPaused
@@ -747,6 +748,7 @@ final class Engine {
             readCompletions()
         }
         if recordsSinceFlush > 0 { sink.flush() }
+        if case let .replay(r) = feed { r.cancel() }
         stats.inFlight = 0
         stats.elapsed = now()
         stats.connectionsOpened = counter.opened

@@ -1,3 +1,4 @@
+import CShims
 /// One request to replay: from one of our records or from an agentgateway access-log line.
 public struct ReplayEntry: Sendable, Equatable {
     /// Original time, ns (wall clock since 1970, or a run offset for records without one).
@@ -325,5 +326,79 @@ public final class ReplayFeed: ArrivalFeed {
                 return (timer.schedule(entry.time), request)
             }
         }
+    }
+}
+
+/// Reads a feed ahead on its own thread, so parsing a replay file (tens of microseconds a
+/// line) never sits between the engine and a request that is due. The engine's thread only
+/// takes parsed arrivals, a buffer at a time; the reader stays at most `capacity` ahead.
+final class ReadAheadFeed: @unchecked Sendable {
+    typealias Item = (offset: Nanos, request: RequestSpec)
+    static let capacity = 4096
+    /// How far ahead the reader gets before a run starts its clock.
+    static let primeCount = 1024
+    private let lock = Condition()
+    // Guarded by `lock`.
+    private var pending: [Item] = []
+    private var finished = false
+    private var cancelled = false
+    // Engine thread only.
+    private var local: [Item] = []
+    private var index = 0
+
+    init(_ make: @escaping @Sendable () -> any ArrivalFeed) {
+        pending.reserveCapacity(Self.capacity)
+        local.reserveCapacity(Self.capacity)
+        startThread(name: "fl-replay-read") { [self] in
+            fl_set_thread_name("fl-replay-read")
+            var feed = make()
+            var locked = false
+            while let item = feed.next() {
+                lock.lock()
+                while pending.count >= Self.capacity && !cancelled { lock.wait() }
+                if cancelled { locked = true; break }
+                pending.append(item)
+                // Wakes `next` (waiting for one) and `prime` (waiting for a head start).
+                if pending.count == 1 || pending.count == Self.primeCount { lock.broadcast() }
+                lock.unlock()
+            }
+            if !locked { lock.lock() }
+            finished = true
+            lock.broadcast()
+            lock.unlock()
+        }
+    }
+
+    /// Waits until the reader is `count` arrivals ahead (or done), so a run starts with a head start.
+    func prime() {
+        lock.lock()
+        while pending.count < Self.primeCount && !finished { lock.wait() }
+        lock.unlock()
+    }
+
+    /// The next arrival, waiting for the reader if it is behind; nil at the end of the feed.
+    func next() -> Item? {
+        if index < local.count {
+            defer { index += 1 }
+            return local[index]
+        }
+        lock.lock()
+        while pending.isEmpty && !finished { lock.wait() }
+        local.removeAll(keepingCapacity: true)
+        swap(&local, &pending)
+        lock.broadcast()
+        lock.unlock()
+        index = 0
+        guard !local.isEmpty else { return nil }
+        index = 1
+        return local[0]
+    }
+
+    /// Stops the reader (the run ended before the feed did).
+    func cancel() {
+        lock.lock()
+        cancelled = true
+        lock.broadcast()
+        lock.unlock()
     }
 }

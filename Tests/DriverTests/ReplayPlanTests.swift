@@ -218,6 +218,27 @@ final class Messages: @unchecked Sendable {
         #expect(server.requests == 20)
     }
 
+    /// The engine takes replay arrivals from a reader thread: longer than its buffer, in order, none lost.
+    @Test func readAheadKeepsOrderPastItsBuffer() {
+        struct Counting: ArrivalFeed {
+            var i: Nanos = 0
+            mutating func next() -> (offset: Nanos, request: RequestSpec)? {
+                guard i < 10_000 else { return nil }
+                defer { i += 1 }
+                return (i, RequestSpec(method: "GET", url: "http://h/", headers: [], body: nil, model: nil))
+            }
+        }
+        let feed = ReadAheadFeed { Counting() }
+        feed.prime()
+        var offsets: [Nanos] = []
+        while let item = feed.next() { offsets.append(item.offset) }
+        #expect(offsets == Array(0..<10_000))
+        let stopped = ReadAheadFeed { Counting() }
+        stopped.prime()
+        #expect(stopped.next()?.offset == 0)
+        stopped.cancel()
+    }
+
     /// Replaying a gateway's access log against that gateway appends to the file as it goes:
     /// the replay reads only what the file held when it started.
     @Test func replayReadsTheFileAsItWasAtTheStart() throws {
