@@ -38,14 +38,23 @@ struct LabFileArguments: ParsableArguments {
     }
 }
 
-/// Writes whole lines, unbuffered, to standard error or output.
+/// Writes whole lines, unbuffered, to standard error or output. Uses write(2): a closed
+/// terminal (EIO after a hangup) or pipe must not crash the program the way
+/// FileHandle.write does.
 enum Console {
-    static func out(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
-    }
+    static func out(_ line: String) { write(STDOUT_FILENO, line + "\n") }
 
-    static func error(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+    static func error(_ line: String) { write(STDERR_FILENO, line + "\n") }
+
+    private static func write(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            offset += n
+        }
     }
 }
 
