@@ -179,6 +179,8 @@ final class Transfer {
     var seq: UInt64 = 0
     var intended: Nanos = 0
     var sent: Nanos = 0
+    /// `sent` as an absolute monotonic time, for the stream clock.
+    var sentMono: Nanos = 0
     var late = false
     var active = false
     var bytesIn = 0
@@ -186,6 +188,8 @@ final class Transfer {
     var eventStream = false
     var body: [UInt8] = []
     var attemptsHeader: String?
+    /// Content events of an event stream (TTFT, inter-token latency).
+    var stream = StreamClock()
 
     init(easy: UnsafeMutableRawPointer, counter: ConnectionCounter, captureLimit: Int) {
         self.easy = easy
@@ -205,6 +209,7 @@ final class Transfer {
         eventStream = false
         if !body.isEmpty { body.removeAll(keepingCapacity: true) }
         attemptsHeader = nil
+        stream = StreamClock()
     }
 }
 
@@ -213,6 +218,11 @@ private let writeCallback: fl_curl_data_callback = { ptr, size, count, userdata 
     guard let userdata else { return n }
     let t = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
     t.bytesIn += n
+    if t.eventStream, let ptr {
+        // Only `data:` line starts and `"content":"x` are looked for; one clock read per callback with content.
+        let k = ptr.withMemoryRebound(to: UInt8.self, capacity: n) { t.stream.scanner.scan($0, n) }
+        if k > 0 { t.stream.arrived(k, at: fl_monotonic_ns()) }
+    }
     if t.capture, let ptr {
         if t.body.count + n > t.captureLimit {
             // Keep the tail: streams put `usage` at the end.
@@ -261,6 +271,7 @@ private let headerCallback: fl_curl_data_callback = { ptr, size, count, userdata
             t.capture = false
             t.eventStream = false
             t.body.removeAll(keepingCapacity: true)
+            t.stream = StreamClock()
         } else if hasPrefixIgnoringCase(p, n, "x-failover-attempts:") {
             let skip = "x-failover-attempts:".utf8.count
             t.attemptsHeader = String(decoding: UnsafeBufferPointer(start: p + skip, count: n - skip), as: UTF8.self)
@@ -432,7 +443,8 @@ final class Engine {
         t.seq = a.seq
         t.intended = a.intended
         t.late = late
-        t.sent = now()
+        t.sentMono = fl_monotonic_ns()
+        t.sent = t.sentMono &- startMono
         let rc = curl_multi_add_handle(multi, t.easy)
         if rc != CURLM_OK {
             t.prepared = nil
@@ -631,6 +643,7 @@ final class Engine {
             status: code > 0 ? code : nil,
             latency: latency, correctedLatency: (t.sent &- t.intended) &+ latency,
             ttfb: start > 0 ? Nanos(start) * 1000 : nil,
+            ttft: t.stream.ttft(since: t.sentMono), interToken: t.stream.interToken,
             bytesIn: t.bytesIn, bytesOut: requestSize, error: error,
             provider: provider, attempts: attempts, tokens: tokens)
     }

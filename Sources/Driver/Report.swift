@@ -67,6 +67,17 @@ public struct Report: Sendable {
     public var ttfb: LatencySummary?
     /// Sent minus intended: how far the engine was behind its schedule.
     public var scheduleLag: LatencySummary?
+    /// Streamed responses with at least one content event; the three below are nil when 0.
+    public var streamed: UInt64
+    /// Content-bearing events over all streamed responses.
+    public var contentEvents: UInt64
+    /// Time to first token (first content event), one value per streamed response.
+    public var ttft: LatencySummary?
+    /// Inter-token latency: each streamed response's mean gap between content events
+    /// (responses with at least two), one value per response.
+    public var interToken: LatencySummary?
+    /// Each streamed response's largest gap between content events; its max is the largest gap of the run.
+    public var interTokenMax: LatencySummary?
     public var providers: [ProviderSummary]
     public var timeline: [FailoverChange]
     public var timelineDropped: UInt64
@@ -101,6 +112,12 @@ public struct ReportBuilder: Sendable {
     public private(set) var uncorrected = ReportBuilder.histogram()
     public private(set) var ttfb = ReportBuilder.histogram()
     public private(set) var lag = ReportBuilder.histogram()
+    // Streams only; made on the first streamed record, so other runs pay nothing.
+    public private(set) var ttft: Histogram<UInt64>?
+    public private(set) var interToken: Histogram<UInt64>?
+    public private(set) var interTokenMax: Histogram<UInt64>?
+    var streamed: UInt64 = 0
+    var contentEvents: UInt64 = 0
     struct ProviderAcc: Sendable {
         var served: UInt64 = 0
         var statusCounts: [Int: UInt64] = [:]
@@ -161,6 +178,22 @@ public struct ReportBuilder: Sendable {
             if let l = r.latency { _ = uncorrected.record(Self.us(l)) }
             if let c = r.correctedLatency { _ = corrected.record(Self.us(c)) }
             if let t = r.ttfb { _ = ttfb.record(Self.us(t)) }
+        }
+        if let t = r.ttft {
+            streamed += 1
+            if ttft == nil { ttft = Self.histogram() }
+            _ = ttft!.record(Self.us(t))
+        }
+        if let itl = r.interToken {
+            contentEvents += UInt64(Swift.max(0, itl.events))
+            if let mean = itl.mean {
+                if interToken == nil { interToken = Self.histogram() }
+                _ = interToken!.record(Self.us(mean))
+            }
+            if let m = itl.max {
+                if interTokenMax == nil { interTokenMax = Self.histogram() }
+                _ = interTokenMax!.record(Self.us(m))
+            }
         }
         if let t = r.tokens {
             tokens.prompt! += t.prompt ?? 0
@@ -236,7 +269,8 @@ public struct ReportBuilder: Sendable {
     }
 
     /// A percentile of the corrected (`which == .corrected`) or other latency, in ns.
-    public enum Series: String, Sendable { case corrected, sent, ttfb, lag }
+    /// `ttft` and `itl` (per-response mean gaps) exist only for streamed runs.
+    public enum Series: String, Sendable { case corrected, sent, ttfb, lag, ttft, itl }
     public func percentile(_ p: Double, of series: Series) -> Nanos? {
         let h: Histogram<UInt64>
         switch series {
@@ -244,6 +278,8 @@ public struct ReportBuilder: Sendable {
         case .sent: h = uncorrected
         case .ttfb: h = ttfb
         case .lag: h = lag
+        case .ttft: guard let t = ttft else { return nil }; h = t
+        case .itl: guard let t = interToken else { return nil }; h = t
         }
         guard h.totalCount > 0 else { return nil }
         return (p >= 100 ? h.max : h.valueAtPercentile(p)) * 1000
@@ -266,7 +302,10 @@ public struct ReportBuilder: Sendable {
         return Report(requests: requests, sent: sent, responses: responses, late: late, unsent: unsent, errors: errors,
                       span: span, achievedRate: achieved, throughput: throughput, statusCounts: statusCounts,
                       errorKinds: kinds, corrected: Self.summary(corrected), uncorrected: Self.summary(uncorrected),
-                      ttfb: Self.summary(ttfb), scheduleLag: Self.summary(lag), providers: providerRows,
+                      ttfb: Self.summary(ttfb), scheduleLag: Self.summary(lag),
+                      streamed: streamed, contentEvents: contentEvents, ttft: ttft.flatMap(Self.summary),
+                      interToken: interToken.flatMap(Self.summary), interTokenMax: interTokenMax.flatMap(Self.summary),
+                      providers: providerRows,
                       timeline: timeline, timelineDropped: timelineDropped, tokens: tokens, startWall: startWall,
                       skippedLines: skippedLines)
     }
@@ -310,6 +349,14 @@ extension Report {
         row("from send", uncorrected)
         row("ttfb", ttfb)
         row("send lag", scheduleLag)
+        if streamed > 0 {
+            // Streams only: first content event, then the gaps between content events.
+            row("ttft", ttft)
+            row("itl", interToken)
+            row("itl max", interTokenMax)
+            line("streamed   \(streamed) responses, \(contentEvents) content events"
+                 + "  (itl: mean gap per response; itl max: largest gap per response)")
+        }
         if !providers.isEmpty {
             line()
             line("provider                    served   share  attempts  failed       p50       p99   tokens  status")
@@ -400,7 +447,7 @@ extension Report {
             ("prompt", .number(Double(tokens.prompt ?? 0))), ("completion", .number(Double(tokens.completion ?? 0))),
             ("total", .number(Double(tokens.total ?? 0))),
         ]
-        let members: [(String, JSONValue)] = [
+        var members: [(String, JSONValue)] = [
             ("requests", n(requests)), ("sent", n(sent)), ("responses", n(responses)), ("late", n(late)),
             ("unsent", n(unsent)), ("errors", n(errors)), ("span_s", .number(Double(span) / 1e9)),
             ("achieved_rate", .number((achievedRate * 1000).rounded() / 1000)),
@@ -411,6 +458,14 @@ extension Report {
             ("timeline_dropped", n(timelineDropped)), ("tokens", .object(tokenMembers)),
             ("skipped_lines", n(skippedLines)),
         ]
+        if streamed > 0 {
+            // Only when some responses were streamed, as in the text.
+            let at = members.firstIndex { $0.0 == "send_lag_ms" }.map { $0 + 1 } ?? members.count
+            members.insert(contentsOf: [
+                ("streamed", n(streamed)), ("content_events", n(contentEvents)), ("ttft_ms", lat(ttft)),
+                ("itl_ms", lat(interToken)), ("itl_max_ms", lat(interTokenMax)),
+            ], at: at)
+        }
         return .object(members)
     }
 }

@@ -55,6 +55,11 @@ public struct RequestRecord: Sendable, Equatable {
     public var correctedLatency: Nanos?
     /// From send to the first response byte.
     public var ttfb: Nanos?
+    /// Streamed responses (text/event-stream): from send to the first `data:` event with a
+    /// non-empty `delta.content` (the role-only first chunk does not count). Nil otherwise.
+    public var ttft: Nanos?
+    /// Streamed responses: the gaps between content-bearing events (count, mean, max). Nil otherwise.
+    public var interToken: InterTokenLatency?
     public var bytesIn: Int
     public var bytesOut: Int
     /// libcurl's own message for transport errors (refused, reset, timeout, DNS).
@@ -67,6 +72,7 @@ public struct RequestRecord: Sendable, Equatable {
     public init(seq: UInt64, runStartWall: Int64 = 0, intended: Nanos, sent: Nanos? = nil, late: Bool = false,
                 method: String = "POST", url: String, model: String? = nil, status: Int? = nil,
                 latency: Nanos? = nil, correctedLatency: Nanos? = nil, ttfb: Nanos? = nil,
+                ttft: Nanos? = nil, interToken: InterTokenLatency? = nil,
                 bytesIn: Int = 0, bytesOut: Int = 0, error: String? = nil, provider: String? = nil,
                 attempts: [Attempt]? = nil, tokens: TokenUsage? = nil) {
         self.seq = seq
@@ -81,6 +87,8 @@ public struct RequestRecord: Sendable, Equatable {
         self.latency = latency
         self.correctedLatency = correctedLatency
         self.ttfb = ttfb
+        self.ttft = ttft
+        self.interToken = interToken
         self.bytesIn = bytesIn
         self.bytesOut = bytesOut
         self.error = error
@@ -118,6 +126,13 @@ public struct RequestRecord: Sendable, Equatable {
         o += ",\"latency_ms\":" + Self.ms(latency)
         o += ",\"latency_corrected_ms\":" + Self.ms(correctedLatency)
         o += ",\"ttfb_ms\":" + Self.ms(ttfb)
+        o += ",\"ttft_ms\":" + Self.ms(ttft)
+        o += ",\"itl_ms\":"
+        if let itl = interToken {
+            o += "{\"events\":" + String(itl.events) + ",\"mean\":" + Self.ms(itl.mean) + ",\"max\":" + Self.ms(itl.max) + "}"
+        } else {
+            o += "null"
+        }
         o += ",\"bytes_in\":" + String(bytesIn) + ",\"bytes_out\":" + String(bytesOut)
         o += ",\"error\":"
         Self.optionalString(error, &o)
@@ -179,6 +194,18 @@ public struct RequestRecord: Sendable, Equatable {
             return Nanos((n * 1e6).rounded())
         }
         func optString(_ key: String) -> String? { json[key]?.string }
+        func nanos(in object: JSONValue, _ key: String) throws(DecodeError) -> Nanos? {
+            guard let v = object[key], !v.isNull else { return nil }
+            guard let n = v.number, n >= 0, n.isFinite else { throw DecodeError(message: "invalid \"itl_ms.\(key)\"") }
+            return Nanos((n * 1e6).rounded())
+        }
+        var interToken: InterTokenLatency?
+        if let itl = json["itl_ms"], !itl.isNull {
+            guard case .object = itl, let events = itl["events"]?.int, events >= 0 else {
+                throw DecodeError(message: "invalid \"itl_ms\"")
+            }
+            interToken = InterTokenLatency(events: events, mean: try nanos(in: itl, "mean"), max: try nanos(in: itl, "max"))
+        }
         let wall = json["intended_at"]?.string.flatMap(WallTime.parse) ?? 0
         self.init(
             seq: UInt64(seq),
@@ -194,6 +221,8 @@ public struct RequestRecord: Sendable, Equatable {
             latency: try nanos("latency_ms"),
             correctedLatency: try nanos("latency_corrected_ms"),
             ttfb: try nanos("ttfb_ms"),
+            ttft: try nanos("ttft_ms"),
+            interToken: interToken,
             bytesIn: json["bytes_in"]?.int ?? 0,
             bytesOut: json["bytes_out"]?.int ?? 0,
             error: optString("error"),

@@ -21,6 +21,15 @@ final class TestServer: @unchecked Sendable {
         var delay: Double = 0
         /// Reset the connection instead of answering.
         var reset = false
+        /// Answer as a stream instead of `body`: the head at once, then each part as it comes
+        /// (chunked transfer encoding, one chunk and one write per part, Nagle off), after its pause.
+        var stream: [StreamPart]?
+    }
+
+    struct StreamPart: Sendable {
+        /// Seconds to wait before sending it.
+        var pause: Double
+        var text: String
     }
 
     let port: UInt16
@@ -132,17 +141,36 @@ final class TestServer: @unchecked Sendable {
                 setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<linger>.size))
                 return
             }
+            if let parts = response.stream {
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                var head = "HTTP/1.1 \(response.status) X\r\nTransfer-Encoding: chunked\r\n"
+                for (k, v) in response.headers { head += "\(k): \(v)\r\n" }
+                guard sendAll(fd, head + "\r\n") else { return }
+                for part in parts {
+                    if part.pause > 0 { usleep(UInt32(part.pause * 1e6)) }
+                    guard part.text.utf8.count > 0 else { continue }
+                    guard sendAll(fd, String(part.text.utf8.count, radix: 16) + "\r\n" + part.text + "\r\n") else { return }
+                }
+                guard sendAll(fd, "0\r\n\r\n") else { return }
+                continue
+            }
             var out = "HTTP/1.1 \(response.status) X\r\nContent-Length: \(response.body.utf8.count)\r\n"
             for (k, v) in response.headers { out += "\(k): \(v)\r\n" }
             out += "\r\n" + response.body
-            let bytes = Array(out.utf8)
-            var sent = 0
-            while sent < bytes.count {
-                let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
-                if n <= 0 { return }
-                sent += n
-            }
+            guard sendAll(fd, out) else { return }
         }
+    }
+
+    private func sendAll(_ fd: Int32, _ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            sent += n
+        }
+        return true
     }
 
     private func find(_ hay: [UInt8], _ needle: [UInt8]) -> Int? {
