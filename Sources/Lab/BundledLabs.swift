@@ -8,20 +8,7 @@ public enum BundledLabs {
 
     /// The `scenarios` folder, or nil when none can be found.
     public static func scenariosDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
-        var candidates: [String] = []
-        if let override = environment["FAILOVER_LAB_SCENARIOS"] { candidates.append(override) }
-        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
-        candidates.append(executable.appendingPathComponent("../share/failover-lab/scenarios").standardized.path)
-        // Walk up from the binary: .build/<triple>/<config>/failover-lab sits below the checkout.
-        var dir = executable
-        for _ in 0..<5 {
-            candidates.append(dir.appendingPathComponent("scenarios").path)
-            dir = dir.deletingLastPathComponent()
-        }
-        // The checkout this binary was built from.
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(source.appendingPathComponent("scenarios").path)
-        return candidates.first { FileManager.default.fileExists(atPath: ($0 as NSString).appendingPathComponent(seedLab)) }
+        BundledFolder.find("scenarios", containing: seedLab, override: "FAILOVER_LAB_SCENARIOS", environment: environment)
     }
 
     /// A bundled lab by file name (`http-429-lab.yaml`) or short name (`http-429-lab`).
@@ -36,5 +23,26 @@ public enum BundledLabs {
     public static func all() -> [String] {
         guard let dir = scenariosDirectory(), let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
         return names.filter { $0.hasSuffix(".yaml") }.sorted().map { (dir as NSString).appendingPathComponent($0) }
+    }
+}
+
+/// Finds a folder that ships with failover-lab (`scenarios`, `themes`): an environment
+/// override, `PREFIX/share/failover-lab/NAME` beside an installed binary, the checkout
+/// above a `.build/<triple>/<config>/failover-lab` binary, or the checkout it was built from.
+public enum BundledFolder {
+    public static func find(_ name: String, containing marker: String, override variable: String,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        var candidates: [String] = []
+        if let override = environment[variable] { candidates.append(override) }
+        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+        candidates.append(executable.appendingPathComponent("../share/failover-lab/\(name)").standardized.path)
+        var dir = executable
+        for _ in 0..<5 {
+            candidates.append(dir.appendingPathComponent(name).path)
+            dir = dir.deletingLastPathComponent()
+        }
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(source.appendingPathComponent(name).path)
+        return candidates.first { FileManager.default.fileExists(atPath: ($0 as NSString).appendingPathComponent(marker)) }
     }
 }

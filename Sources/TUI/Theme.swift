@@ -1,4 +1,5 @@
 import Foundation
+import Lab
 import Yams
 
 /// A colour as a theme names it.
@@ -226,18 +227,7 @@ public enum Themes {
 
     /// The `themes` folder, whether the binary runs from the checkout or is installed.
     public static func directory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
-        var candidates: [String] = []
-        if let override = environment["FAILOVER_LAB_THEMES"] { candidates.append(override) }
-        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
-        candidates.append(executable.appendingPathComponent("../share/failover-lab/themes").standardized.path)
-        var dir = executable
-        for _ in 0..<5 {
-            candidates.append(dir.appendingPathComponent("themes").path)
-            dir = dir.deletingLastPathComponent()
-        }
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(source.appendingPathComponent("themes").path)
-        return candidates.first { FileManager.default.fileExists(atPath: ($0 as NSString).appendingPathComponent("default.yaml")) }
+        BundledFolder.find("themes", containing: "default.yaml", override: "FAILOVER_LAB_THEMES", environment: environment)
     }
 
     /// The bundled theme files that exist, default first.
