@@ -398,7 +398,9 @@ final class Exchange: UpstreamResponseDelegate {
             hasModel = c.contains(.model)
             model = try? c.decodeIfPresent(String.self, forKey: .model)
             stream = try? c.decodeIfPresent(Bool.self, forKey: .stream)
-            if let options = try? c.nestedContainer(keyedBy: Key.self, forKey: .stream_options) {
+            // Only when present: a missing key would make nestedContainer throw, and a thrown
+            // error costs more than the rest of the decoding.
+            if c.contains(.stream_options), let options = try? c.nestedContainer(keyedBy: Key.self, forKey: .stream_options) {
                 includeUsage = try? options.decodeIfPresent(Bool.self, forKey: .include_usage)
             }
         }
