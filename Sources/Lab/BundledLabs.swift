@@ -18,12 +18,6 @@ public enum BundledLabs {
         let path = (dir as NSString).appendingPathComponent(file)
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
-
-    /// Every bundled lab file.
-    public static func all() -> [String] {
-        guard let dir = scenariosDirectory(), let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
-        return names.filter { $0.hasSuffix(".yaml") }.sorted().map { (dir as NSString).appendingPathComponent($0) }
-    }
 }
 
 /// Finds a folder that ships with failover-lab (`scenarios`, `themes`): an environment

@@ -27,13 +27,14 @@ struct CheckCommand: AsyncParsableCommand {
             Console.error(ConfigErrors(diagnostics: behaviorProblems).description)
             throw ExitCode(2)
         }
+        let plan: GatewayPlan
         do {
-            _ = try config.plan(PlanOptions(standIns: mapping, realUpstreams: realUpstreams, environment: ProcessInfo.processInfo.environment))
+            plan = try config.plan(PlanOptions(standIns: mapping, realUpstreams: realUpstreams, environment: ProcessInfo.processInfo.environment))
         } catch let errors as ConfigErrors {
             Console.error(errors.description)
             throw ExitCode(2)
         }
-        print(CheckReport.render(config, standIns: mapping, realUpstreams: realUpstreams))
+        print(CheckReport.render(config, plan: plan))
     }
 }
 
@@ -52,7 +53,8 @@ enum CheckReport {
         return parts.joined(separator: "; ")
     }
 
-    static func render(_ config: LabConfig, standIns: [String: (name: String, address: UpstreamAddress)], realUpstreams: Bool) -> String {
+    /// `plan` is `config` resolved: it says which stand-in, if any, answers for each provider.
+    static func render(_ config: LabConfig, plan: GatewayPlan) -> String {
         var out: [String] = []
         out.append("files: \(config.files.joined(separator: ", "))")
         if let scenario = config.scenario {
@@ -74,14 +76,13 @@ enum CheckReport {
                 out.append("  \(matches) -> \(refs)\(extras.isEmpty ? "" : " [\(extras.joined(separator: "; "))]")")
             }
         }
-        for backend in config.backends {
+        for (b, backend) in config.backends.enumerated() {
             out.append("backend \(backend.qualifiedName) (\(backend.kind), \(backend.location))")
             for (g, group) in backend.groups.enumerated() {
                 out.append("  group \(g + 1)")
-                for provider in group {
+                for (p, provider) in group.enumerated() {
                     let declared = provider.upstreamAddress
-                    let mapped = realUpstreams && provider.host == nil ? nil : standIns[declared.description]
-                    let target = mapped.map { "stand-in \($0.name)" } ?? (declared.tls ? "https://\(declared)" : "http://\(declared)")
+                    let target = plan.backends[b].groups[g][p].standIn.map { "stand-in \($0)" } ?? (declared.tls ? "https://\(declared)" : "http://\(declared)")
                     let policies = config.effectivePolicies(for: provider, in: backend)
                     let path = provider.upstreamPath(forClientPath: "<client path>")
                     out.append("    \(provider.name): openai model \(provider.model ?? "(from request)"), upstream \(declared) path \(path) -> \(target), auth \(policies.auth?.kindDescription ?? "none")")

@@ -121,8 +121,7 @@ public struct ProviderHealth: Sendable {
     /// Evictions since the last success: the backoff multiplier's step.
     public var evictionStreak = 0
     public var consecutiveFailures = 0
-    /// When the current or last eviction began and how long it was set for.
-    public var evictedAt: ContinuousClock.Instant?
+    /// How long the current or last eviction was set for.
     public var evictedFor: Duration?
 
     public init(name: String, group: Int, rule: HealthRule) {
@@ -326,7 +325,6 @@ public struct BackendBalancer: Sendable {
                 p.state = .evicted(until: until, reason: reason)
                 p.timesEvicted += 1
                 p.evictionStreak += 1
-                p.evictedAt = now
                 p.evictedFor = duration
                 events.append(stamp(BalancerEvent(provider: p.name, group: idx.group, kind: .evicted(duration: duration, reason: reason, times: p.timesEvicted), at: now)))
             }
@@ -339,7 +337,6 @@ public struct BackendBalancer: Sendable {
             p.state = .evicted(until: now + duration, reason: reason)
             p.timesEvicted += 1
             p.evictionStreak += 1
-            p.evictedAt = now
             events.append(stamp(BalancerEvent(provider: p.name, group: idx.group, kind: .evicted(duration: duration, reason: reason, times: p.timesEvicted), at: now)))
         }
         groups[idx.group][idx.index] = p

@@ -84,8 +84,8 @@ public struct PlanOptions: Sendable {
 }
 
 extension LabConfig {
-    /// Declared addresses a real upstream must not be replaced for under `--real-upstreams`:
-    /// only the ones that are not plain stand-ins of the lab (a real provider has no `host`).
+    /// A provider without `host` is a real one (OpenAI): `--real-upstreams` connects it as
+    /// declared even when a stand-in answers for its address.
     static func isRealProvider(_ provider: Provider) -> Bool { provider.host == nil }
 
     /// Resolves routes, backends, secrets and policies into a plan. Errors carry file:line.
