@@ -1,103 +1,107 @@
 import Foundation
 import Testing
 
-/// The `failover-lab` binary as a user runs it.
-@Suite("Command line", .serialized)
-struct CommandLineTests {
-    static var binary: String {
-        let testBundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var dir = testBundle
-        for _ in 0..<3 {
-            let candidate = dir.appendingPathComponent("failover-lab").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return testBundle.appendingPathComponent("failover-lab").path
-    }
-
-    /// Runs the binary to completion.
-    static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-    }
-
-    @Test("gateway --port 0 prints where it listens, serves the lab, and logs one JSON line a request on stdout")
-    func gatewayHeadless() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["gateway", "--port", "0", "--admin-port", "0"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
-        // Read stderr until the listening line.
-        var stderrText = ""
-        var port: Int?
-        let deadline = Date().addingTimeInterval(20)
-        while port == nil && Date() < deadline {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            stderrText += String(decoding: chunk, as: UTF8.self)
-            if let line = stderrText.split(separator: "\n").first(where: { $0.hasPrefix("listening on http://") }),
-               let p = line.split(separator: ":").last.flatMap({ Int($0) }) {
-                port = p
+extension OverSockets {
+    /// The `failover-lab` binary as a user runs it.
+    @Suite("Command line", .serialized)
+    struct CommandLineTests {
+        static var binary: String {
+            let testBundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            var dir = testBundle
+            for _ in 0..<3 {
+                let candidate = dir.appendingPathComponent("failover-lab").path
+                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+                dir = dir.deletingLastPathComponent()
             }
+            return testBundle.appendingPathComponent("failover-lab").path
         }
-        let gatewayPort = try #require(port, "no listening line in: \(stderrText)")
-        #expect(stderrText.contains("stand-in http-429 on http://127.0.0.1:"))
-        #expect(try await TestClient.post(port: gatewayPort, path: "/http-429").status == 429)
-        #expect(try await TestClient.post(port: gatewayPort, path: "/http-429").status == 200)
-        process.terminate()
-        process.waitUntilExit()
-        let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
-        #expect(lines.count == 2)
-        let endpoints = lines.compactMap { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["provider"] as? String }
-        #expect(endpoints == ["http-429-provider", "openai-provider"])
-        #expect(process.terminationStatus == 0)
-    }
 
-    @Test("check explains the seed lab; exits 0")
-    func checkSeedLab() throws {
-        let result = try Self.run(["check"])
-        #expect(result.status == 0)
-        #expect(result.stdout.contains("group 1\n    http-429-provider: openai model gpt-5, upstream http-429-server.enterprise-agentgateway.svc.cluster.local:9959 path / -> stand-in http-429, auth passthrough"))
-        #expect(result.stdout.contains("group 2\n    openai-provider: openai model gpt-4o-mini, upstream api.openai.com:443 path /v1/chat/completions -> stand-in openai, auth secretRef openai-secret"))
-    }
+        /// Runs the binary to completion.
+        static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile()
+            let stderr = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        }
 
-    @Test("check on a broken file names file:line and exits 2; --real-upstreams without a key fails clearly")
-    func checkErrors() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fl-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let bad = dir.appendingPathComponent("bad.yaml").path
-        try "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {name: b}\nspec:\n  ai:\n    groups:\n      - providers:\n          - name: p\n            openai: {model: m}\n            port: 70000\n".write(toFile: bad, atomically: true, encoding: .utf8)
-        let result = try Self.run(["check", bad])
-        #expect(result.status == 2)
-        #expect(result.stderr.contains("bad.yaml:10: error: spec.ai.groups[0].providers[0].port must be between 1 and 65535, found 70000"))
-        let missingFile = try Self.run(["check", dir.appendingPathComponent("nope.yaml").path])
-        #expect(missingFile.status == 2)
-        #expect(missingFile.stderr.contains("nope.yaml: error: cannot read lab file: no such file"))
-        let real = try Self.run(["check", "--real-upstreams"])
-        #expect(real.status == 2 || ProcessInfo.processInfo.environment["OPENAI_API_KEY"] != nil)
-        if real.status == 2 { #expect(real.stderr.contains("set OPENAI_API_KEY")) }
-    }
+        @Test("gateway --port 0 prints where it listens, serves the lab, and logs one JSON line a request on stdout")
+        func gatewayHeadless() async throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = ["gateway", "--port", "0", "--admin-port", "0"]
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            defer { if process.isRunning { process.terminate() } }
+            // Read stderr until the listening line.
+            var stderrText = ""
+            var port: Int?
+            let deadline = Date().addingTimeInterval(20)
+            while port == nil && Date() < deadline {
+                let chunk = err.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                stderrText += String(decoding: chunk, as: UTF8.self)
+                if let line = stderrText.split(separator: "\n").first(where: { $0.hasPrefix("listening on http://") }),
+                   let p = line.split(separator: ":").last.flatMap({ Int($0) }) {
+                    port = p
+                }
+            }
+            let gatewayPort = try #require(port, "no listening line in: \(stderrText)")
+            #expect(stderrText.contains("stand-in http-429 on http://127.0.0.1:"))
+            #expect(try await TestClient.post(port: gatewayPort, path: "/http-429").status == 429)
+            #expect(try await TestClient.post(port: gatewayPort, path: "/http-429").status == 200)
+            process.terminate()
+            process.waitUntilExit()
+            let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+            #expect(lines.count == 2)
+            let endpoints = lines.compactMap { ((try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any])?["provider"] as? String }
+            #expect(endpoints == ["http-429-provider", "openai-provider"])
+            #expect(process.terminationStatus == 0)
+        }
 
-    @Test("every command has --help")
-    func help() throws {
-        for command in ["gateway", "check", "standins"] {
-            let result = try Self.run([command, "--help"])
+        @Test("check explains the seed lab; exits 0")
+        func checkSeedLab() throws {
+            let result = try Self.run(["check"])
             #expect(result.status == 0)
-            #expect(result.stdout.contains("USAGE: failover-lab \(command)"))
+            #expect(result.stdout.contains("group 1\n    http-429-provider: openai model gpt-5, upstream http-429-server.enterprise-agentgateway.svc.cluster.local:9959 path / -> stand-in http-429, auth passthrough"))
+            #expect(result.stdout.contains("group 2\n    openai-provider: openai model gpt-4o-mini, upstream api.openai.com:443 path /v1/chat/completions -> stand-in openai, auth secretRef openai-secret"))
+        }
+
+        @Test("check on a broken file names file:line and exits 2; --real-upstreams without a key fails clearly")
+        func checkErrors() throws {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fl-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let bad = dir.appendingPathComponent("bad.yaml").path
+            try "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {name: b}\nspec:\n  ai:\n    groups:\n      - providers:\n          - name: p\n            openai: {model: m}\n            port: 70000\n".write(toFile: bad, atomically: true, encoding: .utf8)
+            let result = try Self.run(["check", bad])
+            #expect(result.status == 2)
+            #expect(result.stderr.contains("bad.yaml:10: error: spec.ai.groups[0].providers[0].port must be between 1 and 65535, found 70000"))
+            let missingFile = try Self.run(["check", dir.appendingPathComponent("nope.yaml").path])
+            #expect(missingFile.status == 2)
+            #expect(missingFile.stderr.contains("nope.yaml: error: cannot read lab file: no such file"))
+            let real = try Self.run(["check", "--real-upstreams"])
+            #expect(real.status == 2 || ProcessInfo.processInfo.environment["OPENAI_API_KEY"] != nil)
+            if real.status == 2 { #expect(real.stderr.contains("set OPENAI_API_KEY")) }
+        }
+
+        @Test("every command has --help")
+        func help() throws {
+            for command in ["gateway", "check", "standins"] {
+                let result = try Self.run([command, "--help"])
+                #expect(result.status == 0)
+                #expect(result.stdout.contains("USAGE: failover-lab \(command)"))
+            }
         }
     }
 }
+
+typealias CommandLineTests = OverSockets.CommandLineTests

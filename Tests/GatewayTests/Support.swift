@@ -1,9 +1,16 @@
 import Foundation
+import Testing
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 @testable import Gateway
+
+/// The suites that time real sockets and load the machine. They run one after another,
+/// so one suite's load (a kill under 16 clients, a 32-client burst, Prometheus) cannot
+/// stretch another's timing windows (a 1 s eviction) on a 2-core machine.
+@Suite(.serialized)
+enum OverSockets {}
 
 /// A seeded generator (SplitMix64), so balancer tests are deterministic.
 struct SeededGenerator: RandomNumberGenerator {
@@ -31,7 +38,7 @@ struct TestResponse: Sendable {
 
 /// A one-request-per-connection HTTP/1.1 client on SwiftNIO, for end-to-end tests.
 enum TestClient {
-    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
 
     static let seedBody = #"{"model": "", "messages": [{"role": "user", "content": "What is 2+2?"}]}"#
 
