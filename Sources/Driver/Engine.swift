@@ -141,6 +141,7 @@ final class PreparedRequest {
     let spec: RequestSpec
     let headerList: UnsafeMutablePointer<curl_slist>?
     let body: UnsafeMutableBufferPointer<UInt8>?
+    static let userAgent = "User-Agent: failover-lab-driver/1"
 
     init(_ spec: RequestSpec) {
         self.spec = spec
@@ -148,6 +149,9 @@ final class PreparedRequest {
         var lines = spec.headers
         // Without this, curl waits for 100-continue on larger bodies.
         if !lines.contains(where: { $0.lowercased().hasPrefix("expect:") }) { lines.append("Expect:") }
+        // Sent as a header line rather than CURLOPT_USERAGENT, which libcurl formats anew for
+        // every request (an aprintf and a search of the header list): the same bytes go out.
+        if !lines.contains(where: { $0.lowercased().hasPrefix("user-agent:") }) { lines.append(PreparedRequest.userAgent) }
         for line in lines { list = curl_slist_append(list, line) }
         headerList = list
         if let b = spec.body {
@@ -169,20 +173,11 @@ final class ConnectionCounter {
     var opened: UInt64 = 0
 }
 
-/// One easy handle and the state of the request it is carrying.
-final class Transfer {
-    let easy: UnsafeMutableRawPointer
-    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
-    let counter: ConnectionCounter
+/// What libcurl's callbacks fill in while a response arrives. It lives outside `Transfer`, in
+/// memory of its own, so that the callbacks (several per response) reach it through a plain
+/// pointer: no reference counting and no exclusivity bookkeeping on every call.
+struct ResponseState {
     let captureLimit: Int
-    var prepared: PreparedRequest?
-    var seq: UInt64 = 0
-    var intended: Nanos = 0
-    var sent: Nanos = 0
-    /// `sent` as an absolute monotonic time, for the stream clock.
-    var sentMono: Nanos = 0
-    var late = false
-    var active = false
     var bytesIn = 0
     var capture = false
     var eventStream = false
@@ -191,20 +186,16 @@ final class Transfer {
     /// Content events of an event stream (TTFT, inter-token latency).
     var stream = StreamClock()
 
-    init(easy: UnsafeMutableRawPointer, counter: ConnectionCounter, captureLimit: Int) {
-        self.easy = easy
-        self.counter = counter
-        self.captureLimit = captureLimit
-    }
+    init(captureLimit: Int) { self.captureLimit = captureLimit }
 
-    deinit {
-        curl_easy_cleanup(easy)
-        errorBuffer.deallocate()
-    }
-
-    func reset() {
-        errorBuffer[0] = 0
+    /// Forgets the previous response (the body keeps its capacity).
+    @inline(__always) mutating func reset() {
         bytesIn = 0
+        startOver()
+    }
+
+    /// A new response head began (after a 100 Continue or a redirect), or a new request.
+    @inline(__always) mutating func startOver() {
         capture = false
         eventStream = false
         if !body.isEmpty { body.removeAll(keepingCapacity: true) }
@@ -213,77 +204,125 @@ final class Transfer {
     }
 }
 
+/// One easy handle and the state of the request it is carrying.
+final class Transfer {
+    let easy: UnsafeMutableRawPointer
+    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    let counter: ConnectionCounter
+    /// The callbacks' user data.
+    let response: UnsafeMutablePointer<ResponseState>
+    var prepared: PreparedRequest?
+    var seq: UInt64 = 0
+    var intended: Nanos = 0
+    var sent: Nanos = 0
+    /// `sent` as an absolute monotonic time, for the stream clock.
+    var sentMono: Nanos = 0
+    var late = false
+    var active = false
+
+    init(easy: UnsafeMutableRawPointer, counter: ConnectionCounter, captureLimit: Int) {
+        self.easy = easy
+        self.counter = counter
+        response = .allocate(capacity: 1)
+        response.initialize(to: ResponseState(captureLimit: captureLimit))
+    }
+
+    deinit {
+        curl_easy_cleanup(easy)
+        errorBuffer.deallocate()
+        response.deinitialize(count: 1)
+        response.deallocate()
+    }
+
+    @inline(__always) func reset() {
+        errorBuffer[0] = 0
+        response.pointee.reset()
+    }
+}
+
 private let writeCallback: fl_curl_data_callback = { ptr, size, count, userdata in
     let n = size * count
     guard let userdata else { return n }
-    let t = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
-    t.bytesIn += n
-    if t.eventStream, let ptr {
+    let t = userdata.assumingMemoryBound(to: ResponseState.self)
+    t.pointee.bytesIn &+= n
+    guard let ptr, t.pointee.capture || t.pointee.eventStream else { return n }
+    let p = UnsafeRawPointer(ptr).assumingMemoryBound(to: UInt8.self)
+    if t.pointee.eventStream {
         // Only `data:` line starts and `"content":"x` are looked for; one clock read per callback with content.
-        let k = ptr.withMemoryRebound(to: UInt8.self, capacity: n) { t.stream.scanner.scan($0, n) }
-        if k > 0 { t.stream.arrived(k, at: fl_monotonic_ns()) }
+        let k = t.pointee.stream.scanner.scan(p, n)
+        if k > 0 { t.pointee.stream.arrived(k, at: fl_monotonic_ns()) }
     }
-    if t.capture, let ptr {
-        if t.body.count + n > t.captureLimit {
+    if t.pointee.capture {
+        let limit = t.pointee.captureLimit
+        let have = t.pointee.body.count
+        if have + n > limit {
             // Keep the tail: streams put `usage` at the end.
-            let drop = min(t.body.count, t.body.count + n - t.captureLimit)
-            t.body.removeFirst(drop)
+            let drop = min(have, have + n - limit)
+            t.pointee.body.removeFirst(drop)
         }
-        ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
-            t.body.append(contentsOf: UnsafeBufferPointer(start: p, count: min(n, t.captureLimit)))
-        }
+        t.pointee.body.append(contentsOf: UnsafeBufferPointer(start: p, count: min(n, limit)))
     }
     return n
 }
 
-@inline(__always) private func hasPrefixIgnoringCase(_ p: UnsafePointer<UInt8>, _ n: Int, _ lower: StaticString) -> Bool {
-    let m = lower.utf8CodeUnitCount
-    guard n >= m else { return false }
+/// ASCII lowercase of one byte (letters only).
+@inline(__always) private func lowered(_ c: UInt8) -> UInt8 {
+    c &- 0x41 < 26 ? c | 0x20 : c
+}
+
+/// Whether `p[from..<from+needle.count]` equals `lower` ignoring ASCII case; the caller checked the length.
+@inline(__always) private func matchesIgnoringCase(_ p: UnsafePointer<UInt8>, _ lower: StaticString) -> Bool {
     let l = lower.utf8Start
-    for i in 0..<m {
-        var c = p[i]
-        if c >= 0x41, c <= 0x5A { c |= 0x20 }
-        if c != l[i] { return false }
-    }
+    for i in 0..<lower.utf8CodeUnitCount where lowered(p[i]) != l[i] { return false }
     return true
+}
+
+@inline(__always) private func hasPrefixIgnoringCase(_ p: UnsafePointer<UInt8>, _ n: Int, _ lower: StaticString) -> Bool {
+    n >= lower.utf8CodeUnitCount && matchesIgnoringCase(p, lower)
 }
 
 @inline(__always) private func containsIgnoringCase(_ p: UnsafePointer<UInt8>, _ n: Int, _ lower: StaticString) -> Bool {
     let m = lower.utf8CodeUnitCount
     guard n >= m else { return false }
-    for start in 0...(n - m) where hasPrefixIgnoringCase(p + start, n - start, lower) { return true }
+    let first = lower.utf8Start[0]
+    for start in 0...(n - m) where lowered(p[start]) == first && matchesIgnoringCase(p + start, lower) { return true }
     return false
 }
 
 private let headerCallback: fl_curl_data_callback = { ptr, size, count, userdata in
     let n = size * count
-    guard let userdata, let ptr else { return n }
-    let t = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
-    t.bytesIn += n
-    ptr.withMemoryRebound(to: UInt8.self, capacity: n) { p in
-        // Only three header names matter; most lines are out after one byte.
-        guard n > 0 else { return }
-        let first = p[0] | 0x20
-        guard first == UInt8(ascii: "h") || first == UInt8(ascii: "x") || first == UInt8(ascii: "c") else { return }
+    guard let userdata, let ptr, n > 0 else { return n }
+    let t = userdata.assumingMemoryBound(to: ResponseState.self)
+    t.pointee.bytesIn &+= n
+    let p = UnsafeRawPointer(ptr).assumingMemoryBound(to: UInt8.self)
+    // Only three header names matter; most lines are out after one byte.
+    switch p[0] | 0x20 {
+    case UInt8(ascii: "h"):
         if hasPrefixIgnoringCase(p, n, "http/") {
             // A new response head (after a 100 Continue or a redirect): start over.
-            t.attemptsHeader = nil
-            t.capture = false
-            t.eventStream = false
-            t.body.removeAll(keepingCapacity: true)
-            t.stream = StreamClock()
-        } else if hasPrefixIgnoringCase(p, n, "x-failover-attempts:") {
-            let skip = "x-failover-attempts:".utf8.count
-            t.attemptsHeader = String(decoding: UnsafeBufferPointer(start: p + skip, count: n - skip), as: UTF8.self)
+            t.pointee.startOver()
+        }
+    case UInt8(ascii: "x"):
+        let name: StaticString = "x-failover-attempts:"
+        if hasPrefixIgnoringCase(p, n, name) {
+            let skip = name.utf8CodeUnitCount
+            t.pointee.attemptsHeader = String(decoding: UnsafeBufferPointer(start: p + skip, count: n - skip), as: UTF8.self)
                 .trimmed(" \t\r\n")
-        } else if hasPrefixIgnoringCase(p, n, "content-type:") {
-            if containsIgnoringCase(p, n, "event-stream") {
-                t.capture = true
-                t.eventStream = true
-            } else if containsIgnoringCase(p, n, "json") {
-                t.capture = true
+        }
+    case UInt8(ascii: "c"):
+        let name: StaticString = "content-type:"
+        if hasPrefixIgnoringCase(p, n, name) {
+            let skip = name.utf8CodeUnitCount
+            let value = p + skip, m = n - skip
+            if containsIgnoringCase(value, m, "event-stream") {
+                t.pointee.capture = true
+                t.pointee.eventStream = true
+            } else if containsIgnoringCase(value, m, "json") {
+                t.pointee.capture = true
             }
         }
+    default:
+        break
     }
     return n
 }
@@ -392,16 +431,15 @@ final class Engine {
                                 config.http2 ? 5 /* CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE */ : 2 /* 1.1 */)
         if config.http2 { _ = fl_curl_setopt_long(easy, CURLOPT_PIPEWAIT, 1) } // multiplex, not a connection each
         _ = fl_curl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, writeCallback)
-        _ = fl_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, me)
+        _ = fl_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, UnsafeMutableRawPointer(t.response))
         _ = fl_curl_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, headerCallback)
-        _ = fl_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, me)
+        _ = fl_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, UnsafeMutableRawPointer(t.response))
         _ = fl_curl_setopt_pointer(easy, CURLOPT_PRIVATE, me)
         _ = fl_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, t.errorBuffer)
         _ = fl_curl_setopt_sockopt_callback(easy, sockoptCallback)
         _ = fl_curl_setopt_pointer(easy, CURLOPT_SOCKOPTDATA, Unmanaged.passUnretained(counter).toOpaque())
         _ = fl_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(min(config.timeout / 1_000_000, Nanos(Int.max))))
         _ = fl_curl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(min(config.connectTimeout / 1_000_000, Nanos(Int.max))))
-        _ = fl_curl_setopt_string(easy, CURLOPT_USERAGENT, "failover-lab-driver/1")
         all.append(t)
         return t
     }
@@ -631,20 +669,23 @@ final class Engine {
             let detail = String(cString: t.errorBuffer)
             error = "curl error \(result.rawValue): " + (detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail)
         }
-        let spec = t.prepared!.spec
+        let prepared = t.prepared!
+        let response = t.response
         var provider: String?, attempts: [Attempt]?, tokens: TokenUsage?
-        if t.attemptsHeader != nil || !t.body.isEmpty {
+        if response.pointee.attemptsHeader != nil || !response.pointee.body.isEmpty {
             (provider, attempts, tokens) = ResponseFacts.extract(
-                attemptsHeader: t.attemptsHeader.map { Substring($0) }, body: t.body, isEventStream: t.eventStream)
+                attemptsHeader: response.pointee.attemptsHeader.map { Substring($0) }, body: response.pointee.body,
+                isEventStream: response.pointee.eventStream)
         }
+        let stream = response.pointee.stream
         return RequestRecord(
             seq: t.seq, runStartWall: startWall, intended: t.intended, sent: t.sent, late: t.late,
-            method: spec.method, url: spec.url, model: spec.model,
+            method: prepared.spec.method, url: prepared.spec.url, model: prepared.spec.model,
             status: code > 0 ? code : nil,
             latency: latency, correctedLatency: (t.sent &- t.intended) &+ latency,
             ttfb: start > 0 ? Nanos(start) * 1000 : nil,
-            ttft: t.stream.ttft(since: t.sentMono), interToken: t.stream.interToken,
-            bytesIn: t.bytesIn, bytesOut: requestSize, error: error,
+            ttft: stream.ttft(since: t.sentMono), interToken: stream.interToken,
+            bytesIn: response.pointee.bytesIn, bytesOut: requestSize, error: error,
             provider: provider, attempts: attempts, tokens: tokens)
     }
 
