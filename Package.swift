@@ -20,10 +20,16 @@ let package = Package(
             name: "CShims",
             linkerSettings: [.linkedLibrary("ncursesw"), .linkedLibrary("curl")]
         ),
+        // Node's http-parser (Debian's libhttp-parser-dev): the gateway's HTTP/1.1 wire parser.
+        .systemLibrary(
+            name: "CHTTPParser",
+            providers: [.apt(["libhttp-parser-dev"])]
+        ),
         // Config, balancer, proxy and telemetry of the in-process gateway.
         .target(
             name: "Gateway",
             dependencies: [
+                "CHTTPParser",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

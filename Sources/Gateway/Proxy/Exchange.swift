@@ -1,6 +1,6 @@
 import Foundation
 import NIOCore
-import NIOHTTP1
+import CHTTPParser
 import NIOPosix
 
 /// One client request on its way through the gateway: route, choose a provider, send,
@@ -13,7 +13,7 @@ final class Exchange: UpstreamResponseDelegate {
         /// Reading a response that will be retried; its body is dropped.
         case discarding(UpstreamConnection)
         /// A 429 whose (small) body is read before deciding, to tell quota from rate.
-        case holding(UpstreamConnection, HTTPResponseHead, ByteBuffer)
+        case holding(UpstreamConnection, MessageHead, ByteBuffer)
         case backoff
         /// Sending the upstream's response to the client. `pendingSuccess` when its
         /// outcome is recorded at the end (successes are; failures are at the head).
@@ -25,7 +25,7 @@ final class Exchange: UpstreamResponseDelegate {
     private let pool: UpstreamPool
     private weak var handler: ProxyHandler?
     private let context: ChannelHandlerContext
-    private let head: HTTPRequestHead
+    private let head: MessageHead
     private var body: ByteBuffer
 
     private let started = ContinuousClock.now
@@ -49,12 +49,19 @@ final class Exchange: UpstreamResponseDelegate {
     private var responseIsStream = false
     /// `stream_options.include_usage` was added to the client's request.
     private var injectedStreamOptions = false
-    /// Body parts written to the client since the last flush.
-    private var unflushed = false
+    /// Bytes for the client not yet written: the head, small body parts and framing go
+    /// out together, in one write, when the upstream's read burst ends.
+    private var outgoing: ByteBuffer?
+    /// The response's body goes to the client in chunked framing.
+    private var chunkedToClient = false
+    /// The response has no body (HEAD, 204, 304).
+    private var bodiless = false
+    /// The client is closed after the response (HTTP/1.0 with no length, or asked to).
+    private var closeAfterResponse = false
     private var firstChunkAt: ContinuousClock.Instant?
     private var lastChunkAt: ContinuousClock.Instant?
 
-    init(runtime: GatewayRuntime, pool: UpstreamPool, handler: ProxyHandler, context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+    init(runtime: GatewayRuntime, pool: UpstreamPool, handler: ProxyHandler, context: ChannelHandlerContext, head: MessageHead, body: ByteBuffer) {
         self.runtime = runtime
         self.pool = pool
         self.handler = handler
@@ -69,21 +76,21 @@ final class Exchange: UpstreamResponseDelegate {
 
     func start() {
         guard let route = runtime.plan.route(forPath: head.uri) else {
-            reject(status: .notFound, message: "no route matches path \(head.uri)", type: "not_found_error", reason: "no_route")
+            reject(status: 404, message: "no route matches path \(head.uri)", type: "not_found_error", reason: "no_route")
             return
         }
         self.route = route
         guard body.readableBytes > 0 else {
-            reject(status: .badRequest, message: "request body is empty; expected a JSON chat completion request", type: "invalid_request_error", reason: "bad_request")
+            reject(status: 400, message: "request body is empty; expected a JSON chat completion request", type: "invalid_request_error", reason: "bad_request")
             return
         }
         do {
             peek = try Self.decoder.decode(RequestPeek.self, from: Data(body.readableBytesView))
         } catch DecodingError.typeMismatch {
-            reject(status: .badRequest, message: "request body must be a JSON object", type: "invalid_request_error", reason: "bad_request")
+            reject(status: 400, message: "request body must be a JSON object", type: "invalid_request_error", reason: "bad_request")
             return
         } catch {
-            reject(status: .badRequest, message: "request body is not valid JSON: \(jsonErrorText(error))", type: "invalid_request_error", reason: "bad_request")
+            reject(status: 400, message: "request body is not valid JSON: \(jsonErrorText(error))", type: "invalid_request_error", reason: "bad_request")
             return
         }
         // As agentgateway does: ask a stream for its usage chunk, so tokens can be counted.
@@ -114,14 +121,14 @@ final class Exchange: UpstreamResponseDelegate {
     private func attempt() {
         phase = .preparing
         guard let choice = runtime.choose(backend: backendIndex, now: .now) else {
-            reject(status: .serviceUnavailable, message: "no healthy backends: \(runtime.plan.backends[backendIndex].name) has no providers", type: "upstream_error", reason: "no_providers")
+            reject(status: 503, message: "no healthy backends: \(runtime.plan.backends[backendIndex].name) has no providers", type: "upstream_error", reason: "no_providers")
             return
         }
         let provider = runtime.plan.backends[backendIndex].groups[choice.provider.group][choice.provider.index]
         let requested = peek.model.flatMap { $0.isEmpty ? nil : $0 }
         guard let model = provider.model ?? requested else {
             runtime.cancel(choice, backend: backendIndex)
-            reject(status: .badRequest, message: "model not specified", type: "invalid_request_error", reason: "model_missing")
+            reject(status: 400, message: "model not specified", type: "invalid_request_error", reason: "model_missing")
             return
         }
         self.choice = choice
@@ -130,7 +137,7 @@ final class Exchange: UpstreamResponseDelegate {
         attemptStarted = .now
         guard let upstreamBody = makeUpstreamBody() else {
             runtime.cancel(choice, backend: backendIndex)
-            reject(status: .badRequest, message: "request body cannot be forwarded as JSON", type: "invalid_request_error", reason: "bad_request")
+            reject(status: 400, message: "request body cannot be forwarded as JSON", type: "invalid_request_error", reason: "bad_request")
             return
         }
         let key = UpstreamKey(address: provider.connect, serverName: provider.connect.tls ? provider.declared.host : nil)
@@ -153,25 +160,36 @@ final class Exchange: UpstreamResponseDelegate {
     private func send(on connection: UpstreamConnection, body upstreamBody: ByteBuffer, provider: PlannedProvider) {
         connection.delegate = self
         connection.requests += 1
+        connection.expectsNoBody = head.method == "HEAD"
         phase = .awaitingHead(connection)
-        var headers = head.headers
-        for name in Self.requestHeadersNotForwarded { headers.remove(name: name) }
-        headers.add(name: "host", value: provider.hostHeader)
-        headers.replaceOrAdd(name: "content-type", value: "application/json")
-        headers.replaceOrAdd(name: "content-length", value: String(upstreamBody.readableBytes))
+        let path = provider.spec.upstreamPath(forClientPath: head.uri)
+        let headers = head.headers
+        var out = context.channel.allocator.buffer(capacity: 192 + headers.bytes.count + 4 * headers.count + upstreamBody.readableBytes)
+        out.writeString(head.method)
+        out.writeStaticString(" ")
+        out.writeString(path)
+        out.writeStaticString(" HTTP/1.1\r\n")
+        let retrying = !attempts.isEmpty
+        for i in 0..<headers.count where !Self.isNotForwarded(requestHeaderAt: i, of: headers, retrying: retrying) {
+            headers.write(fieldAt: i, to: &out)
+        }
+        out.writeHeader("host", provider.hostHeader)
+        out.writeStaticString("content-type: application/json\r\n")
+        out.writeHeader("content-length", upstreamBody.readableBytes)
         switch provider.auth {
         case .none: break
         case .passthrough:
-            if let value = head.headers.first(name: "authorization") { headers.add(name: "authorization", value: value) }
-        case .bearer(let token): headers.replaceOrAdd(name: "authorization", value: "Bearer \(token)")
+            if let value = headers.first("authorization") { out.writeHeader("authorization", value) }
+        case .bearer(let token):
+            out.writeStaticString("authorization: Bearer ")
+            out.writeString(token)
+            out.writeStaticString("\r\n")
         }
-        if !attempts.isEmpty { headers.replaceOrAdd(name: "x-retry-attempt", value: String(attempts.count)) }
-        let path = provider.spec.upstreamPath(forClientPath: head.uri)
-        let requestHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
-        let channel = connection.channel
-        channel.write(HTTPClientRequestPart.head(requestHead), promise: nil)
-        channel.write(HTTPClientRequestPart.body(.byteBuffer(upstreamBody)), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        if retrying { out.writeHeader("x-retry-attempt", attempts.count) }
+        out.writeStaticString("\r\n")
+        var payload = upstreamBody
+        out.writeBuffer(&payload)
+        connection.channel.writeAndFlush(out, promise: nil)
     }
 
     /// A try ended with no response: record it, then retry or answer with an error.
@@ -184,7 +202,7 @@ final class Exchange: UpstreamResponseDelegate {
             retryAfterBackoff()
             return
         }
-        let status: HTTPResponseStatus = outcome == .timedOut ? .gatewayTimeout : .badGateway
+        let status = outcome == .timedOut ? 504 : 502
         reject(status: status, message: error, type: "upstream_error", reason: outcome == .timedOut ? "timeout" : "upstream_connect")
     }
 
@@ -214,9 +232,9 @@ final class Exchange: UpstreamResponseDelegate {
 
     // MARK: Upstream response
 
-    func upstreamHead(_ responseHead: HTTPResponseHead, on connection: UpstreamConnection) {
+    func upstreamHead(_ responseHead: MessageHead, on connection: UpstreamConnection) {
         guard case .awaitingHead(let current) = phase, current === connection else { return }
-        if responseHead.status == .tooManyRequests {
+        if responseHead.status == 429 {
             phase = .holding(connection, responseHead, context.channel.allocator.buffer(capacity: 256))
             return
         }
@@ -225,12 +243,12 @@ final class Exchange: UpstreamResponseDelegate {
 
     /// Records the outcome (a failure's eviction is in force before the response is passed
     /// on), then retries or starts sending the response to the client.
-    private func respond(to responseHead: HTTPResponseHead, on connection: UpstreamConnection, quotaExhausted: Bool) {
+    private func respond(to responseHead: MessageHead, on connection: UpstreamConnection, quotaExhausted: Bool) {
         guard let choice, provider != nil else { return }
-        let status = Int(responseHead.status.code)
+        let status = responseHead.status
         var hint: Duration?
         if status == 429 || status >= 500 {
-            hint = RateLimitHint.resetDelay(headers: responseHead.headers.map { ($0.name, $0.value) }, now: Date())
+            hint = RateLimitHint.resetDelay(headers: responseHead.headers.pairs, now: Date())
         }
         let outcome = AttemptOutcome.response(status: status, resetHint: hint, quotaExhausted: quotaExhausted)
         let failed = runtime.isFailure(outcome, for: choice, backend: backendIndex)
@@ -248,15 +266,30 @@ final class Exchange: UpstreamResponseDelegate {
         let retryHint = failed ? runtime.options.failoverRetryHint.flatMap { runtime.failoverReady(after: choice, backend: backendIndex) ? $0 : nil } : nil
         if failed { self.choice = nil }
         responseStatus = status
-        responseContentType = responseHead.headers.first(name: "content-type")
+        let headers = responseHead.headers
+        responseContentType = headers.first("content-type")
         responseIsStream = responseContentType.map(UsageReader.isEventStream) ?? false
-        var headers = responseHead.headers
-        for name in Self.responseHeadersNotForwarded { headers.remove(name: name) }
-        headers.replaceOrAdd(name: "x-failover-attempts", value: attempts.map(\.headerForm).joined(separator: ","))
-        if let retryHint, !headers.contains(name: "retry-after-ms") {
-            headers.add(name: "retry-after-ms", value: String(Int(retryHint.seconds * 1000)))
+        bodiless = head.method == "HEAD" || status == 204 || status == 304
+        let lengthKnown = responseHead.contentLength != nil && !responseHead.chunked
+        if !bodiless && !lengthKnown {
+            if head.isHTTP10 { closeAfterResponse = true } else { chunkedToClient = true }
         }
-        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: responseHead.status, headers: headers))), promise: nil)
+        if !head.keepAlive { closeAfterResponse = true }
+        var out = context.channel.allocator.buffer(capacity: 256 + headers.bytes.count + 4 * headers.count)
+        Self.writeStatusLine(status: status, reason: responseHead.reason, http10: head.isHTTP10, to: &out)
+        for i in 0..<headers.count where !Self.isNotForwarded(responseHeaderAt: i, of: headers, chunked: chunkedToClient) {
+            headers.write(fieldAt: i, to: &out)
+        }
+        if chunkedToClient { out.writeStaticString("transfer-encoding: chunked\r\n") }
+        out.writeStaticString("x-failover-attempts: ")
+        writeAttempts(to: &out)
+        out.writeStaticString("\r\n")
+        if let retryHint, !headers.contains("retry-after-ms") {
+            out.writeHeader("retry-after-ms", Int(retryHint.seconds * 1000))
+        }
+        writeConnectionHeader(to: &out)
+        out.writeStaticString("\r\n")
+        outgoing = out
     }
 
     func upstreamBody(_ buffer: ByteBuffer, on connection: UpstreamConnection) {
@@ -291,15 +324,45 @@ final class Exchange: UpstreamResponseDelegate {
         }
         // Flushed when the upstream read ends (or with the response's end), so parts that
         // arrive together leave together, and a stream's parts still go out as they come.
-        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
-        unflushed = true
+        emit(buffer)
     }
 
     func upstreamReadComplete(on connection: UpstreamConnection) {
-        guard unflushed, case .streaming(let current, _) = phase, current === connection else { return }
-        unflushed = false
+        guard case .streaming(let current, _) = phase, current === connection else { return }
+        flushOut()
+    }
+
+    /// Queues a body part for the client, in chunked framing when the response is chunked.
+    private func emit(_ part: ByteBuffer) {
+        guard !bodiless, part.readableBytes > 0 else { return }
+        var part = part
+        if outgoing == nil { outgoing = context.channel.allocator.buffer(capacity: min(part.readableBytes + 16, Self.copyLimit + 16)) }
+        if chunkedToClient {
+            outgoing!.writeHex(part.readableBytes)
+            outgoing!.writeStaticString("\r\n")
+        }
+        if part.readableBytes <= Self.copyLimit {
+            outgoing!.writeBuffer(&part)
+        } else {
+            // Large parts go out as they are, after what was queued before them.
+            context.write(NIOAny(outgoing!), promise: nil)
+            context.write(NIOAny(part), promise: nil)
+            outgoing = context.channel.allocator.buffer(capacity: 16)
+        }
+        if chunkedToClient { outgoing!.writeStaticString("\r\n") }
+    }
+
+    /// Writes what is queued for the client and flushes.
+    private func flushOut() {
+        guard let out = outgoing else { return }
+        outgoing = nil
+        if out.readableBytes > 0 { context.write(NIOAny(out), promise: nil) }
         context.flush()
     }
+
+    /// Body parts up to this size are copied next to the head and framing, so a response
+    /// leaves in one write; larger ones are written as they are.
+    static let copyLimit = 16 * 1024
 
     func upstreamEnd(on connection: UpstreamConnection) {
         if case .holding(let current, let responseHead, let held) = phase, current === connection {
@@ -316,7 +379,7 @@ final class Exchange: UpstreamResponseDelegate {
                 runtime.record(.response(status: responseStatus ?? 200, resetHint: nil, quotaExhausted: false), for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
                 self.choice = nil
             }
-            finish(status: responseStatus ?? 200, error: nil, reason: (responseStatus ?? 200) >= 400 ? "upstream_status" : nil, closeClient: !head.isKeepAlive, sendEnd: true)
+            finish(status: responseStatus ?? 200, error: nil, reason: (responseStatus ?? 200) >= 400 ? "upstream_status" : nil, closeClient: closeAfterResponse, sendEnd: true)
         default:
             pool.release(connection)
         }
@@ -446,7 +509,7 @@ final class Exchange: UpstreamResponseDelegate {
                 self.choice = nil
             }
             phase = .preparing
-            reject(status: .gatewayTimeout, message: "request timeout", type: "upstream_error", reason: "timeout")
+            reject(status: 504, message: "request timeout", type: "upstream_error", reason: "timeout")
         case .streaming(let connection, _):
             pool.discard(connection)
             if let choice {
@@ -474,19 +537,59 @@ final class Exchange: UpstreamResponseDelegate {
     // MARK: Answers
 
     /// Answers the client with a JSON error made by the gateway.
-    func reject(status: HTTPResponseStatus, message: String, type: String, reason: String, closeAfter: Bool = false) {
+    func reject(status: Int, message: String, type: String, reason: String, closeAfter: Bool = false) {
         var line = JSONLine()
         line.add("message", message)
         line.add("type", type)
         let payload = "{\"error\":\(line.finish())}"
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(payload.utf8.count))
-        if !attempts.isEmpty { headers.add(name: "x-failover-attempts", value: attempts.map(\.headerForm).joined(separator: ",")) }
-        if closeAfter { headers.add(name: "connection", value: "close") }
-        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(string: payload)))), promise: nil)
-        finish(status: Int(status.code), error: message, reason: reason, closeClient: closeAfter || !head.isKeepAlive, sendEnd: true)
+        if closeAfter || !head.keepAlive { closeAfterResponse = true }
+        chunkedToClient = false
+        bodiless = false
+        var out = context.channel.allocator.buffer(capacity: 256 + payload.utf8.count)
+        Self.writeStatusLine(status: status, reason: "", http10: head.isHTTP10, to: &out)
+        out.writeStaticString("content-type: application/json\r\n")
+        out.writeHeader("content-length", payload.utf8.count)
+        if !attempts.isEmpty {
+            out.writeStaticString("x-failover-attempts: ")
+            writeAttempts(to: &out)
+            out.writeStaticString("\r\n")
+        }
+        writeConnectionHeader(to: &out)
+        out.writeStaticString("\r\n")
+        out.writeString(payload)
+        outgoing = out
+        finish(status: status, error: message, reason: reason, closeClient: closeAfterResponse, sendEnd: true)
+    }
+
+    /// `HTTP/1.x CODE REASON`: the upstream's reason, or the standard one.
+    static func writeStatusLine(status: Int, reason: String, http10: Bool, to out: inout ByteBuffer) {
+        out.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        out.writeDecimal(status)
+        out.writeStaticString(" ")
+        if reason.isEmpty {
+            out.writeBytes(UnsafeRawBufferPointer(start: http_status_str(http_status(UInt32(status))), count: strlen(http_status_str(http_status(UInt32(status))))))
+        } else {
+            out.writeString(reason)
+        }
+        out.writeStaticString("\r\n")
+    }
+
+    /// The value of `x-failover-attempts`: each try as `provider=status`.
+    private func writeAttempts(to out: inout ByteBuffer) {
+        for (i, attempt) in attempts.enumerated() {
+            if i > 0 { out.writeStaticString(",") }
+            out.writeString(attempt.headerForm)
+        }
+    }
+
+    /// `connection: close` when the client is closed after this response; `keep-alive`
+    /// for an HTTP/1.0 client that asked to keep it.
+    private func writeConnectionHeader(to out: inout ByteBuffer) {
+        if closeAfterResponse {
+            out.writeStaticString("connection: close\r\n")
+        } else if head.isHTTP10 {
+            out.writeStaticString("connection: keep-alive\r\n")
+        }
     }
 
     /// Logs the request, then ends the response (`sendEnd`) and closes the client when asked:
@@ -503,7 +606,7 @@ final class Exchange: UpstreamResponseDelegate {
         let last = attempts.last
         var log = RequestLog(
             time: wallStart, route: route?.name, endpoint: provider?.connect.description,
-            method: head.method.rawValue, path: head.uri, status: status, duration: .now - started,
+            method: head.method, path: head.uri, status: status, duration: .now - started,
             providerKind: provider.map { _ in "openai" }, requestModel: sentModel, responseModel: usage.model,
             inputTokens: usage.inputTokens, outputTokens: usage.outputTokens,
             provider: last?.provider, group: last?.group, attempts: attempts, error: error, reason: reason)
@@ -518,7 +621,15 @@ final class Exchange: UpstreamResponseDelegate {
         }
         runtime.finished(log, backend: route?.backendIndex)
         handler?.exchangeFinished(self)
-        if sendEnd { context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil) }
+        if sendEnd {
+            if chunkedToClient {
+                if outgoing == nil { outgoing = context.channel.allocator.buffer(capacity: 8) }
+                outgoing!.writeStaticString("0\r\n\r\n")
+            }
+            flushOut()
+        } else {
+            outgoing = nil
+        }
         if closeClient { context.close(promise: nil) }
     }
 
@@ -533,14 +644,21 @@ final class Exchange: UpstreamResponseDelegate {
     /// How much of a streamed response's end is kept to read its usage chunk.
     static let streamTail = 32 * 1024
 
-    /// Hop-by-hop and recomputed headers, not copied from the client.
-    static let requestHeadersNotForwarded: [String] = [
-        "host", "content-length", "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-        "te", "trailer", "upgrade", "expect", "authorization", "proxy-authorization",
-    ]
+    /// Hop-by-hop and recomputed headers are not copied from the client.
+    static func isNotForwarded(requestHeaderAt i: Int, of headers: WireHeaders, retrying: Bool) -> Bool {
+        headers.nameIs("host", at: i) || headers.nameIs("content-length", at: i) || headers.nameIs("content-type", at: i)
+            || headers.nameIs("connection", at: i) || headers.nameIs("keep-alive", at: i) || headers.nameIs("proxy-connection", at: i)
+            || headers.nameIs("transfer-encoding", at: i) || headers.nameIs("te", at: i) || headers.nameIs("trailer", at: i)
+            || headers.nameIs("upgrade", at: i) || headers.nameIs("expect", at: i) || headers.nameIs("authorization", at: i)
+            || headers.nameIs("proxy-authorization", at: i) || (retrying && headers.nameIs("x-retry-attempt", at: i))
+    }
 
-    /// Hop-by-hop headers, not copied from the upstream.
-    static let responseHeadersNotForwarded: [String] = [
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-    ]
+    /// Hop-by-hop headers are not copied from the upstream, nor its length when the body is
+    /// re-framed, nor an `x-failover-attempts` (the gateway writes its own).
+    static func isNotForwarded(responseHeaderAt i: Int, of headers: WireHeaders, chunked: Bool) -> Bool {
+        headers.nameIs("connection", at: i) || headers.nameIs("keep-alive", at: i) || headers.nameIs("proxy-connection", at: i)
+            || headers.nameIs("transfer-encoding", at: i) || headers.nameIs("te", at: i) || headers.nameIs("trailer", at: i)
+            || headers.nameIs("upgrade", at: i) || headers.nameIs("x-failover-attempts", at: i)
+            || (chunked && headers.nameIs("content-length", at: i))
+    }
 }

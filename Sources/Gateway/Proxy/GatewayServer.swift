@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
@@ -42,11 +41,9 @@ public final class GatewayServer: Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let pool = loopPools[ObjectIdentifier(channel.eventLoop)]!.value
-                        let sync = channel.pipeline.syncOperations
-                        // Outbound headers are the upstream's (already parsed) plus ours, built
-                        // from validated names: validating them again costs every response.
-                        try sync.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
-                        try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool))
+                        // One handler parses requests and writes responses: no HTTP codec
+                        // handlers between it and the socket.
+                        try channel.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: pool))
                     }
                 }
                 .bind(host: host, port: port)

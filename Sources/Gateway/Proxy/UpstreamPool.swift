@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
@@ -12,7 +11,7 @@ struct UpstreamKey: Hashable {
 
 /// Receives one upstream response, part by part, on the event loop.
 protocol UpstreamResponseDelegate: AnyObject {
-    func upstreamHead(_ head: HTTPResponseHead, on connection: UpstreamConnection)
+    func upstreamHead(_ head: MessageHead, on connection: UpstreamConnection)
     func upstreamBody(_ buffer: ByteBuffer, on connection: UpstreamConnection)
     func upstreamEnd(on connection: UpstreamConnection)
     func upstreamFailed(_ error: Error, on connection: UpstreamConnection)
@@ -23,6 +22,12 @@ protocol UpstreamResponseDelegate: AnyObject {
 /// The upstream connection closed or failed before the response was complete.
 struct UpstreamClosed: Error, CustomStringConvertible {
     var description: String { "upstream closed the connection" }
+}
+
+/// The upstream's bytes are not an HTTP response.
+struct UpstreamMalformed: Error, CustomStringConvertible {
+    var detail: String
+    var description: String { "malformed HTTP response from upstream: \(detail)" }
 }
 
 /// One keep-alive HTTP/1.1 connection to an upstream. Lives on one event loop.
@@ -36,6 +41,8 @@ final class UpstreamConnection {
     /// False once the upstream said `connection: close` or spoke HTTP/1.0.
     var reusable = true
     var closed = false
+    /// The request in flight was HEAD: its response has no body whatever it says.
+    var expectsNoBody = false
 
     init(channel: Channel, key: UpstreamKey) {
         self.channel = channel
@@ -43,26 +50,58 @@ final class UpstreamConnection {
     }
 }
 
-/// Hands response parts of the upstream channel to the connection's delegate.
-final class UpstreamResponseHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
+/// Parses the upstream channel's responses and hands their parts to the connection's delegate.
+final class UpstreamResponseHandler: ChannelInboundHandler, MessageParserDelegate {
+    typealias InboundIn = ByteBuffer
 
     weak var connection: UpstreamConnection?
     weak var pool: UpstreamPool?
+    private let parser = MessageParser(kind: .response)
+    /// The message being parsed is a 1xx interim response: not passed on.
+    private var interim = false
+
+    init() {
+        parser.delegate = self
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let connection else { return }
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            if !head.isKeepAlive { connection.reusable = false }
-            connection.delegate?.upstreamHead(head, on: connection)
-        case .body(let buffer):
-            connection.delegate?.upstreamBody(buffer, on: connection)
-        case .end:
-            let delegate = connection.delegate
-            connection.delegate = nil
-            delegate?.upstreamEnd(on: connection)
+        var buffer = unwrapInboundIn(data)
+        while buffer.readableBytes > 0 {
+            do {
+                try parser.feed(&buffer)
+            } catch {
+                fail(UpstreamMalformed(detail: "\(error)"), context: context)
+                return
+            }
         }
+    }
+
+    func parsedHead(_ parser: MessageParser) -> Bool {
+        let head = parser.head
+        if head.status >= 100 && head.status < 200 && head.status != 101 {
+            interim = true
+            return true
+        }
+        guard let connection else { return true }
+        connection.delegate?.upstreamHead(head, on: connection)
+        return !connection.expectsNoBody
+    }
+
+    func parsedBody(_ parser: MessageParser, _ part: ByteBuffer) {
+        guard !interim, let connection else { return }
+        connection.delegate?.upstreamBody(part, on: connection)
+    }
+
+    func parsedEnd(_ parser: MessageParser) {
+        if interim {
+            interim = false
+            return
+        }
+        guard let connection else { return }
+        if !parser.head.keepAlive { connection.reusable = false }
+        let delegate = connection.delegate
+        connection.delegate = nil
+        delegate?.upstreamEnd(on: connection)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -71,6 +110,8 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A body that runs to the close ends here.
+        _ = parser.feedEOF()
         guard let connection else { return }
         connection.closed = true
         pool?.remove(connection)
@@ -80,6 +121,10 @@ final class UpstreamResponseHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        fail(error, context: context)
+    }
+
+    private func fail(_ error: Error, context: ChannelHandlerContext) {
         if let connection, let delegate = connection.delegate {
             connection.delegate = nil
             connection.reusable = false
@@ -126,7 +171,6 @@ final class UpstreamPool {
                     if let tlsContext {
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
                     }
-                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try sync.addHandler(UpstreamResponseHandler())
                 }
             }

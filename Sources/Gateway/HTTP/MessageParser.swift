@@ -1,0 +1,211 @@
+import CHTTPParser
+import NIOCore
+
+/// What a `MessageParser` finds, handed over while `feed` runs.
+protocol MessageParserDelegate: AnyObject {
+    /// A message's head is complete (`parser.head`). Return false when the message has no
+    /// body whatever its headers say (the response to a HEAD request).
+    func parsedHead(_ parser: MessageParser) -> Bool
+    /// A piece of the body, de-chunked; it shares storage with the fed buffer.
+    func parsedBody(_ parser: MessageParser, _ part: ByteBuffer)
+    /// The message is complete. `feed` returns right after this, so the next message
+    /// on the connection is parsed only when the owner is ready for it.
+    func parsedEnd(_ parser: MessageParser)
+}
+
+/// The head of one HTTP/1.1 message as parsed.
+struct MessageHead {
+    /// Requests: the method, e.g. "POST".
+    var method = ""
+    /// Requests: the target as sent, e.g. "/http-429".
+    var uri = ""
+    /// Responses: the status code.
+    var status = 0
+    /// Responses: the reason phrase as sent.
+    var reason = ""
+    var versionMajor = 1
+    var versionMinor = 1
+    /// Whether the connection may carry another message after this one.
+    var keepAlive = true
+    /// The body is chunked.
+    var chunked = false
+    /// The body's length, when a `content-length` gave it.
+    var contentLength: Int?
+    var headers = WireHeaders()
+
+    var isHTTP10: Bool { versionMajor == 1 && versionMinor == 0 }
+}
+
+/// An HTTP/1.1 parser over one connection (Node's http-parser): fed bytes as they arrive,
+/// it hands over heads, de-chunked body pieces and message ends to its delegate, and stops
+/// after each message. It allocates nothing per message beyond the head's strings.
+final class MessageParser {
+    enum Kind { case request, response }
+
+    /// Why the input is not HTTP.
+    struct Failure: Error, CustomStringConvertible {
+        var name: String
+        var description: String
+    }
+
+    let kind: Kind
+    unowned(unsafe) var delegate: MessageParserDelegate?
+    /// The head of the message being read (complete once `parsedHead` was called).
+    private(set) var head = MessageHead()
+
+    private let parser: UnsafeMutablePointer<http_parser>
+    /// The buffer being parsed and the address of its first readable byte, while `feed` runs.
+    private var current = ByteBuffer()
+    private var currentBase: UnsafeRawPointer?
+    /// The last callback was a header name: a name cut by the end of a read goes on in the
+    /// next `feed`'s first callback.
+    private var lastWasName = false
+    private var nameMayContinue = false
+    private var pendingURI: [UInt8] = []
+    private var pendingReason: [UInt8] = []
+    /// Set while `feed` runs once a message ended; cleared when the next begins.
+    private(set) var messageComplete = false
+    /// Between a head and its end.
+    private(set) var inMessage = false
+
+    init(kind: Kind) {
+        self.kind = kind
+        parser = .allocate(capacity: 1)
+        http_parser_init(parser, kind == .request ? HTTP_REQUEST : HTTP_RESPONSE)
+        parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    deinit {
+        parser.deallocate()
+    }
+
+    /// Parses as much of `buffer` as makes up the current message (or all of it), and moves
+    /// its reader index past what was parsed. Throws when the bytes are not HTTP.
+    func feed(_ buffer: inout ByteBuffer) throws {
+        if isPaused { http_parser_pause(parser, 0) }
+        let count = buffer.readableBytes
+        guard count > 0 else { return }
+        current = buffer
+        nameMayContinue = lastWasName
+        let parsed = buffer.withUnsafeReadableBytes { raw -> Int in
+            currentBase = raw.baseAddress
+            defer { currentBase = nil }
+            return raw.withMemoryRebound(to: CChar.self) { chars in
+                http_parser_execute(parser, &Self.settings, chars.baseAddress, count)
+            }
+        }
+        current = ByteBuffer()
+        let errno = parser.pointee.http_errno
+        if errno != 0 && !isPaused {
+            throw failure(errno)
+        }
+        buffer.moveReaderIndex(forwardBy: min(parsed, count))
+    }
+
+    /// Tells the parser the peer closed the connection: a body that runs to the close ends
+    /// here. Returns whether the current message is complete (or none had begun).
+    func feedEOF() -> Bool {
+        if isPaused { http_parser_pause(parser, 0) }
+        let wasInMessage = inMessage
+        _ = http_parser_execute(parser, &Self.settings, nil, 0)
+        if parser.pointee.http_errno != 0 && !isPaused { return !wasInMessage }
+        return !inMessage
+    }
+
+    private var isPaused: Bool { parser.pointee.http_errno == HPE_PAUSED.rawValue }
+
+    private func failure(_ errno: UInt32) -> Failure {
+        let code = http_errno(errno)
+        return Failure(name: String(cString: http_errno_name(code)), description: String(cString: http_errno_description(code)))
+    }
+
+    // MARK: Callbacks
+
+    private static func of(_ p: UnsafeMutablePointer<http_parser>?) -> MessageParser {
+        Unmanaged<MessageParser>.fromOpaque(p!.pointee.data).takeUnretainedValue()
+    }
+
+    private func begin() {
+        head = MessageHead()
+        head.headers.reserve(bytes: 256, fields: 8)
+        pendingURI.removeAll(keepingCapacity: true)
+        pendingReason.removeAll(keepingCapacity: true)
+        lastWasName = false
+        nameMayContinue = false
+        messageComplete = false
+        inMessage = true
+    }
+
+    private func headersComplete() -> Int32 {
+        let p = parser.pointee
+        head.versionMajor = Int(p.http_major)
+        head.versionMinor = Int(p.http_minor)
+        head.keepAlive = http_should_keep_alive(parser) != 0
+        head.chunked = p.flags & UInt32(F_CHUNKED.rawValue) != 0
+        head.contentLength = p.flags & UInt32(F_CONTENTLENGTH.rawValue) != 0 ? Int(p.content_length) : nil
+        switch kind {
+        case .request:
+            head.method = String(cString: http_method_str(http_method(p.method)))
+            head.uri = String(decoding: pendingURI, as: UTF8.self)
+        case .response:
+            head.status = Int(p.status_code)
+            head.reason = String(decoding: pendingReason, as: UTF8.self)
+        }
+        let hasBody = delegate?.parsedHead(self) ?? true
+        return hasBody ? 0 : 1
+    }
+
+    private func body(_ at: UnsafePointer<CChar>?, _ length: Int) {
+        guard let at, let base = currentBase else { return }
+        let offset = UnsafeRawPointer(at) - base
+        guard let part = current.getSlice(at: current.readerIndex + offset, length: length) else { return }
+        delegate?.parsedBody(self, part)
+    }
+
+    private func end() -> Int32 {
+        inMessage = false
+        messageComplete = true
+        // Keep-alive can change with the end of a body that ran to the close.
+        head.keepAlive = head.keepAlive && http_should_keep_alive(parser) != 0
+        delegate?.parsedEnd(self)
+        http_parser_pause(parser, 1)
+        return 0
+    }
+
+    nonisolated(unsafe) private static var settings: http_parser_settings = {
+        var s = http_parser_settings()
+        http_parser_settings_init(&s)
+        s.on_message_begin = { p in MessageParser.of(p).begin(); return 0 }
+        s.on_url = { p, at, length in
+            MessageParser.of(p).pendingURI.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+            return 0
+        }
+        s.on_status = { p, at, length in
+            MessageParser.of(p).pendingReason.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+            return 0
+        }
+        s.on_header_field = { p, at, length in
+            let me = MessageParser.of(p)
+            let piece = UnsafeRawBufferPointer(start: at, count: length)
+            if me.nameMayContinue && !me.head.headers.isEmpty {
+                me.head.headers.continueName(piece)
+            } else {
+                me.head.headers.appendName(piece)
+            }
+            me.nameMayContinue = false
+            me.lastWasName = true
+            return 0
+        }
+        s.on_header_value = { p, at, length in
+            let me = MessageParser.of(p)
+            me.head.headers.appendValue(UnsafeRawBufferPointer(start: at, count: length))
+            me.nameMayContinue = false
+            me.lastWasName = false
+            return 0
+        }
+        s.on_headers_complete = { p in MessageParser.of(p).headersComplete() }
+        s.on_body = { p, at, length in MessageParser.of(p).body(at, length); return 0 }
+        s.on_message_complete = { p in MessageParser.of(p).end() }
+        return s
+    }()
+}
