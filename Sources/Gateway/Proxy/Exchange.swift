@@ -476,7 +476,7 @@ final class Exchange: UpstreamResponseDelegate {
             guard let ranges = TopLevelJSON.valueRanges(bytes, keys: [modelKey]) else { return nil }
             let quoted = JSONLine.quoted(model)
             var out = allocator.buffer(capacity: bytes.count + quoted.count + 12)
-            if let range = ranges[modelKey] {
+            if let range = ranges[0] {
                 out.writeBytes(UnsafeBufferPointer(rebasing: bytes[..<range.lowerBound]))
                 out.writeBytes(quoted)
                 out.writeBytes(UnsafeBufferPointer(rebasing: bytes[range.upperBound...]))

@@ -5,12 +5,14 @@
 /// tracks strings and nesting to tell top-level keys from nested ones. On anything it
 /// does not expect it gives up (nil), and callers fall back to Foundation.
 enum TopLevelJSON {
-    /// Byte ranges of the values of `keys` (raw key bytes, no escapes) in the object `bytes`.
-    static func valueRanges(_ bytes: UnsafeBufferPointer<UInt8>, keys: [[UInt8]]) -> [[UInt8]: Range<Int>]? {
+    /// Byte ranges of the values of `keys` (raw key bytes, no escapes) in the object
+    /// `bytes`, in the order of `keys`: nil for a key that is not there. Keys are compared
+    /// in place, so nothing is allocated but the result.
+    static func valueRanges(_ bytes: UnsafeBufferPointer<UInt8>, keys: [[UInt8]]) -> [Range<Int>?]? {
+        var found = [Range<Int>?](repeating: nil, count: keys.count)
         var i = skipSpace(bytes, 0)
         guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else { return nil }
         i += 1
-        var found: [[UInt8]: Range<Int>] = [:]
         while true {
             i = skipSpace(bytes, i)
             guard i < bytes.count else { return nil }
@@ -18,19 +20,21 @@ enum TopLevelJSON {
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
             guard bytes[i] == UInt8(ascii: "\"") else { return nil }
             guard let keyEnd = stringEnd(bytes, i) else { return nil }
-            let key = Array(bytes[(i + 1)..<(keyEnd - 1)])
+            let key = UnsafeBufferPointer(rebasing: bytes[(i + 1)..<(keyEnd - 1)])
             i = skipSpace(bytes, keyEnd)
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return nil }
             let start = skipSpace(bytes, i + 1)
             guard let end = valueEnd(bytes, start) else { return nil }
-            if keys.contains(key) { found[key] = start..<end }
+            for (n, wanted) in keys.enumerated() where wanted.elementsEqual(key) {
+                found[n] = start..<end
+            }
             i = end
         }
     }
 
-    /// The (non-negative) integer value of `key` in the object `bytes`.
-    static func integer(_ bytes: UnsafeBufferPointer<UInt8>, key: [UInt8]) -> Int? {
-        guard let range = valueRanges(bytes, keys: [key])?[key], !range.isEmpty else { return nil }
+    /// The value at `range` read as a non-negative integer; nil when it is not one.
+    static func digits(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty else { return nil }
         var value = 0
         for b in bytes[range] {
             guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }

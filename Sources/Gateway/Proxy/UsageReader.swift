@@ -20,7 +20,8 @@ enum UsageReader {
             }
             return usage
         }
-        if let usage = scan(Array(bytes)) { return usage }
+        let scanned = bytes.withContiguousStorageIfAvailable(scan) ?? Array(bytes).withUnsafeBufferPointer(scan)
+        if let usage = scanned { return usage }
         var usage = Usage()
         if let object = parse(Data(bytes)) { merge(object, into: &usage) }
         return usage
@@ -33,24 +34,25 @@ enum UsageReader {
 
     static let modelKey = Array("model".utf8)
     static let usageKey = Array("usage".utf8)
+    static let promptTokensKey = Array("prompt_tokens".utf8)
+    static let completionTokensKey = Array("completion_tokens".utf8)
 
     /// Reads a chat completion's `model` and `usage` without decoding the whole body;
     /// nil when the body is not the plain shape this expects.
-    static func scan(_ bytes: [UInt8]) -> Usage? {
-        bytes.withUnsafeBufferPointer { b -> Usage? in
-            guard let ranges = TopLevelJSON.valueRanges(b, keys: [modelKey, usageKey]) else { return nil }
-            var usage = Usage()
-            if let model = ranges[modelKey] {
-                guard let text = TopLevelJSON.plainString(b, model) else { return nil }
-                usage.model = text
-            }
-            if let counts = ranges[usageKey] {
-                let inner = UnsafeBufferPointer(rebasing: b[counts])
-                usage.inputTokens = TopLevelJSON.integer(inner, key: Array("prompt_tokens".utf8))
-                usage.outputTokens = TopLevelJSON.integer(inner, key: Array("completion_tokens".utf8))
-            }
-            return usage
+    static func scan(_ b: UnsafeBufferPointer<UInt8>) -> Usage? {
+        guard let ranges = TopLevelJSON.valueRanges(b, keys: [modelKey, usageKey]) else { return nil }
+        var usage = Usage()
+        if let model = ranges[0] {
+            guard let text = TopLevelJSON.plainString(b, model) else { return nil }
+            usage.model = text
         }
+        if let counts = ranges[1] {
+            let inner = UnsafeBufferPointer(rebasing: b[counts])
+            guard let values = TopLevelJSON.valueRanges(inner, keys: [promptTokensKey, completionTokensKey]) else { return usage }
+            usage.inputTokens = values[0].flatMap { TopLevelJSON.digits(inner, $0) }
+            usage.outputTokens = values[1].flatMap { TopLevelJSON.digits(inner, $0) }
+        }
+        return usage
     }
 
     private static func parse(_ data: Data) -> [String: Any]? {

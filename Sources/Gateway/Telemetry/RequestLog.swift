@@ -95,12 +95,24 @@ public struct RequestLog: Sendable {
         var parts = tm()
         gmtime_r(&t, &parts)
         let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
-        func pad(_ n: Int, _ width: Int) -> String {
-            let digits = String(n)
-            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        // yyyy-MM-ddTHH:mm:ss.SSSZ, digit by digit (this runs for every request).
+        var out = [UInt8](repeating: 0, count: 24)
+        func put(_ n: Int, _ width: Int, at offset: Int) {
+            var n = n
+            for i in stride(from: offset + width - 1, through: offset, by: -1) {
+                out[i] = UInt8(ascii: "0") &+ UInt8(n % 10)
+                n /= 10
+            }
         }
-        return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2)
-            + "T" + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2)
-            + "." + pad(ms, 3) + "Z"
+        put(Int(parts.tm_year) + 1900, 4, at: 0)
+        put(Int(parts.tm_mon) + 1, 2, at: 5)
+        put(Int(parts.tm_mday), 2, at: 8)
+        put(Int(parts.tm_hour), 2, at: 11)
+        put(Int(parts.tm_min), 2, at: 14)
+        put(Int(parts.tm_sec), 2, at: 17)
+        put(min(max(ms, 0), 999), 3, at: 20)
+        out[4] = UInt8(ascii: "-"); out[7] = UInt8(ascii: "-"); out[10] = UInt8(ascii: "T")
+        out[13] = UInt8(ascii: ":"); out[16] = UInt8(ascii: ":"); out[19] = UInt8(ascii: "."); out[23] = UInt8(ascii: "Z")
+        return String(decoding: out, as: UTF8.self)
     }
 }
