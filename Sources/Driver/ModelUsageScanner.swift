@@ -1,6 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Reads the top-level `model` and `usage` of a response body in place, without building a
 /// tree: the engine does this for every response (and every `data:` event of a stream), so
-/// it must not allocate more than the model's string. Everything else is skipped byte by byte.
+/// it must not allocate more than the model's string. Everything else is skipped without being decoded.
 ///
 /// This is not a JSON parser and must not become one; records, replay files and plan files
 /// are read with Foundation (`JSONValue.parse`) and Yams. Its limits:
@@ -19,15 +25,6 @@ struct ModelUsageScanner {
     init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
     func error(_ message: String) -> JSONError { JSONError(message: message, offset: index) }
-
-    mutating func skipWhitespace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
-            default: return
-            }
-        }
-    }
 
     mutating func parseNumber() throws(JSONError) -> Double {
         let start = index
@@ -53,7 +50,29 @@ struct ModelUsageScanner {
         return value
     }
 
-    static func isNumberByte(_ b: UInt8) -> Bool {
+    /// A token count: a plain integer read directly, otherwise the number `parseNumber` reads
+    /// when it is whole (and fits), else nil.
+    @inline(__always) mutating func parseCount() throws(JSONError) -> Int? {
+        var negative = false
+        var i = index
+        let end = bytes.count
+        if i < end, bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+        var value = 0
+        var digits = 0
+        while i < end, bytes[i] >= 0x30, bytes[i] <= 0x39, digits < 15 {
+            value = value * 10 + Int(bytes[i] - 0x30)
+            digits += 1
+            i += 1
+        }
+        if digits > 0, i == end || !ModelUsageScanner.isNumberByte(bytes[i]) {
+            index = i
+            return negative ? -value : value
+        }
+        let n = try parseNumber()
+        return n.isFinite && n.rounded() == n && abs(n) < 9e18 ? Int(n) : nil
+    }
+
+    @inline(__always) static func isNumberByte(_ b: UInt8) -> Bool {
         (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x2B || b == 0x2E || b == 0x65 || b == 0x45
     }
 
@@ -61,17 +80,19 @@ struct ModelUsageScanner {
         index += 1 // opening quote
         let start = index
         // Fast path: no escapes.
-        while index < bytes.count {
-            let b = bytes[index]
+        var i = index
+        let end = bytes.count
+        while i < end {
+            let b = bytes[i]
             if b == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-                index += 1
-                return s
+                index = i + 1
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
             }
             if b == UInt8(ascii: "\\") { break }
-            if b < 0x20 { throw error("control character in a string") }
-            index += 1
+            if b < 0x20 { index = i; throw error("control character in a string") }
+            i += 1
         }
+        index = i
         var out = [UInt8](UnsafeBufferPointer(rebasing: bytes[start..<index]))
         while index < bytes.count {
             let b = bytes[index]
@@ -132,124 +153,180 @@ struct ModelUsageScanner {
     }
 }
 
+// The skipping below works on a base pointer and a local index (not on `self.index`), so the
+// index stays in a register while bytes are read; `self.index` is written back where the
+// members above (parseString, parseCount) take over, and errors carry their own offset.
 extension ModelUsageScanner {
-    /// Skips one value without building it.
-    mutating func skipValue(depth: Int = 0) throws(JSONError) {
-        guard depth < 200, index < bytes.count else { throw error("unexpected end of JSON") }
-        switch bytes[index] {
-        case UInt8(ascii: "\""):
-            index += 1
-            while index < bytes.count {
-                let b = bytes[index]
-                if b == UInt8(ascii: "\\") { index += 2; continue }
-                index += 1
-                if b == UInt8(ascii: "\"") { return }
-            }
-            throw error("unterminated string")
-        case UInt8(ascii: "{"), UInt8(ascii: "["):
-            let close = bytes[index] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
-            index += 1
-            skipWhitespace()
-            if index < bytes.count, bytes[index] == close { index += 1; return }
-            while true {
-                skipWhitespace()
-                try skipValue(depth: depth + 1)
-                skipWhitespace()
-                guard index < bytes.count else { throw error("unexpected end of JSON") }
-                let b = bytes[index]
-                index += 1
-                if b == close { return }
-                if b == UInt8(ascii: ":") || b == UInt8(ascii: ",") { continue }
-                throw error("unexpected character in a container")
-            }
-        default:
-            let start = index
-            while index < bytes.count {
-                let b = bytes[index]
-                if b == UInt8(ascii: ",") || b == UInt8(ascii: "}") || b == UInt8(ascii: "]") || b == 0x20 || b == 0x0A
-                    || b == 0x0D || b == 0x09 { break }
-                index += 1
-            }
-            if index == start { throw error("expected a value") }
+    typealias Bytes = UnsafePointer<UInt8>
+
+    /// The first index at or after `i` that is not JSON whitespace (or `end`).
+    @inline(__always) static func skipWhitespace(_ p: Bytes, _ i: Int, _ end: Int) -> Int {
+        var i = i
+        while i < end {
+            let b = p[i]
+            // Every whitespace byte is <= 0x20; most bytes are not, so one comparison sends them back.
+            guard b <= 0x20, b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D else { return i }
+            i += 1
+        }
+        return i
+    }
+
+    /// High bit set in the lowest byte of `word` equal to `b` (higher bytes may be false positives,
+    /// so only the lowest set bit is meaningful); zero when no byte equals `b`.
+    @inline(__always) static func bytesEqual(_ word: UInt64, _ b: UInt8) -> UInt64 {
+        let x = word ^ (0x0101_0101_0101_0101 &* UInt64(b))
+        return (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
+    }
+
+    /// Skips the string whose opening quote is at `i` (a backslash skips the byte after it);
+    /// returns the index after its closing quote.
+    @inline(__always) static func skipString(_ p: Bytes, _ i: Int, _ end: Int) throws(JSONError) -> Int {
+        var i = i + 1
+        // Eight bytes at a time while eight remain: find the first quote or backslash in a word.
+        while i &+ 8 <= end {
+            let word = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
+            let hits = bytesEqual(word, UInt8(ascii: "\"")) | bytesEqual(word, UInt8(ascii: "\\"))
+            if hits == 0 { i &+= 8; continue }
+            i &+= hits.trailingZeroBitCount >> 3
+            if p[i] == UInt8(ascii: "\"") { return i + 1 }
+            i &+= 2 // a backslash and the byte it escapes
+        }
+        while i < end {
+            let b = p[i]
+            if b == UInt8(ascii: "\\") { i += 2; continue }
+            i += 1
+            if b == UInt8(ascii: "\"") { return i }
+        }
+        throw JSONError(message: "unterminated string", offset: i)
+    }
+
+    /// Skips a number, `true`, `false` or `null` (or any run up to a delimiter) starting at `i`.
+    @inline(__always) static func skipScalar(_ p: Bytes, _ i: Int, _ end: Int) throws(JSONError) -> Int {
+        var j = i
+        while j < end {
+            let b = p[j]
+            if b == UInt8(ascii: ",") || b == UInt8(ascii: "}") || b == UInt8(ascii: "]") || b == 0x20 || b == 0x0A
+                || b == 0x0D || b == 0x09 { break }
+            j += 1
+        }
+        if j == i { throw JSONError(message: "expected a value", offset: i) }
+        return j
+    }
+
+    /// Skips one value starting at `i` without building it; returns the index after it.
+    @inline(__always) static func skipValue(_ p: Bytes, _ i: Int, _ end: Int, depth: Int) throws(JSONError) -> Int {
+        guard depth < 200, i < end else { throw JSONError(message: "unexpected end of JSON", offset: i) }
+        switch p[i] {
+        case UInt8(ascii: "\""): return try skipString(p, i, end)
+        case UInt8(ascii: "{"), UInt8(ascii: "["): return try skipContainer(p, i, end, depth: depth)
+        default: return try skipScalar(p, i, end)
         }
     }
 
-    /// Whether the string at `index` (a key, with its quotes) is exactly `word`.
-    func keyIs(_ word: StaticString) -> Bool {
-        let n = word.utf8CodeUnitCount
-        guard index + n + 1 < bytes.count, bytes[index + n + 1] == UInt8(ascii: "\"") else { return false }
-        let w = word.utf8Start
-        for i in 0..<n where bytes[index + 1 + i] != w[i] { return false }
-        return true
+    /// Skips the object or array whose opening bracket is at `i`; values and keys alike are
+    /// elements, separated by `:` or `,`.
+    @inline(never) static func skipContainer(_ p: Bytes, _ i: Int, _ end: Int, depth: Int) throws(JSONError) -> Int {
+        let close = p[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+        var i = skipWhitespace(p, i + 1, end)
+        if i < end, p[i] == close { return i + 1 }
+        while true {
+            i = skipWhitespace(p, i, end)
+            i = try skipValue(p, i, end, depth: depth + 1)
+            i = skipWhitespace(p, i, end)
+            guard i < end else { throw JSONError(message: "unexpected end of JSON", offset: i) }
+            let b = p[i]
+            i += 1
+            if b == close { return i }
+            if b == UInt8(ascii: ":") || b == UInt8(ascii: ",") { continue }
+            throw JSONError(message: "unexpected character in a container", offset: i)
+        }
+    }
+
+    /// Whether the raw bytes of a key (escapes not decoded) are exactly `word`.
+    @inline(__always) static func key(_ p: Bytes, _ start: Int, _ length: Int, is word: StaticString) -> Bool {
+        length == word.utf8CodeUnitCount && memcmp(p + start, word.utf8Start, length) == 0
     }
 
     /// Reads only the top-level `model` (a string) and `usage` (an object) of an object,
     /// skipping everything else without building it: the engine does this for every response.
     mutating func modelAndUsage() throws(JSONError) -> (model: String?, usage: TokenUsage?) {
-        skipWhitespace()
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { throw error("not an object") }
-        index += 1
+        let end = bytes.count
+        guard let p = bytes.baseAddress else { throw error("not an object") }
+        var i = Self.skipWhitespace(p, index, end)
+        guard i < end, p[i] == UInt8(ascii: "{") else { index = i; throw error("not an object") }
+        i = Self.skipWhitespace(p, i + 1, end)
+        if i < end, p[i] == UInt8(ascii: "}") { index = i; return (nil, nil) }
         var model: String?
         var usage: TokenUsage?
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { return (nil, nil) }
         while true {
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string key") }
-            let isModel = keyIs("model"), isUsage = keyIs("usage")
-            try skipValue()
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
-            index += 1
-            skipWhitespace()
-            if isModel, index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+            i = Self.skipWhitespace(p, i, end)
+            guard i < end, p[i] == UInt8(ascii: "\"") else { index = i; throw error("expected a string key") }
+            let keyStart = i + 1
+            i = try Self.skipString(p, i, end)
+            let keyLength = i - 1 - keyStart
+            let isModel = Self.key(p, keyStart, keyLength, is: "model")
+            let isUsage = Self.key(p, keyStart, keyLength, is: "usage")
+            i = Self.skipWhitespace(p, i, end)
+            guard i < end, p[i] == UInt8(ascii: ":") else { index = i; throw error("expected ':'") }
+            i = Self.skipWhitespace(p, i + 1, end)
+            if isModel, i < end, p[i] == UInt8(ascii: "\"") {
+                index = i
                 model = try parseString()
-            } else if isUsage, index < bytes.count, bytes[index] == UInt8(ascii: "{") {
+                i = index
+            } else if isUsage, i < end, p[i] == UInt8(ascii: "{") {
+                index = i
                 usage = try usageCounts()
+                i = index
             } else {
-                try skipValue()
+                i = try Self.skipValue(p, i, end, depth: 0)
             }
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of JSON") }
-            let b = bytes[index]
-            index += 1
+            i = Self.skipWhitespace(p, i, end)
+            guard i < end else { index = i; throw error("unexpected end of JSON") }
+            let b = p[i]
+            i += 1
+            index = i
             if b == UInt8(ascii: "}") { return (model, usage) }
             guard b == UInt8(ascii: ",") else { throw error("expected ',' or '}'") }
         }
     }
 
-    /// The three OpenAI usage counts of a `usage` object, other keys skipped, nothing allocated.
+    /// The three OpenAI usage counts of the `usage` object at `index`, other keys skipped, nothing allocated.
     mutating func usageCounts() throws(JSONError) -> TokenUsage {
-        index += 1 // {
+        let end = bytes.count
+        let p = bytes.baseAddress! // the caller saw its opening brace
         var usage = TokenUsage()
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return usage }
+        var i = Self.skipWhitespace(p, index + 1, end)
+        if i < end, p[i] == UInt8(ascii: "}") { index = i + 1; return usage }
         while true {
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string key") }
-            let which = keyIs("prompt_tokens") ? 0 : keyIs("completion_tokens") ? 1 : keyIs("total_tokens") ? 2 : -1
-            try skipValue()
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
-            index += 1
-            skipWhitespace()
-            if which >= 0, index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "{"),
-               bytes[index] != UInt8(ascii: "["), bytes[index] != UInt8(ascii: "n"), bytes[index] != UInt8(ascii: "t"),
-               bytes[index] != UInt8(ascii: "f") {
-                let n = try parseNumber()
-                let v: Int? = n.isFinite && n.rounded() == n && abs(n) < 9e18 ? Int(n) : nil
+            i = Self.skipWhitespace(p, i, end)
+            guard i < end, p[i] == UInt8(ascii: "\"") else { index = i; throw error("expected a string key") }
+            let keyStart = i + 1
+            i = try Self.skipString(p, i, end)
+            let keyLength = i - 1 - keyStart
+            let which = Self.key(p, keyStart, keyLength, is: "prompt_tokens") ? 0
+                : Self.key(p, keyStart, keyLength, is: "completion_tokens") ? 1
+                : Self.key(p, keyStart, keyLength, is: "total_tokens") ? 2 : -1
+            i = Self.skipWhitespace(p, i, end)
+            guard i < end, p[i] == UInt8(ascii: ":") else { index = i; throw error("expected ':'") }
+            i = Self.skipWhitespace(p, i + 1, end)
+            if which >= 0, i < end, p[i] != UInt8(ascii: "\""), p[i] != UInt8(ascii: "{"), p[i] != UInt8(ascii: "["),
+               p[i] != UInt8(ascii: "n"), p[i] != UInt8(ascii: "t"), p[i] != UInt8(ascii: "f") {
+                index = i
+                let v = try parseCount()
+                i = index
                 switch which {
                 case 0: usage.prompt = v
                 case 1: usage.completion = v
                 default: usage.total = v
                 }
             } else {
-                try skipValue(depth: 1)
+                i = try Self.skipValue(p, i, end, depth: 1)
             }
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of JSON") }
-            let b = bytes[index]
-            index += 1
+            i = Self.skipWhitespace(p, i, end)
+            guard i < end else { index = i; throw error("unexpected end of JSON") }
+            let b = p[i]
+            i += 1
+            index = i
             if b == UInt8(ascii: "}") { return usage }
             guard b == UInt8(ascii: ",") else { throw error("expected ',' or '}'") }
         }
