@@ -265,15 +265,16 @@ private let writeCallback: fl_curl_data_callback = { ptr, size, count, userdata 
     return n
 }
 
-/// ASCII lowercase of one byte (letters only).
-@inline(__always) private func lowered(_ c: UInt8) -> UInt8 {
-    c &- 0x41 < 26 ? c | 0x20 : c
+/// Whether byte `c` is `lower` (a lowercase needle byte) ignoring ASCII case: letters match either
+/// case, anything else only itself.
+@inline(__always) private func sameIgnoringCase(_ c: UInt8, _ lower: UInt8) -> Bool {
+    c == lower || (c | 0x20 == lower && lower &- 0x61 < 26)
 }
 
-/// Whether `p[from..<from+needle.count]` equals `lower` ignoring ASCII case; the caller checked the length.
+/// Whether `p` starts with `lower` ignoring ASCII case; the caller checked the length.
 @inline(__always) private func matchesIgnoringCase(_ p: UnsafePointer<UInt8>, _ lower: StaticString) -> Bool {
     let l = lower.utf8Start
-    for i in 0..<lower.utf8CodeUnitCount where lowered(p[i]) != l[i] { return false }
+    for i in 0..<lower.utf8CodeUnitCount where !sameIgnoringCase(p[i], l[i]) { return false }
     return true
 }
 
@@ -285,7 +286,7 @@ private let writeCallback: fl_curl_data_callback = { ptr, size, count, userdata 
     let m = lower.utf8CodeUnitCount
     guard n >= m else { return false }
     let first = lower.utf8Start[0]
-    for start in 0...(n - m) where lowered(p[start]) == first && matchesIgnoringCase(p + start, lower) { return true }
+    for start in 0...(n - m) where sameIgnoringCase(p[start], first) && matchesIgnoringCase(p + start, lower) { return true }
     return false
 }
 
@@ -355,6 +356,8 @@ final class Engine {
     var backlog: [PendingArrival] = []
     var backlogHead = 0
     var stats = DriverStats()
+    /// `stats.statusCounts`, without a hash per request; copied into `stats` when it is published.
+    var statusTally = StatusTally()
     var startMono: Nanos = 0
     var startWall: Int64 = 0
     var nextSeq: UInt64 = 0
@@ -557,7 +560,7 @@ final class Engine {
     func emit(_ record: RequestRecord) {
         stats.completed += 1
         if record.error != nil { stats.errors += 1 }
-        stats.statusCounts[record.status ?? 0, default: 0] += 1
+        statusTally.add(record.status ?? 0)
         sink.record(record)
         recordsSinceFlush += 1
     }
@@ -806,6 +809,7 @@ final class Engine {
         stats.inFlight = 0
         stats.elapsed = now()
         stats.connectionsOpened = counter.opened
+        stats.statusCounts = statusTally.counts
         stats.finished = true
         // Free handles before telling anyone the run is over.
         for t in all { t.prepared = nil }
@@ -819,6 +823,7 @@ final class Engine {
         stats.elapsed = t
         stats.inFlight = inFlight
         stats.connectionsOpened = counter.opened
+        stats.statusCounts = statusTally.counts
         driver.publish(stats)
     }
 }

@@ -87,6 +87,31 @@ public struct Report: Sendable {
     public var skippedLines: UInt64
 }
 
+/// Counts by status code without hashing: codes 0..<600 (0 is "no response") in an array,
+/// any other code in a dictionary.
+struct StatusTally: Sendable {
+    private var dense: [UInt64] = []
+    private var other: [Int: UInt64] = [:]
+
+    init() {}
+
+    @inline(__always) mutating func add(_ code: Int) {
+        if code >= 0 && code < 600 {
+            if dense.isEmpty { dense = Array(repeating: 0, count: 600) }
+            dense[code] &+= 1
+        } else {
+            other[code, default: 0] += 1
+        }
+    }
+
+    /// The counts by code, codes never seen left out.
+    var counts: [Int: UInt64] {
+        var d = other
+        for (code, n) in dense.enumerated() where n > 0 { d[code] = n }
+        return d
+    }
+}
+
 /// Accumulates records into a `Report`: counters and HdrHistograms, never the records.
 public struct ReportBuilder: Sendable {
     static let highest: UInt64 = 3_600_000_000 // one hour in microseconds
@@ -105,7 +130,8 @@ public struct ReportBuilder: Sendable {
     var firstSent: Nanos = .max
     var lastSent: Nanos = 0
     var startWall: Int64?
-    var statusCounts: [Int: UInt64] = [:]
+    var statusTally = StatusTally()
+    var statusCounts: [Int: UInt64] { statusTally.counts }
     var errorKinds: [String: (UInt64, String)] = [:]
     // Histograms in microseconds.
     public private(set) var corrected = ReportBuilder.histogram()
@@ -120,7 +146,7 @@ public struct ReportBuilder: Sendable {
     var contentEvents: UInt64 = 0
     struct ProviderAcc: Sendable {
         var served: UInt64 = 0
-        var statusCounts: [Int: UInt64] = [:]
+        var statusTally = StatusTally()
         var attempts: UInt64 = 0
         var failedAttempts: UInt64 = 0
         var latency: Histogram<UInt64>?
@@ -128,6 +154,8 @@ public struct ReportBuilder: Sendable {
     }
     var providerIndex: [String: Int] = [:]
     var providerAccs: [(String, ProviderAcc)] = []
+    /// The accumulator of the last record's provider (runs of one provider are the rule), or -1.
+    var lastProviderSlot = -1
 
     mutating func accumulator(_ name: String) -> Int {
         if let i = providerIndex[name] { return i }
@@ -170,9 +198,9 @@ public struct ReportBuilder: Sendable {
         }
         if let status = r.status {
             responses += 1
-            statusCounts[status, default: 0] += 1
+            statusTally.add(status)
         } else {
-            statusCounts[0, default: 0] += 1
+            statusTally.add(0)
         }
         if r.sent != nil, r.status != nil || r.error != nil {
             if let l = r.latency { _ = uncorrected.record(Self.us(l)) }
@@ -208,17 +236,21 @@ public struct ReportBuilder: Sendable {
             }
         }
         if let p = r.provider {
-            // One hash per record; the accumulator is mutated in place (copying it would copy its histogram).
+            // At most one hash per record (none while the provider stays the same); the accumulator
+            // is mutated in place (copying it would copy its histogram).
             let i: Int
-            if let known = providerIndex[p] {
+            if lastProviderSlot >= 0, providerAccs[lastProviderSlot].0 == p {
+                i = lastProviderSlot
+            } else if let known = providerIndex[p] {
                 i = known
             } else {
                 i = providerAccs.count
                 providerIndex[p] = i
                 providerAccs.append((p, ProviderAcc()))
             }
+            lastProviderSlot = i
             providerAccs[i].1.served += 1
-            if let s = r.status { providerAccs[i].1.statusCounts[s, default: 0] += 1 }
+            if let s = r.status { providerAccs[i].1.statusTally.add(s) }
             if let l = r.latency {
                 if providerAccs[i].1.latency == nil { providerAccs[i].1.latency = Self.histogram() }
                 _ = providerAccs[i].1.latency!.record(Self.us(l))
@@ -294,7 +326,7 @@ public struct ReportBuilder: Sendable {
         let providerRows = providerAccs.map { name, acc in
             ProviderSummary(provider: name, served: acc.served,
                             share: requests > 0 ? Double(acc.served) / Double(requests) : 0,
-                            statusCounts: acc.statusCounts, attempts: acc.attempts, failedAttempts: acc.failedAttempts,
+                            statusCounts: acc.statusTally.counts, attempts: acc.attempts, failedAttempts: acc.failedAttempts,
                             latency: acc.latency.flatMap(Self.summary), tokens: acc.tokens)
         }.sorted { ($0.served, $0.attempts, $1.provider) > ($1.served, $1.attempts, $0.provider) }
         let kinds = errorKinds.map { ErrorSummary(kind: $0.key, count: $0.value.0, example: $0.value.1) }
