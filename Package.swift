@@ -36,7 +36,10 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            // The data path's state lives on one event loop at a time, where accesses cannot
+            // overlap; checking each access at run time cost about 3% of the gateway's CPU.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         // The lab's stand-ins (http-429 server, mock OpenAI) and their live fault controls.
         .target(

@@ -409,5 +409,40 @@ extension OverSockets {
             #expect(reply.text.contains("larger than 100 bytes"))
             #expect(upstream.requests.withLockedValue { $0.isEmpty })
         }
+
+        @Test("request timeouts on one loop: a shorter one set after a longer one still fires on time, and each fires once")
+        func deadlinesOnOneLoop() async throws {
+            let upstream = try await RawUpstream { _ in .init(bytes: "") }  // never answers
+            defer { Task { await upstream.stop() } }
+            let twoRoutes = EndToEndTests.directLab(port: upstream.port, timeout: "1500ms") + """
+
+                ---
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: HTTPRoute
+                metadata: {name: fast, namespace: ns}
+                spec:
+                  rules:
+                    - matches: [{path: {type: PathPrefix, value: /fast}}]
+                      backendRefs: [{name: b, kind: AgentgatewayBackend}]
+                      timeouts: {request: 200ms}
+                """
+            let (lab, events) = try await EndToEndTests.start(try loadLab(twoRoutes))
+            defer { Task { await lab.stop() } }
+            let port = lab.gateway.port
+            let clock = ContinuousClock()
+            let start = clock.now
+            async let slow = TestClient.post(port: port, path: "/lab/x")
+            try await Task.sleep(for: .milliseconds(50))
+            let fast = try await TestClient.post(port: port, path: "/fast/x")
+            let fastAt = clock.now - start
+            let slowReply = try await slow
+            let slowAt = clock.now - start
+            #expect(fast.status == 504)
+            #expect(slowReply.status == 504)
+            #expect(fastAt >= .milliseconds(250) && fastAt < .milliseconds(1000), "fast timed out at \(fastAt)")
+            #expect(slowAt >= .milliseconds(1500) && slowAt < .milliseconds(2500), "slow timed out at \(slowAt)")
+            #expect(events.requests.count == 2)
+            #expect(events.requests.allSatisfy { $0.reason == "timeout" })
+        }
     }
 }

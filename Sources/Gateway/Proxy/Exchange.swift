@@ -37,10 +37,17 @@ final class Exchange: UpstreamResponseDelegate {
     private var attempts: [AttemptRecord] = []
     private var choice: ProviderChoice?
     private var provider: PlannedProvider?
+    /// The chosen provider's per-request constants.
+    private var wire: ProviderWire?
     private var attemptStarted = ContinuousClock.now
     private var sentModel: String?
     private var staleRetryUsed = false
-    private var timeoutTask: Scheduled<Void>?
+    /// Where this exchange sits in its loop's `RequestDeadlines` (-1: not there).
+    var deadlineSlot = -1
+
+    deinit {
+        if deadlineSlot >= 0 { pool.deadlines.remove(self) }
+    }
     private var responseStatus: Int?
     private var responseContentType: String?
     private var responseCopy: ByteBuffer?
@@ -96,9 +103,7 @@ final class Exchange: UpstreamResponseDelegate {
         // As agentgateway does: ask a stream for its usage chunk, so tokens can be counted.
         injectedStreamOptions = peek.stream == true && peek.includeUsage == nil
         if let timeout = route.requestTimeout {
-            timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(timeout.seconds * 1e9))) { [self] in
-                self.timedOut()
-            }
+            pool.deadlines.add(self, deadline: .now() + .nanoseconds(Int64(timeout.seconds * 1e9)))
         }
         attempt()
     }
@@ -125,6 +130,7 @@ final class Exchange: UpstreamResponseDelegate {
             return
         }
         let provider = runtime.plan.backends[backendIndex].groups[choice.provider.group][choice.provider.index]
+        wire = runtime.wire[backendIndex][choice.provider.group][choice.provider.index]
         let requested = peek.model.flatMap { $0.isEmpty ? nil : $0 }
         guard let model = provider.model ?? requested else {
             runtime.cancel(choice, backend: backendIndex)
@@ -143,7 +149,11 @@ final class Exchange: UpstreamResponseDelegate {
         let key = UpstreamKey(address: provider.connect, serverName: provider.connect.tls ? provider.declared.host : nil)
         phase = .connecting
         let attemptNumber = attempts.count
-        pool.acquire(key).assumeIsolated().whenComplete { [self] result in
+        if let idle = pool.idleConnection(key) {
+            send(on: idle, body: upstreamBody, provider: provider)
+            return
+        }
+        pool.connect(key).assumeIsolated().whenComplete { [self] result in
             guard case .connecting = phase, attempts.count == attemptNumber else {
                 if case .success(let connection) = result { pool.release(connection) }
                 return
@@ -173,17 +183,10 @@ final class Exchange: UpstreamResponseDelegate {
         for i in 0..<headers.count where !Self.isNotForwarded(requestHeaderAt: i, of: headers, retrying: retrying) {
             headers.write(fieldAt: i, to: &out)
         }
-        out.writeHeader("host", provider.hostHeader)
-        out.writeStaticString("content-type: application/json\r\n")
+        out.writeBytes(wire!.headerLines)
         out.writeHeader("content-length", upstreamBody.readableBytes)
-        switch provider.auth {
-        case .none: break
-        case .passthrough:
-            if let value = headers.first("authorization") { out.writeHeader("authorization", value) }
-        case .bearer(let token):
-            out.writeStaticString("authorization: Bearer ")
-            out.writeString(token)
-            out.writeStaticString("\r\n")
+        if case .passthrough = provider.auth, let value = headers.first("authorization") {
+            out.writeHeader("authorization", value)
         }
         if retrying { out.writeHeader("x-retry-attempt", attempts.count) }
         out.writeStaticString("\r\n")
@@ -496,8 +499,8 @@ final class Exchange: UpstreamResponseDelegate {
 
     // MARK: Timeout and client
 
-    private func timedOut() {
-        timeoutTask = nil
+    /// The route's request timeout passed (called by the loop's `RequestDeadlines`).
+    func timedOut() {
         switch phase {
         case .connecting, .awaitingHead, .backoff, .discarding, .holding:
             if case .awaitingHead(let connection) = phase { pool.discard(connection) }
@@ -592,20 +595,20 @@ final class Exchange: UpstreamResponseDelegate {
         }
     }
 
-    /// Logs the request, then ends the response (`sendEnd`) and closes the client when asked:
-    /// the log line is written before the client can see the response complete.
+    /// Logs the request, then ends the response (`sendEnd`) and closes the client when asked.
+    /// The log line is written before the client can see the response complete: the last
+    /// bytes are flushed by the loop's flusher, after this pass's log lines.
     private func finish(status: Int, error: String?, reason: String?, closeClient: Bool, sendEnd: Bool = false) {
         if case .done = phase { return }
         phase = .done
-        timeoutTask?.cancel()
-        timeoutTask = nil
+        pool.deadlines.remove(self)
         var usage = UsageReader.Usage()
         if let copy = responseCopy {
             usage = UsageReader.read(copy.readableBytesView, contentType: responseContentType)
         }
         let last = attempts.last
         var log = RequestLog(
-            time: wallStart, route: route?.name, endpoint: provider?.connect.description,
+            time: wallStart, route: route?.name, endpoint: wire?.endpoint,
             method: head.method, path: head.uri, status: status, duration: .now - started,
             providerKind: provider.map { _ in "openai" }, requestModel: sentModel, responseModel: usage.model,
             inputTokens: usage.inputTokens, outputTokens: usage.outputTokens,
@@ -619,18 +622,24 @@ final class Exchange: UpstreamResponseDelegate {
         if let limit = runtime.options.logResponseBody, let copy = responseCopy {
             log.responseBody = String(decoding: copy.readableBytesView.prefix(limit), as: UTF8.self)
         }
-        runtime.finished(log, backend: route?.backendIndex)
+        let line = runtime.finished(log, backend: route?.backendIndex)
         handler?.exchangeFinished(self)
         if sendEnd {
             if chunkedToClient {
                 if outgoing == nil { outgoing = context.channel.allocator.buffer(capacity: 8) }
                 outgoing!.writeStaticString("0\r\n\r\n")
             }
-            flushOut()
-        } else {
-            outgoing = nil
+            if let out = outgoing, out.readableBytes > 0 { context.write(NIOAny(out), promise: nil) }
         }
-        if closeClient { context.close(promise: nil) }
+        outgoing = nil
+        if closeClient {
+            pool.flusher.add(line)
+            pool.flusher.writeLog()
+            context.flush()
+            context.close(promise: nil)
+        } else {
+            pool.flusher.completed(line: line, context: context)
+        }
     }
 
     static func describe(_ error: Error) -> String {

@@ -32,12 +32,15 @@ public final class GatewayRuntime: Sendable {
     let accessLog: AccessLogWriter?
     /// Prometheus counters and histograms.
     public let metrics = GatewayMetrics()
+    /// What every request to a provider sends and logs the same way, by backend, group, index.
+    let wire: [[[ProviderWire]]]
 
     public init(plan: GatewayPlan, options: GatewayOptions = GatewayOptions(), accessLog: AccessLogWriter?) {
         self.plan = plan
         self.options = options
         self.accessLog = accessLog
         self.sinks = NIOLockedValueBox([])
+        self.wire = plan.backends.map { $0.groups.map { $0.map(ProviderWire.init) } }
         self.balancers = plan.backends.enumerated().map { index, backend in
             // The third fallback for an eviction's base: the retry backoff of a route to this backend.
             let backoff = plan.routes.first { $0.backendIndex == index && $0.retry?.backoff != nil }?.retry?.backoff
@@ -66,10 +69,13 @@ public final class GatewayRuntime: Sendable {
         }
     }
 
-    func finished(_ log: RequestLog, backend: Int?) {
+    /// Counts a finished request and tells the subscribers; returns its access-log line
+    /// (nil when there is no access log) for the caller to write.
+    func finished(_ log: RequestLog, backend: Int?) -> [UInt8]? {
         metrics.recordRequest(log, backend: backend.map { plan.backends[$0].name } ?? "")
-        accessLog?.write(bytes: log.jsonLineBytes())
+        let line = accessLog == nil ? nil : log.jsonLineBytes()
         emit(.request(log))
+        return line
     }
 
     /// Chooses a provider of a backend; eviction already recorded is in force.
@@ -109,6 +115,21 @@ public final class GatewayRuntime: Sendable {
     public func returnNow(backend: Int, provider: ProviderIndex) {
         let events = balancers[backend].withLockedValue { $0.returnNow(provider, now: .now) }
         emit(backend: backend, events)
+    }
+}
+
+/// A provider's per-request constants, made once: the header lines every request to it
+/// carries, and the `endpoint` the access log names.
+struct ProviderWire {
+    /// `host`, `content-type` and (for a Secret or key) `authorization` header lines.
+    let headerLines: [UInt8]
+    let endpoint: String
+
+    init(_ provider: PlannedProvider) {
+        var lines = "host: \(provider.hostHeader)\r\ncontent-type: application/json\r\n"
+        if case .bearer(let token) = provider.auth { lines += "authorization: Bearer \(token)\r\n" }
+        headerLines = Array(lines.utf8)
+        endpoint = provider.connect.description
     }
 }
 

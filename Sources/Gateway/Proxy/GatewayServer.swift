@@ -28,7 +28,7 @@ public final class GatewayServer: Sendable {
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
         for loop in group.makeIterator() {
             pools[ObjectIdentifier(loop)] = try await loop.submit {
-                NIOLoopBound(UpstreamPool(eventLoop: loop, tlsContext: tlsContext), eventLoop: loop)
+                NIOLoopBound(UpstreamPool(eventLoop: loop, tlsContext: tlsContext, accessLog: runtime.accessLog), eventLoop: loop)
             }.get()
         }
         let loopPools = pools

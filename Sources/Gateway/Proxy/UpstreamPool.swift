@@ -139,23 +139,30 @@ final class UpstreamResponseHandler: ChannelInboundHandler, MessageParserDelegat
 final class UpstreamPool {
     let eventLoop: EventLoop
     private let tlsContext: NIOSSLContext?
+    /// Releases this loop's completed responses and their log lines.
+    let flusher: LoopFlusher
+    /// The request timeouts of this loop's exchanges.
+    let deadlines: RequestDeadlines
     private var idle: [UpstreamKey: [UpstreamConnection]] = [:]
     static let maxIdlePerUpstream = 256
     static let connectTimeout = TimeAmount.seconds(5)
 
-    init(eventLoop: EventLoop, tlsContext: NIOSSLContext?) {
+    init(eventLoop: EventLoop, tlsContext: NIOSSLContext?, accessLog: AccessLogWriter?) {
         self.eventLoop = eventLoop
         self.tlsContext = tlsContext
+        self.flusher = LoopFlusher(eventLoop: eventLoop, accessLog: accessLog)
+        self.deadlines = RequestDeadlines(eventLoop: eventLoop)
     }
 
-    /// An idle connection to `key`, or a new one. Reused connections come with `requests > 0`.
-    func acquire(_ key: UpstreamKey) -> EventLoopFuture<UpstreamConnection> {
+    /// An idle connection to `key`, if the pool has one that is still open. Reused
+    /// connections come with `requests > 0`.
+    func idleConnection(_ key: UpstreamKey) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
         while var list = idle[key], let connection = list.popLast() {
             idle[key] = list
-            if connection.channel.isActive && !connection.closed { return eventLoop.assumeIsolated().makeSucceededFuture(connection) }
+            if connection.channel.isActive && !connection.closed { return connection }
         }
-        return connect(key)
+        return nil
     }
 
     /// Always a new connection.

@@ -1,7 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 
-/// Appends access-log lines to a file descriptor, one `write(2)` per line, so a line
+/// Appends access-log lines to a file descriptor, whole lines per `write(2)`, so a line
 /// is either wholly in the file or not at all, even if the process is killed.
 public final class AccessLogWriter: Sendable {
     private let fd: Int32
@@ -37,6 +37,11 @@ public final class AccessLogWriter: Sendable {
     public func write(bytes line: [UInt8]) {
         var bytes = line
         bytes.append(UInt8(ascii: "\n"))
+        write(lines: bytes)
+    }
+
+    /// Appends lines that each end with a newline, in one `write(2)` when the kernel takes it.
+    func write(lines bytes: [UInt8]) {
         lock.withLock {
             bytes.withUnsafeBytes { raw in
                 var offset = 0
