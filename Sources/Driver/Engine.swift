@@ -173,10 +173,20 @@ final class ConnectionCounter {
     var opened: UInt64 = 0
 }
 
-/// What libcurl's callbacks fill in while a response arrives. It lives outside `Transfer`, in
-/// memory of its own, so that the callbacks (several per response) reach it through a plain
-/// pointer: no reference counting and no exclusivity bookkeeping on every call.
+/// The state of the request a transfer carries, and what libcurl's callbacks fill in while its
+/// response arrives. It lives outside `Transfer`, in memory of its own, so that the callbacks
+/// (several per response) and the engine reach it through a plain pointer: no reference
+/// counting, and none of the dynamic exclusivity checks that every access to a stored property
+/// of a class costs.
 struct ResponseState {
+    var prepared: PreparedRequest?
+    var seq: UInt64 = 0
+    var intended: Nanos = 0
+    var sent: Nanos = 0
+    /// `sent` as an absolute monotonic time, for the stream clock.
+    var sentMono: Nanos = 0
+    var late = false
+    var active = false
     let captureLimit: Int
     var bytesIn = 0
     var capture = false
@@ -211,14 +221,34 @@ final class Transfer {
     let counter: ConnectionCounter
     /// The callbacks' user data.
     let response: UnsafeMutablePointer<ResponseState>
-    var prepared: PreparedRequest?
-    var seq: UInt64 = 0
-    var intended: Nanos = 0
-    var sent: Nanos = 0
-    /// `sent` as an absolute monotonic time, for the stream clock.
-    var sentMono: Nanos = 0
-    var late = false
-    var active = false
+    var prepared: PreparedRequest? {
+        get { response.pointee.prepared }
+        set { response.pointee.prepared = newValue }
+    }
+    var seq: UInt64 {
+        get { response.pointee.seq }
+        set { response.pointee.seq = newValue }
+    }
+    var intended: Nanos {
+        get { response.pointee.intended }
+        set { response.pointee.intended = newValue }
+    }
+    var sent: Nanos {
+        get { response.pointee.sent }
+        set { response.pointee.sent = newValue }
+    }
+    var sentMono: Nanos {
+        get { response.pointee.sentMono }
+        set { response.pointee.sentMono = newValue }
+    }
+    var late: Bool {
+        get { response.pointee.late }
+        set { response.pointee.late = newValue }
+    }
+    var active: Bool {
+        get { response.pointee.active }
+        set { response.pointee.active = newValue }
+    }
 
     init(easy: UnsafeMutableRawPointer, counter: ConnectionCounter, captureLimit: Int) {
         self.easy = easy
@@ -342,6 +372,23 @@ struct PendingArrival {
     var request: PreparedRequest
 }
 
+/// What the engine updates for every request. It sits behind a pointer because every access to
+/// a stored property of a class is a dynamic exclusivity check; these are touched several times
+/// per request. The counters are copied into `stats` when it is published.
+struct EngineHot {
+    /// Transfers not carrying a request; `Engine.all` owns them.
+    var free: [Unmanaged<Transfer>] = []
+    var inFlight = 0
+    var nextSeq: UInt64 = 0
+    var scheduled: UInt64 = 0
+    var sent: UInt64 = 0
+    var completed: UInt64 = 0
+    var errors: UInt64 = 0
+    var recordsSinceFlush = 0
+    /// `stats.statusCounts`, without a hash per request.
+    var statusTally = StatusTally()
+}
+
 /// The loop itself; lives only on the driver's thread.
 final class Engine {
     let config: DriverConfiguration
@@ -350,18 +397,26 @@ final class Engine {
     let multi: UnsafeMutableRawPointer
     let counter = ConnectionCounter()
     let timerFD: Int32
-    var free: [Transfer] = []
+    let hot = UnsafeMutablePointer<EngineHot>.allocate(capacity: 1)
     var all: [Transfer] = []
-    var inFlight = 0
+    var inFlight: Int {
+        get { hot.pointee.inFlight }
+        set { hot.pointee.inFlight = newValue }
+    }
     var backlog: [PendingArrival] = []
     var backlogHead = 0
+    /// Counters per request live in `hot` until `syncStats()`.
     var stats = DriverStats()
-    /// `stats.statusCounts`, without a hash per request; copied into `stats` when it is published.
-    var statusTally = StatusTally()
     var startMono: Nanos = 0
     var startWall: Int64 = 0
-    var nextSeq: UInt64 = 0
-    var recordsSinceFlush = 0
+    var nextSeq: UInt64 {
+        get { hot.pointee.nextSeq }
+        set { hot.pointee.nextSeq = newValue }
+    }
+    var recordsSinceFlush: Int {
+        get { hot.pointee.recordsSinceFlush }
+        set { hot.pointee.recordsSinceFlush = newValue }
+    }
     var lastPublish: Nanos = 0
 
     // Schedule state.
@@ -391,6 +446,7 @@ final class Engine {
         config = configuration
         self.sink = sink
         self.driver = driver
+        hot.initialize(to: EngineHot())
         multi = curl_multi_init()
         timerFD = fl_timer_create()
         pickRNG = SeededRandom(seed: configuration.seed &+ 0x5EED)
@@ -416,8 +472,9 @@ final class Engine {
     deinit {
         if case let .replay(r) = feed { r.cancel() }
         for t in all { curl_multi_remove_handle(multi, t.easy) }
+        hot.deinitialize(count: 1)
+        hot.deallocate()
         all.removeAll()
-        free.removeAll()
         curl_multi_cleanup(multi)
         fl_timer_close(timerFD)
     }
@@ -449,12 +506,12 @@ final class Engine {
 
     /// A free transfer, creating one while under the slot limit.
     func takeFree() -> Transfer? {
-        if let t = free.popLast() { return t }
+        if let t = hot.pointee.free.popLast() { return t.takeUnretainedValue() }
         guard all.count < slots else { return nil }
         return makeTransfer()
     }
 
-    var hasFreeSlot: Bool { !free.isEmpty || all.count < slots }
+    var hasFreeSlot: Bool { !hot.pointee.free.isEmpty || all.count < slots }
 
     func configure(_ t: Transfer, for p: PreparedRequest) {
         guard t.prepared !== p else { return }
@@ -489,14 +546,14 @@ final class Engine {
         let rc = curl_multi_add_handle(multi, t.easy)
         if rc != CURLM_OK {
             t.prepared = nil
-            free.append(t)
+            hot.pointee.free.append(Unmanaged.passUnretained(t))
             let message = "curl_multi_add_handle failed: " + String(cString: curl_multi_strerror(rc))
             emit(unsent(a, late: late, error: message))
             return
         }
         t.active = true
-        inFlight += 1
-        stats.sent += 1
+        hot.pointee.inFlight += 1
+        hot.pointee.sent += 1
     }
 
     func prepared(for spec: RequestSpec) -> PreparedRequest {
@@ -542,7 +599,7 @@ final class Engine {
         var a = arrival
         a.seq = nextSeq
         nextSeq += 1
-        stats.scheduled += 1
+        hot.pointee.scheduled += 1
         if backlogHead == backlog.count, let t = takeFree() {
             launch(t, a, late: false)
         } else {
@@ -558,11 +615,11 @@ final class Engine {
     }
 
     func emit(_ record: RequestRecord) {
-        stats.completed += 1
-        if record.error != nil { stats.errors += 1 }
-        statusTally.add(record.status ?? 0)
+        hot.pointee.completed += 1
+        if record.error != nil { hot.pointee.errors += 1 }
+        hot.pointee.statusTally.add(record.status ?? 0)
         sink.record(record)
-        recordsSinceFlush += 1
+        hot.pointee.recordsSinceFlush += 1
     }
 
     func applyControl() {
@@ -595,7 +652,7 @@ final class Engine {
                 curl_multi_remove_handle(multi, tr.easy)
                 emit(record(for: tr, result: CURLE_OK, aborted: true))
                 tr.active = false
-                free.append(tr)
+                hot.pointee.free.append(Unmanaged.passUnretained(tr))
             }
             inFlight = 0
         }
@@ -603,7 +660,7 @@ final class Engine {
 
     /// Starts what is due; returns whether anything was handed to libcurl.
     func startDue() -> Bool {
-        let before = stats.sent
+        let before = hot.pointee.sent
         // Late arrivals first, in order, as slots allow.
         while backlogHead < backlog.count, let t = takeFree() {
             let a = backlog[backlogHead]
@@ -621,8 +678,8 @@ final class Engine {
                 if let d = config.duration, t >= d { endSchedule(cut: true); break }
                 while !limitReached, let tr = takeFree() {
                     let a = PendingArrival(seq: nextSeq, intended: now(), request: pickRequest())
-                    nextSeq += 1
-                    stats.scheduled += 1
+                    hot.pointee.nextSeq += 1
+                    hot.pointee.scheduled += 1
                     launch(tr, a, late: false)
                 }
                 if limitReached { endSchedule(cut: true) }
@@ -650,7 +707,7 @@ final class Engine {
             backlog.removeAll()
             backlogHead = 0
         }
-        return stats.sent != before
+        return hot.pointee.sent != before
     }
 
     func record(for t: Transfer, result: CURLcode, aborted: Bool = false) -> RequestRecord {
@@ -706,8 +763,8 @@ final class Engine {
             let rec = record(for: t, result: result)
             curl_multi_remove_handle(multi, easy)
             t.active = false
-            inFlight -= 1
-            free.append(t)
+            hot.pointee.inFlight -= 1
+            hot.pointee.free.append(Unmanaged.passUnretained(t))
             emit(rec)
             finished += 1
         }
@@ -808,8 +865,7 @@ final class Engine {
         if case let .replay(r) = feed { r.cancel() }
         stats.inFlight = 0
         stats.elapsed = now()
-        stats.connectionsOpened = counter.opened
-        stats.statusCounts = statusTally.counts
+        syncStats()
         stats.finished = true
         // Free handles before telling anyone the run is over.
         for t in all { t.prepared = nil }
@@ -822,9 +878,19 @@ final class Engine {
         lastPublish = t
         stats.elapsed = t
         stats.inFlight = inFlight
-        stats.connectionsOpened = counter.opened
-        stats.statusCounts = statusTally.counts
+        syncStats()
         driver.publish(stats)
+    }
+
+    /// Copies the counters kept in `hot` into `stats`.
+    func syncStats() {
+        let h = hot.pointee
+        stats.scheduled = h.scheduled
+        stats.sent = h.sent
+        stats.completed = h.completed
+        stats.errors = h.errors
+        stats.statusCounts = h.statusTally.counts
+        stats.connectionsOpened = counter.opened
     }
 }
 

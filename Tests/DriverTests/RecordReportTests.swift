@@ -256,6 +256,39 @@ private func labRecords() -> [RequestRecord] {
             }
         }
     }
+
+    /// Skipped strings are searched a word (eight bytes) at a time: a quote or an escape at any
+    /// offset, near the end of the body or not, must end (or not end) the string exactly there.
+    @Test func skippedStringsEndAtTheirClosingQuoteWhereverItFalls() throws {
+        func scan(_ text: String) throws -> (String?, TokenUsage?) {
+            let bytes = Array(text.utf8)
+            return try bytes.withUnsafeBufferPointer { buf in
+                var p = ModelUsageScanner(bytes: buf)
+                return try p.modelAndUsage()
+            }
+        }
+        for n in 0..<20 {
+            for k in 0...n {
+                let plain = String(repeating: "x", count: n)
+                // An escaped quote and an escaped backslash at offset k of the skipped value and key.
+                var escaped = plain
+                escaped.insert(contentsOf: #"\"\\"#, at: escaped.index(escaped.startIndex, offsetBy: k))
+                for value in [plain, escaped] {
+                    let text = #"{"id":""# + value + #"",""# + value + #"":"model","model":"m\#(n)","usage":{"total_tokens":\#(k)}}"#
+                    let (model, usage) = try scan(text)
+                    #expect(model == "m\(n)", "\(text)")
+                    #expect(usage == TokenUsage(total: k), "\(text)")
+                    // The same body cut anywhere inside the skipped strings never reads past its end.
+                    for cut in 1..<min(text.utf8.count, 40) {
+                        let prefix = String(decoding: Array(text.utf8).prefix(cut), as: UTF8.self)
+                        #expect(throws: JSONError.self) { _ = try scan(prefix) }
+                    }
+                }
+            }
+        }
+        // A backslash as the last byte of an unterminated string.
+        #expect(throws: JSONError.self) { _ = try scan(#"{"id":"abcdefghij"#) }
+    }
 }
 
 @Suite struct NumberTests {
