@@ -91,14 +91,19 @@ final class Exchange: UpstreamResponseDelegate {
             reject(status: 400, message: "request body is empty; expected a JSON chat completion request", type: "invalid_request_error", reason: "bad_request")
             return
         }
-        do {
-            peek = try Self.decoder.decode(RequestPeek.self, from: Data(body.readableBytesView))
-        } catch DecodingError.typeMismatch {
-            reject(status: 400, message: "request body must be a JSON object", type: "invalid_request_error", reason: "bad_request")
-            return
-        } catch {
-            reject(status: 400, message: "request body is not valid JSON: \(jsonErrorText(error))", type: "invalid_request_error", reason: "bad_request")
-            return
+        if let scanned = body.withUnsafeReadableBytes({ RequestScan.peek($0.bindMemory(to: UInt8.self)) }) {
+            peek = scanned
+        } else {
+            // Not decided by the fast scan: Foundation's answer (and error message) stands.
+            do {
+                peek = try Self.decoder.decode(RequestPeek.self, from: Data(body.readableBytesView))
+            } catch DecodingError.typeMismatch {
+                reject(status: 400, message: "request body must be a JSON object", type: "invalid_request_error", reason: "bad_request")
+                return
+            } catch {
+                reject(status: 400, message: "request body is not valid JSON: \(jsonErrorText(error))", type: "invalid_request_error", reason: "bad_request")
+                return
+            }
         }
         // As agentgateway does: ask a stream for its usage chunk, so tokens can be counted.
         injectedStreamOptions = peek.stream == true && peek.includeUsage == nil

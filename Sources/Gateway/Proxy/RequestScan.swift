@@ -1,0 +1,303 @@
+/// The fast path of reading a client's body: one pass that checks the bytes are JSON
+/// (RFC 8259, strictly: grammar, escapes, UTF-8) and picks out what the gateway acts on.
+///
+/// Foundation's JSONDecoder did this at about 1.8 µs per request, the largest single cost
+/// left on the data path. This scanner answers only when it is sure: a body it finds
+/// wrong, or one with something it does not decide itself (escaped keys, an escaped
+/// `model`, `\u` surrogates, deep nesting), returns nil, and the caller asks Foundation,
+/// whose answer and error message then stand. So a body is never refused here that
+/// Foundation would take; tests compare the two on generated and mutated bodies.
+enum RequestScan {
+    /// What the gateway reads of a chat completion request, or nil: ask Foundation.
+    static func peek(_ bytes: UnsafeBufferPointer<UInt8>) -> Exchange.RequestPeek? {
+        var scanner = Scanner(bytes: bytes)
+        return scanner.topLevel()
+    }
+
+    /// Nesting beyond this is left to Foundation, which has its own limit.
+    static let maxDepth = 64
+
+    private struct Scanner {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var i = 0
+
+        init(bytes: UnsafeBufferPointer<UInt8>) {
+            self.bytes = bytes
+        }
+
+        mutating func topLevel() -> Exchange.RequestPeek? {
+            skipSpace()
+            guard next(UInt8(ascii: "{")) else { return nil }
+            var peek = Exchange.RequestPeek()
+            var first = true
+            // A key of ours given twice: which one counts is Foundation's call.
+            var seen: UInt8 = 0
+            while true {
+                skipSpace()
+                if next(UInt8(ascii: "}")) { break }
+                if !first {
+                    guard next(UInt8(ascii: ",")) else { return nil }
+                    skipSpace()
+                }
+                first = false
+                guard let key = plainString() else { return nil }
+                skipSpace()
+                guard next(UInt8(ascii: ":")) else { return nil }
+                skipSpace()
+                let valueStart = i
+                let name = keyName(key)
+                if name != .other {
+                    let bit = name.bit
+                    guard seen & bit == 0 else { return nil }
+                    seen |= bit
+                }
+                switch name {
+                case .model:
+                    peek.hasModel = true
+                    if i < bytes.count, bytes[i] == UInt8(ascii: "\"") {
+                        guard let range = plainString() else { return nil }
+                        peek.model = String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+                    } else {
+                        guard value(depth: 1) else { return nil }
+                        peek.model = nil
+                    }
+                case .stream:
+                    guard value(depth: 1) else { return nil }
+                    peek.stream = boolean(valueStart..<i)
+                case .streamOptions:
+                    if i < bytes.count, bytes[i] == UInt8(ascii: "{") {
+                        guard let usage = streamOptions() else { return nil }
+                        peek.includeUsage = usage
+                    } else {
+                        guard value(depth: 1) else { return nil }
+                        peek.includeUsage = nil
+                    }
+                case .other:
+                    guard value(depth: 1) else { return nil }
+                }
+            }
+            skipSpace()
+            return i == bytes.count ? peek : nil
+        }
+
+        /// `stream_options`: an object whose `include_usage` is read when it is a boolean.
+        /// Returns nil when the scan failed; `.some(nil)` when there is no boolean there.
+        mutating func streamOptions() -> Bool?? {
+            guard next(UInt8(ascii: "{")) else { return nil }
+            var usage: Bool?
+            var first = true
+            var seenUsage = false
+            while true {
+                skipSpace()
+                if next(UInt8(ascii: "}")) { return .some(usage) }
+                if !first {
+                    guard next(UInt8(ascii: ",")) else { return nil }
+                    skipSpace()
+                }
+                first = false
+                guard let key = plainString() else { return nil }
+                skipSpace()
+                guard next(UInt8(ascii: ":")) else { return nil }
+                skipSpace()
+                let valueStart = i
+                guard value(depth: 2) else { return nil }
+                if bytes[key].elementsEqual("include_usage".utf8) {
+                    guard !seenUsage else { return nil }
+                    seenUsage = true
+                    usage = boolean(valueStart..<i)
+                }
+            }
+        }
+
+        enum Key {
+            case model, stream, streamOptions, other
+            var bit: UInt8 {
+                switch self {
+                case .model: 1
+                case .stream: 2
+                case .streamOptions: 4
+                case .other: 0
+                }
+            }
+        }
+
+        func keyName(_ range: Range<Int>) -> Key {
+            let key = bytes[range]
+            switch key.count {
+            case 5 where key.elementsEqual("model".utf8): return .model
+            case 6 where key.elementsEqual("stream".utf8): return .stream
+            case 14 where key.elementsEqual("stream_options".utf8): return .streamOptions
+            default: return .other
+            }
+        }
+
+        func boolean(_ range: Range<Int>) -> Bool? {
+            if bytes[range].elementsEqual("true".utf8) { return true }
+            if bytes[range].elementsEqual("false".utf8) { return false }
+            return nil
+        }
+
+        mutating func skipSpace() {
+            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+        }
+
+        mutating func next(_ byte: UInt8) -> Bool {
+            guard i < bytes.count, bytes[i] == byte else { return false }
+            i += 1
+            return true
+        }
+
+        /// Any JSON value at nesting `depth`; false when it is not valid or not decided here.
+        mutating func value(depth: Int) -> Bool {
+            guard i < bytes.count, depth <= RequestScan.maxDepth else { return false }
+            switch bytes[i] {
+            case UInt8(ascii: "\""):
+                return string()
+            case UInt8(ascii: "{"):
+                i += 1
+                skipSpace()
+                if next(UInt8(ascii: "}")) { return true }
+                while true {
+                    skipSpace()
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), string() else { return false }
+                    skipSpace()
+                    guard next(UInt8(ascii: ":")) else { return false }
+                    skipSpace()
+                    guard value(depth: depth + 1) else { return false }
+                    skipSpace()
+                    if next(UInt8(ascii: "}")) { return true }
+                    guard next(UInt8(ascii: ",")) else { return false }
+                }
+            case UInt8(ascii: "["):
+                i += 1
+                skipSpace()
+                if next(UInt8(ascii: "]")) { return true }
+                while true {
+                    skipSpace()
+                    guard value(depth: depth + 1) else { return false }
+                    skipSpace()
+                    if next(UInt8(ascii: "]")) { return true }
+                    guard next(UInt8(ascii: ",")) else { return false }
+                }
+            case UInt8(ascii: "t"): return literal("true")
+            case UInt8(ascii: "f"): return literal("false")
+            case UInt8(ascii: "n"): return literal("null")
+            default: return number()
+            }
+        }
+
+        mutating func literal(_ word: StaticString) -> Bool {
+            let n = word.utf8CodeUnitCount
+            guard bytes.count - i >= n else { return false }
+            for k in 0..<n where bytes[i + k] != word.utf8Start[k] { return false }
+            i += n
+            return true
+        }
+
+        /// -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+        mutating func number() -> Bool {
+            _ = next(UInt8(ascii: "-"))
+            guard i < bytes.count else { return false }
+            if bytes[i] == UInt8(ascii: "0") {
+                i += 1
+            } else {
+                guard digits() else { return false }
+            }
+            if next(UInt8(ascii: ".")) { guard digits() else { return false } }
+            if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+                i += 1
+                if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+                guard digits() else { return false }
+            }
+            return true
+        }
+
+        mutating func digits() -> Bool {
+            let start = i
+            while i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") { i += 1 }
+            return i > start
+        }
+
+        /// A string with no escapes: the range of its content, or nil (not valid, or escaped).
+        mutating func plainString() -> Range<Int>? {
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
+            let start = i + 1
+            guard string(allowEscapes: false) else { return nil }
+            return start..<(i - 1)
+        }
+
+        /// A string; false when it is not valid JSON, or holds what is left to Foundation.
+        mutating func string(allowEscapes: Bool = true) -> Bool {
+            i += 1  // the opening quote
+            while i < bytes.count {
+                let b = bytes[i]
+                switch b {
+                case UInt8(ascii: "\""):
+                    i += 1
+                    return true
+                case UInt8(ascii: "\\"):
+                    guard allowEscapes, escape() else { return false }
+                case 0..<0x20:
+                    return false
+                case 0x80...:
+                    guard utf8Sequence() else { return false }
+                default:
+                    i += 1
+                }
+            }
+            return false
+        }
+
+        /// `\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t` or `\uXXXX` (no surrogates: Foundation's call).
+        mutating func escape() -> Bool {
+            guard i + 1 < bytes.count else { return false }
+            switch bytes[i + 1] {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+                 UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                i += 2
+                return true
+            case UInt8(ascii: "u"):
+                guard bytes.count - i >= 6 else { return false }
+                var code: UInt32 = 0
+                for k in 2..<6 {
+                    let h = bytes[i + k]
+                    let v: UInt8
+                    switch h {
+                    case UInt8(ascii: "0")...UInt8(ascii: "9"): v = h - UInt8(ascii: "0")
+                    case UInt8(ascii: "a")...UInt8(ascii: "f"): v = h - UInt8(ascii: "a") + 10
+                    case UInt8(ascii: "A")...UInt8(ascii: "F"): v = h - UInt8(ascii: "A") + 10
+                    default: return false
+                    }
+                    code = code << 4 | UInt32(v)
+                }
+                guard code < 0xD800 || code > 0xDFFF else { return false }
+                i += 6
+                return true
+            default:
+                return false
+            }
+        }
+
+        /// One well-formed UTF-8 sequence of two to four bytes (RFC 3629).
+        mutating func utf8Sequence() -> Bool {
+            let b0 = bytes[i]
+            let count: Int
+            var low: UInt8 = 0x80, high: UInt8 = 0xBF
+            switch b0 {
+            case 0xC2...0xDF: count = 2
+            case 0xE0: count = 3; low = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: count = 3
+            case 0xED: count = 3; high = 0x9F
+            case 0xF0: count = 4; low = 0x90
+            case 0xF1...0xF3: count = 4
+            case 0xF4: count = 4; high = 0x8F
+            default: return false
+            }
+            guard bytes.count - i >= count else { return false }
+            guard bytes[i + 1] >= low, bytes[i + 1] <= high else { return false }
+            for k in 2..<count where bytes[i + k] < 0x80 || bytes[i + k] > 0xBF { return false }
+            i += count
+            return true
+        }
+    }
+}
