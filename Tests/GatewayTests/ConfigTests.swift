@@ -299,4 +299,22 @@ struct ConfigTests {
         #expect(backend("/http-429/x") == "default/c")
         #expect(backend("/other") == nil)
     }
+
+    @Test("path matches are segment-aware and ignore the query")
+    func pathMatchSegments() {
+        let prefix = PathMatch(kind: .pathPrefix, value: "/http-429")
+        for path in ["/http-429", "/http-429/x", "/http-429?x=1", "/http-429/v1/chat/completions?a=b"] {
+            #expect(prefix.matches(path), "\(path)")
+        }
+        for path in ["/http-4290", "/http-42", "/other", "", "/http-429x/y"] {
+            #expect(!prefix.matches(path), "\(path)")
+        }
+        let slashed = PathMatch(kind: .pathPrefix, value: "/lab/")
+        #expect(slashed.matches("/lab") && slashed.matches("/lab/x") && !slashed.matches("/labs"))
+        #expect(PathMatch(kind: .pathPrefix, value: "/").matches("/anything"))
+        let exact = PathMatch(kind: .exact, value: "/a")
+        #expect(exact.matches("/a") && exact.matches("/a?q=1"))
+        #expect(!exact.matches("/a/") && !exact.matches("/ab") && !exact.matches("/"))
+        #expect(PathMatch(kind: .pathPrefix, value: "/é").matches("/é/x"))
+    }
 }

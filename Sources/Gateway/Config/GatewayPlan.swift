@@ -9,7 +9,7 @@ public struct GatewayPlan: Sendable {
         var best: (route: PlannedRoute, exact: Bool, length: Int)?
         for route in routes {
             for match in route.matches where match.matches(path) {
-                let candidate = (route, match.kind == .exact, match.value.count)
+                let candidate = (route, match.kind == .exact, match.value.utf8.count)
                 if let current = best {
                     if (candidate.1 && !current.exact) || (candidate.1 == current.exact && candidate.2 > current.length) {
                         best = candidate

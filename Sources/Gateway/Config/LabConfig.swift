@@ -49,17 +49,23 @@ public struct PathMatch: Sendable, Hashable {
     public var value: String
 
     /// Segment-aware: prefix `/http-429` matches `/http-429` and `/http-429/x`, not `/http-4290`.
+    /// The query is not part of the path. Compared as UTF-8 bytes, with no copies.
     public func matches(_ path: String) -> Bool {
-        let pathOnly = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
-        switch kind {
-        case .exact:
-            return pathOnly == value
-        case .pathPrefix:
-            let prefix = value.hasSuffix("/") && value.count > 1 ? String(value.dropLast()) : value
-            if prefix == "/" { return true }
-            guard pathOnly.hasPrefix(prefix) else { return false }
-            let rest = pathOnly.dropFirst(prefix.count)
-            return rest.isEmpty || rest.first == "/"
+        var path = path
+        var value = value
+        return path.withUTF8 { p in
+            value.withUTF8 { v in
+                let pathEnd = p.firstIndex(of: UInt8(ascii: "?")) ?? p.count
+                switch kind {
+                case .exact:
+                    return pathEnd == v.count && p.prefix(pathEnd).elementsEqual(v)
+                case .pathPrefix:
+                    let prefixLength = v.count > 1 && v.last == UInt8(ascii: "/") ? v.count - 1 : v.count
+                    if prefixLength == 1 && v.first == UInt8(ascii: "/") { return true }
+                    guard pathEnd >= prefixLength, p.prefix(prefixLength).elementsEqual(v.prefix(prefixLength)) else { return false }
+                    return pathEnd == prefixLength || p[prefixLength] == UInt8(ascii: "/")
+                }
+            }
         }
     }
 }

@@ -8,32 +8,35 @@ public struct JSONLine {
         bytes.reserveCapacity(512)
     }
 
-    private mutating func key(_ name: String) {
+    /// Field names are the program's own constants, so they are copied without escaping.
+    private mutating func key(_ name: StaticString) {
         if !first { bytes.append(UInt8(ascii: ",")) }
         first = false
-        Self.appendString(name, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
         bytes.append(UInt8(ascii: ":"))
     }
 
-    public mutating func add(_ name: String, _ value: String?) {
+    public mutating func add(_ name: StaticString, _ value: String?) {
         guard let value else { return }
         key(name)
         Self.appendString(value, to: &bytes)
     }
 
-    public mutating func add(_ name: String, _ value: Int?) {
+    public mutating func add(_ name: StaticString, _ value: Int?) {
         guard let value else { return }
         key(name)
         bytes.append(contentsOf: String(value).utf8)
     }
 
-    public mutating func add(_ name: String, _ value: Double?) {
+    public mutating func add(_ name: StaticString, _ value: Double?) {
         guard let value, value.isFinite else { return }
         key(name)
         bytes.append(contentsOf: String(value).utf8)
     }
 
-    public mutating func add(_ name: String, _ value: Bool?) {
+    public mutating func add(_ name: StaticString, _ value: Bool?) {
         guard let value else { return }
         key(name)
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
