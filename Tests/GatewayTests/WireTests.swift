@@ -339,6 +339,28 @@ extension OverSockets {
             #expect(upstream.connections.withLockedValue { $0 } <= 2)  // at most one per event loop
         }
 
+        @Test("large answers, sized and chunked, pass through whole and in order")
+        func largeBodies() async throws {
+            let big = String((0..<120_000).map { Character(UnicodeScalar(UInt8(97 + $0 % 26))) })
+            let chunks = stride(from: 0, to: big.utf8.count, by: 7_000).map { start -> String in
+                let piece = String(big.utf8.dropFirst(start).prefix(7_000))!
+                return String(piece.utf8.count, radix: 16) + "\r\n" + piece + "\r\n"
+            }
+            let upstream = try await RawUpstream { n in
+                n % 2 == 1 ? .init(bytes: Self.sized(big))
+                    : .init(bytes: "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n" + chunks.joined() + "0\r\n\r\n")
+            }
+            defer { Task { await upstream.stop() } }
+            let (lab, _) = try await Self.start(upstream: upstream)
+            defer { Task { await lab.stop() } }
+            for _ in 0..<4 {
+                let r = try await TestClient.post(port: lab.gateway.port, path: "/lab/v1/chat/completions")
+                #expect(r.status == 200)
+                #expect(r.body.utf8.count == big.utf8.count)
+                #expect(r.body == big)
+            }
+        }
+
         @Test("pipelined requests are answered in order, one at a time")
         func pipelinedClient() async throws {
             let upstream = try await RawUpstream { n in .init(bytes: Self.sized(#"{"n":\#(n)}"#)) }
