@@ -206,6 +206,9 @@ struct ResponseState {
 
     /// A new response head began (after a 100 Continue or a redirect), or a new request.
     @inline(__always) mutating func startOver() {
+        // The body and the stream clock only change while `capture` or `eventStream` is set,
+        // so a response that set none of the three left nothing to clear.
+        guard capture || eventStream || attemptsHeader != nil else { return }
         capture = false
         eventStream = false
         if !body.isEmpty { body.removeAll(keepingCapacity: true) }
@@ -342,7 +345,8 @@ private let headerCallback: fl_curl_data_callback = { ptr, size, count, userdata
         }
     case UInt8(ascii: "c"):
         let name: StaticString = "content-type:"
-        if hasPrefixIgnoringCase(p, n, name) {
+        // Content-Length and Connection are out at the ninth byte.
+        if n >= name.utf8CodeUnitCount, p[8] | 0x20 == UInt8(ascii: "t"), matchesIgnoringCase(p, name) {
             let skip = name.utf8CodeUnitCount
             let value = p + skip, m = n - skip
             if containsIgnoringCase(value, m, "event-stream") {
