@@ -23,7 +23,8 @@ final class Exchange: UpstreamResponseDelegate {
 
     private let runtime: GatewayRuntime
     private let pool: UpstreamPool
-    private weak var handler: ProxyHandler?
+    /// Cleared when the exchange finishes (the handler holds the exchange until then).
+    private var handler: ProxyHandler?
     private let context: ChannelHandlerContext
     private let head: MessageHead
     private var body: ByteBuffer
@@ -629,6 +630,7 @@ final class Exchange: UpstreamResponseDelegate {
         }
         let line = runtime.finished(log, backend: route?.backendIndex)
         handler?.exchangeFinished(self)
+        handler = nil
         if sendEnd {
             if chunkedToClient {
                 if outgoing == nil { outgoing = context.channel.allocator.buffer(capacity: 8) }

@@ -34,8 +34,10 @@ struct UpstreamMalformed: Error, CustomStringConvertible {
 final class UpstreamConnection {
     let channel: Channel
     let key: UpstreamKey
-    /// The exchange reading the current response; nil while idle in the pool.
-    weak var delegate: UpstreamResponseDelegate?
+    /// The exchange reading the current response; nil while idle in the pool. Held
+    /// strongly (a weak reference makes every retain of the exchange take the slow path)
+    /// and cleared at every response end, failure, release and discard.
+    var delegate: UpstreamResponseDelegate?
     /// How many requests this connection has carried.
     var requests = 0
     /// False once the upstream said `connection: close` or spoke HTTP/1.0.
@@ -54,8 +56,10 @@ final class UpstreamConnection {
 final class UpstreamResponseHandler: ChannelInboundHandler, MessageParserDelegate {
     typealias InboundIn = ByteBuffer
 
-    weak var connection: UpstreamConnection?
-    weak var pool: UpstreamPool?
+    /// Set once connected; cleared when the channel closes, which ends the cycle
+    /// connection -> channel -> this handler -> connection.
+    var connection: UpstreamConnection?
+    var pool: UpstreamPool?
     private let parser = MessageParser(kind: .response)
     /// The message being parsed is a 1xx interim response: not passed on.
     private var interim = false
@@ -113,6 +117,7 @@ final class UpstreamResponseHandler: ChannelInboundHandler, MessageParserDelegat
         // A body that runs to the close ends here.
         _ = parser.feedEOF()
         guard let connection else { return }
+        self.connection = nil
         connection.closed = true
         pool?.remove(connection)
         let delegate = connection.delegate
