@@ -361,6 +361,21 @@ extension OverSockets {
             }
         }
 
+        @Test("an upstream answering bytes that are not HTTP: 502 naming the problem, counted as broken")
+        func malformedUpstream() async throws {
+            let upstream = try await RawUpstream { _ in .init(bytes: "HTTP/1.1 abc\r\n\r\n") }
+            defer { Task { await upstream.stop() } }
+            let (lab, events) = try await Self.start(upstream: upstream)
+            defer { Task { await lab.stop() } }
+            let r = try await TestClient.post(port: lab.gateway.port, path: "/lab/v1/chat/completions")
+            #expect(r.status == 502)
+            let message = (r.json?["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(message.hasPrefix("malformed HTTP response from upstream: "), "\(message)")
+            #expect(message.contains("(direct at 127.0.0.1:\(upstream.port))"))
+            #expect(r.header("x-failover-attempts") == "direct=broken")
+            #expect(events.requests.first?.attempts.first?.failure == "broken")
+        }
+
         @Test("pipelined requests are answered in order, one at a time")
         func pipelinedClient() async throws {
             let upstream = try await RawUpstream { n in .init(bytes: Self.sized(#"{"n":\#(n)}"#)) }

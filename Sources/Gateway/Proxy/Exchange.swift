@@ -398,6 +398,10 @@ final class Exchange: UpstreamResponseDelegate {
         switch phase {
         case .awaitingHead(let current) where current === connection:
             pool.discard(connection)
+            if error is UpstreamMalformed {
+                attemptFailed(.broken, failure: "broken", error: "\(error) (\(provider?.name ?? "?") at \(provider?.connect.description ?? "?"))")
+                return
+            }
             if connection.requests > 1 && !staleRetryUsed, let provider {
                 // A kept-alive connection the upstream had already closed: try once on a fresh one.
                 staleRetryUsed = true
