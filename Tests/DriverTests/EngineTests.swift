@@ -12,6 +12,37 @@ private func run(_ config: DriverConfiguration) -> ([RequestRecord], DriverStats
 }
 
 @Suite(.serialized) struct EngineTests {
+    /// The request on the wire: the driver's User-Agent unless one is given, and no
+    /// `Expect: 100-continue` for a small body.
+    @Test func sendsItsUserAgentUnlessGivenOne() throws {
+        final class Seen: @unchecked Sendable {
+            let lock = NSLock()
+            var headers: [[String: String]] = []
+        }
+        let seen = Seen()
+        let server = try TestServer { req in
+            seen.lock.lock()
+            seen.headers.append(req.headers)
+            seen.lock.unlock()
+            return .init(body: "{\"model\":\"m\"}")
+        }
+        defer { server.stop() }
+        let mix = RequestMix([RequestSpec.chat(url: server.base + "/a"),
+                              RequestSpec.chat(url: server.base + "/b", headers: ["User-Agent: mine/2"])])
+        var config = DriverConfiguration(workload: .closedLoop(concurrency: 1), mix: mix, requestLimit: 20)
+        config.seed = 5
+        let (records, _) = run(config)
+        #expect(records.count == 20 && records.allSatisfy { $0.status == 200 })
+        seen.lock.lock()
+        let all = seen.headers
+        seen.lock.unlock()
+        #expect(all.count == 20)
+        #expect(all.contains { $0["user-agent"] == "failover-lab-driver/1" })
+        #expect(all.contains { $0["user-agent"] == "mine/2" })
+        #expect(all.allSatisfy { $0["user-agent"] == "failover-lab-driver/1" || $0["user-agent"] == "mine/2" })
+        #expect(all.allSatisfy { $0["expect"] == nil && $0["content-type"] == "application/json" })
+    }
+
     @Test func capturesStatusProviderAndTokens() throws {
         let server = try TestServer { req in
             if req.path == "/fail" { return .init(status: 503, body: "{\"error\":\"down\"}") }
