@@ -546,14 +546,18 @@ final class Engine {
         t.prepared = p
     }
 
-    func launch(_ t: Transfer, _ a: PendingArrival, late: Bool) {
+    /// Hands `a` to libcurl on `t`. `dueNow`: closed loop, where a request is due the moment it
+    /// is sent, so the one clock reading taken just before libcurl gets it is both times.
+    func launch(_ t: Transfer, _ arrival: PendingArrival, late: Bool, dueNow: Bool = false) {
+        var a = arrival
         configure(t, for: a.request)
         t.reset()
+        t.sentMono = fl_monotonic_ns()
+        t.sent = t.sentMono &- startMono
+        if dueNow { a.intended = t.sent }
         t.seq = a.seq
         t.intended = a.intended
         t.late = late
-        t.sentMono = fl_monotonic_ns()
-        t.sent = t.sentMono &- startMono
         let rc = curl_multi_add_handle(multi, t.easy)
         if rc != CURLM_OK {
             t.prepared = nil
@@ -688,10 +692,10 @@ final class Engine {
             case .closed:
                 if let d = config.duration, t >= d { endSchedule(cut: true); break }
                 while !limitReached, let tr = takeFree() {
-                    let a = PendingArrival(seq: nextSeq, intended: now(), request: pickRequest())
+                    let a = PendingArrival(seq: nextSeq, intended: 0, request: pickRequest())
                     hot.pointee.nextSeq += 1
                     hot.pointee.scheduled += 1
-                    launch(tr, a, late: false)
+                    launch(tr, a, late: false, dueNow: true)
                 }
                 if limitReached { endSchedule(cut: true) }
             case .pacer, .replay:
