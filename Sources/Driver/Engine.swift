@@ -492,6 +492,26 @@ final class Engine {
 
     @inline(__always) func now() -> Nanos { fl_monotonic_ns() &- startMono }
 
+    /// Whether the process environment names a proxy for libcurl, read once.
+    static let proxyInEnvironment: Bool = {
+        var entries: [String] = []
+        var p = environ
+        while let entry = p.pointee {
+            entries.append(String(cString: entry))
+            p += 1
+        }
+        return proxyConfigured(in: entries)
+    }()
+
+    /// Whether any `NAME=value` entry is one of libcurl's proxy variables: `http_proxy`,
+    /// `HTTPS_PROXY`, `all_proxy`, `no_proxy` and the like all end in `_proxy`, in either case.
+    static func proxyConfigured(in environment: [String]) -> Bool {
+        environment.contains { entry in
+            let name = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            return name.lowercased().hasSuffix("_proxy")
+        }
+    }
+
     func makeTransfer() -> Transfer? {
         guard let easy = curl_easy_init() else { return nil }
         let t = Transfer(easy: easy, counter: counter, captureLimit: config.bodyCaptureLimit)
@@ -509,6 +529,13 @@ final class Engine {
         _ = fl_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, t.errorBuffer)
         _ = fl_curl_setopt_sockopt_callback(easy, sockoptCallback)
         _ = fl_curl_setopt_pointer(easy, CURLOPT_SOCKOPTDATA, Unmanaged.passUnretained(counter).toOpaque())
+        if !Engine.proxyInEnvironment {
+            // libcurl reads the proxy variables (http_proxy, all_proxy, no_proxy, ...) from the
+            // environment for every request. None is set: telling it so once, no proxy and no
+            // exceptions, is the same behaviour without those look-ups.
+            _ = fl_curl_setopt_string(easy, CURLOPT_PROXY, "")
+            _ = fl_curl_setopt_string(easy, CURLOPT_NOPROXY, "")
+        }
         _ = fl_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(min(config.timeout / 1_000_000, Nanos(Int.max))))
         _ = fl_curl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(min(config.connectTimeout / 1_000_000, Nanos(Int.max))))
         all.append(t)

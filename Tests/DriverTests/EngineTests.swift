@@ -14,6 +14,15 @@ private func run(_ config: DriverConfiguration) -> ([RequestRecord], DriverStats
 @Suite(.serialized) struct EngineTests {
     /// The request on the wire: the driver's User-Agent unless one is given, and no
     /// `Expect: 100-continue` for a small body.
+    /// libcurl's proxy variables all end in `_proxy`; without one, the engine pins "no proxy".
+    @Test func proxyVariablesAreRecognised() {
+        #expect(!Engine.proxyConfigured(in: ["PATH=/usr/bin", "HOME=/root", "PROXY=x", "proxy_pass=1", "_PROXYX=1"]))
+        for name in ["http_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY", "ftp_proxy"] {
+            #expect(Engine.proxyConfigured(in: ["PATH=/usr/bin", name + "=http://proxy:3128"]), "\(name)")
+        }
+        #expect(Engine.proxyConfigured(in: ["no_proxy="]))
+    }
+
     @Test func sendsItsUserAgentUnlessGivenOne() throws {
         final class Seen: @unchecked Sendable {
             let lock = NSLock()
