@@ -141,7 +141,6 @@ final class PreparedRequest {
     let spec: RequestSpec
     let headerList: UnsafeMutablePointer<curl_slist>?
     let body: UnsafeMutableBufferPointer<UInt8>?
-    static let userAgent = "User-Agent: failover-lab-driver/1"
     /// Bodies this large or larger get `Expect:` (libcurl sends `Expect: 100-continue` for none smaller).
     static let expectThreshold = 1024
 
@@ -156,9 +155,8 @@ final class PreparedRequest {
            !lines.contains(where: { $0.lowercased().hasPrefix("expect:") }) {
             lines.append("Expect:")
         }
-        // Sent as a header line rather than CURLOPT_USERAGENT, which libcurl formats anew for
-        // every request (an aprintf and a search of the header list): the same bytes go out.
-        if !lines.contains(where: { $0.lowercased().hasPrefix("user-agent:") }) { lines.append(PreparedRequest.userAgent) }
+        // No User-Agent unless the request names one (-H): libcurl sends none by default, and a
+        // default line would cost it a formatted header on every request.
         for line in lines { list = curl_slist_append(list, line) }
         headerList = list
         if let b = spec.body {
