@@ -141,6 +141,7 @@ final class PreparedRequest {
     let spec: RequestSpec
     let headerList: UnsafeMutablePointer<curl_slist>?
     let body: UnsafeMutableBufferPointer<UInt8>?
+    static let userAgent = "User-Agent: failover-lab-driver/1"
     /// Bodies this large or larger get `Expect:` (libcurl sends `Expect: 100-continue` for none smaller).
     static let expectThreshold = 1024
 
@@ -155,8 +156,9 @@ final class PreparedRequest {
            !lines.contains(where: { $0.lowercased().hasPrefix("expect:") }) {
             lines.append("Expect:")
         }
-        // No User-Agent unless the request names one (-H): libcurl sends none by default, and a
-        // default line would cost it a formatted header on every request.
+        // Sent as a header line rather than CURLOPT_USERAGENT, which libcurl formats anew for
+        // every request (an aprintf and a search of the header list): the same bytes go out.
+        if !lines.contains(where: { $0.lowercased().hasPrefix("user-agent:") }) { lines.append(PreparedRequest.userAgent) }
         for line in lines { list = curl_slist_append(list, line) }
         headerList = list
         if let b = spec.body {

@@ -12,6 +12,8 @@ private func run(_ config: DriverConfiguration) -> ([RequestRecord], DriverStats
 }
 
 @Suite(.serialized) struct EngineTests {
+    /// The request on the wire: the driver's User-Agent unless one is given, and no
+    /// `Expect: 100-continue` for a small body.
     /// libcurl's proxy variables all end in `_proxy`; without one, the engine pins "no proxy".
     @Test func proxyVariablesAreRecognised() {
         #expect(!Engine.proxyConfigured(in: ["PATH=/usr/bin", "HOME=/root", "PROXY=x", "proxy_pass=1", "_PROXYX=1"]))
@@ -21,9 +23,7 @@ private func run(_ config: DriverConfiguration) -> ([RequestRecord], DriverStats
         #expect(Engine.proxyConfigured(in: ["no_proxy="]))
     }
 
-    /// The request on the wire: the given headers and none of the driver's own (no User-Agent
-    /// unless one is given), and no `Expect: 100-continue` for a small body.
-    @Test func sendsNoUserAgentUnlessGivenOne() throws {
+    @Test func sendsItsUserAgentUnlessGivenOne() throws {
         final class Seen: @unchecked Sendable {
             let lock = NSLock()
             var headers: [[String: String]] = []
@@ -46,9 +46,9 @@ private func run(_ config: DriverConfiguration) -> ([RequestRecord], DriverStats
         let all = seen.headers
         seen.lock.unlock()
         #expect(all.count == 20)
-        #expect(all.contains { $0["user-agent"] == nil })
+        #expect(all.contains { $0["user-agent"] == "failover-lab-driver/1" })
         #expect(all.contains { $0["user-agent"] == "mine/2" })
-        #expect(all.allSatisfy { $0["user-agent"] == nil || $0["user-agent"] == "mine/2" })
+        #expect(all.allSatisfy { $0["user-agent"] == "failover-lab-driver/1" || $0["user-agent"] == "mine/2" })
         #expect(all.allSatisfy { $0["expect"] == nil && $0["content-type"] == "application/json" })
     }
 
