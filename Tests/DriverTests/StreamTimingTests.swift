@@ -177,7 +177,11 @@ private let ms: Nanos = 1_000_000
             let mean = try #require(itl.mean), max = try #require(itl.max)
             #expect(mean >= 17 * ms && mean <= 40 * ms, "itl mean \(Double(mean) / 1e6) ms")
             #expect(max >= 19 * ms && max <= 120 * ms, "itl max \(Double(max) / 1e6) ms")
-            #expect(ttft + 9 * mean <= r.latency!)
+            // The last content event falls within the response. ttft and itl run on the
+            // driver's clock from its send stamp; latency is libcurl's total time, which starts
+            // when libcurl picks the transfer up (a little after that stamp) and is cut to whole
+            // microseconds. That gap is allowed for (it failed about 1 run in 10 without).
+            #expect(ttft + 9 * mean <= r.latency! + 2 * ms, "ttft \(ttft) + 9 x itl \(mean) vs latency \(r.latency!)")
             // What the recorder writes reads back the same.
             #expect(try RequestRecord(line: r.jsonLine) == r)
         }
