@@ -300,7 +300,8 @@ private let writeCallback: fl_curl_data_callback = { ptr, size, count, userdata 
             let drop = min(have, have + n - limit)
             t.pointee.body.removeFirst(drop)
         }
-        t.pointee.body.append(contentsOf: UnsafeBufferPointer(start: p, count: min(n, limit)))
+        let kept = min(n, limit)
+        t.pointee.body.append(contentsOf: UnsafeBufferPointer(start: p + (n - kept), count: kept))
     }
     return n
 }
