@@ -126,14 +126,32 @@ final class MessageParser {
     }
 
     private func begin() {
+        // The last message's storage is reused once its reader has let go of it.
+        var headers = head.headers
         head = MessageHead()
-        head.headers.reserve(bytes: 256, fields: 8)
+        headers.removeAll()
+        if headers.bytes.capacity == 0 { headers.reserve(bytes: 256, fields: 8) }
+        head.headers = headers
         pendingURI.removeAll(keepingCapacity: true)
         pendingReason.removeAll(keepingCapacity: true)
         lastWasName = false
         nameMayContinue = false
         messageComplete = false
         inMessage = true
+    }
+
+    /// The method's name: the common ones without building a String from C each time.
+    static func methodName(_ method: http_method) -> String {
+        switch method {
+        case HTTP_POST: "POST"
+        case HTTP_GET: "GET"
+        case HTTP_PUT: "PUT"
+        case HTTP_DELETE: "DELETE"
+        case HTTP_HEAD: "HEAD"
+        case HTTP_OPTIONS: "OPTIONS"
+        case HTTP_PATCH: "PATCH"
+        default: String(cString: http_method_str(method))
+        }
     }
 
     private func headersComplete() -> Int32 {
@@ -145,7 +163,7 @@ final class MessageParser {
         head.contentLength = p.flags & UInt32(F_CONTENTLENGTH.rawValue) != 0 ? Int(p.content_length) : nil
         switch kind {
         case .request:
-            head.method = String(cString: http_method_str(http_method(p.method)))
+            head.method = Self.methodName(http_method(p.method))
             head.uri = String(decoding: pendingURI, as: UTF8.self)
         case .response:
             head.status = Int(p.status_code)

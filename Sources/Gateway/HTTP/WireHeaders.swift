@@ -34,6 +34,12 @@ struct WireHeaders {
         self.fields.reserveCapacity(fields)
     }
 
+    /// Empties the fields, keeping the storage when nothing else holds it.
+    mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        fields.removeAll(keepingCapacity: true)
+    }
+
     /// Starts a new field whose name begins with `piece`.
     mutating func appendName<C: Collection>(_ piece: C) where C.Element == UInt8 {
         let start = Int32(bytes.count)
