@@ -253,14 +253,13 @@ public struct BackendBalancer: Sendable {
                 choice = ProviderChoice(provider: ProviderIndex(group: g, index: probe), failOpen: false, isProbe: true)
                 break
             }
-            let candidates = groups[g].indices.filter { !groups[g][$0].isOut }
-            if let pick = powerOfTwo(group: g, candidates: candidates, using: &rng) {
+            if let pick = powerOfTwo(group: g, inRotationOnly: true, using: &rng) {
                 choice = ProviderChoice(provider: ProviderIndex(group: g, index: pick), failOpen: false, isProbe: false)
                 break
             }
         }
         if choice == nil, let first = groups.firstIndex(where: { !$0.isEmpty }),
-           let pick = powerOfTwo(group: first, candidates: Array(groups[first].indices), using: &rng) {
+           let pick = powerOfTwo(group: first, inRotationOnly: false, using: &rng) {
             choice = ProviderChoice(provider: ProviderIndex(group: first, index: pick), failOpen: true, isProbe: false)
         }
         guard var choice else { return nil }
@@ -270,11 +269,26 @@ public struct BackendBalancer: Sendable {
         return (choice, events)
     }
 
-    private func powerOfTwo(group g: Int, candidates: [Int], using rng: inout some RandomNumberGenerator) -> Int? {
-        guard candidates.count > 1 else { return candidates.first }
-        let a = candidates[Int.random(in: 0..<candidates.count, using: &rng)]
-        let b = candidates[Int.random(in: 0..<candidates.count, using: &rng)]
-        return groups[g][b].score > groups[g][a].score ? b : a
+    /// Two random draws among the group's candidates (those in rotation, or all); the higher
+    /// score wins. Candidates are counted and found in place: this runs for every request.
+    private func powerOfTwo(group g: Int, inRotationOnly: Bool, using rng: inout some RandomNumberGenerator) -> Int? {
+        let providers = groups[g]
+        func isCandidate(_ p: ProviderHealth) -> Bool { !inRotationOnly || !p.isOut }
+        /// The index of the `n`th candidate.
+        func candidate(_ n: Int) -> Int {
+            var seen = 0
+            for i in providers.indices where isCandidate(providers[i]) {
+                if seen == n { return i }
+                seen += 1
+            }
+            preconditionFailure("fewer candidates than counted")
+        }
+        var count = 0
+        for p in providers where isCandidate(p) { count += 1 }
+        guard count > 1 else { return count == 1 ? candidate(0) : nil }
+        let a = candidate(Int.random(in: 0..<count, using: &rng))
+        let b = candidate(Int.random(in: 0..<count, using: &rng))
+        return providers[b].score > providers[a].score ? b : a
     }
 
     /// Takes back a choice that never reached the upstream (e.g. a request rejected before sending).

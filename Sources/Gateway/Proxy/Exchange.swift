@@ -486,10 +486,10 @@ final class Exchange: UpstreamResponseDelegate {
     static func splice(model: String, into body: ByteBuffer, hasModel: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
         body.withUnsafeReadableBytes { raw -> ByteBuffer? in
             let bytes = raw.bindMemory(to: UInt8.self)
-            guard let ranges = TopLevelJSON.valueRanges(bytes, keys: [modelKey]) else { return nil }
+            guard let ranges = TopLevelJSON.valueRanges(bytes, modelKey) else { return nil }
             let quoted = JSONLine.quoted(model)
             var out = allocator.buffer(capacity: bytes.count + quoted.count + 12)
-            if let range = ranges[0] {
+            if let range = ranges.first {
                 out.writeBytes(UnsafeBufferPointer(rebasing: bytes[..<range.lowerBound]))
                 out.writeBytes(quoted)
                 out.writeBytes(UnsafeBufferPointer(rebasing: bytes[range.upperBound...]))
@@ -591,7 +591,13 @@ final class Exchange: UpstreamResponseDelegate {
     private func writeAttempts(to out: inout ByteBuffer) {
         for (i, attempt) in attempts.enumerated() {
             if i > 0 { out.writeStaticString(",") }
-            out.writeString(attempt.headerForm)
+            out.writeString(attempt.provider)
+            out.writeStaticString("=")
+            if let status = attempt.status {
+                out.writeDecimal(status)
+            } else {
+                out.writeString(attempt.failure ?? "error")
+            }
         }
     }
 

@@ -9,6 +9,8 @@ final class LoopFlusher {
     private let accessLog: AccessLogWriter?
     private var lines: [UInt8] = []
     private var waiting: [ChannelHandlerContext] = []
+    /// The list being flushed; swapped with `waiting` so neither is reallocated.
+    private var flushing: [ChannelHandlerContext] = []
     private var scheduled = false
 
     init(eventLoop: EventLoop, accessLog: AccessLogWriter?) {
@@ -45,8 +47,8 @@ final class LoopFlusher {
     private func release() {
         scheduled = false
         writeLog()
-        let contexts = waiting
-        waiting.removeAll(keepingCapacity: true)
-        for context in contexts { context.flush() }
+        swap(&waiting, &flushing)
+        for context in flushing { context.flush() }
+        flushing.removeAll(keepingCapacity: true)
     }
 }

@@ -5,11 +5,16 @@
 /// tracks strings and nesting to tell top-level keys from nested ones. On anything it
 /// does not expect it gives up (nil), and callers fall back to Foundation.
 enum TopLevelJSON {
-    /// Byte ranges of the values of `keys` (raw key bytes, no escapes) in the object
-    /// `bytes`, in the order of `keys`: nil for a key that is not there. Keys are compared
-    /// in place, so nothing is allocated but the result.
-    static func valueRanges(_ bytes: UnsafeBufferPointer<UInt8>, keys: [[UInt8]]) -> [Range<Int>?]? {
-        var found = [Range<Int>?](repeating: nil, count: keys.count)
+    /// Where the values of up to two keys are; nil for a key that is not there.
+    struct Found {
+        var first: Range<Int>?
+        var second: Range<Int>?
+    }
+
+    /// Byte ranges of the values of `first` and `second` (raw key bytes, no escapes) in the
+    /// object `bytes`. Keys are compared in place, so nothing is allocated.
+    static func valueRanges(_ bytes: UnsafeBufferPointer<UInt8>, _ first: [UInt8], _ second: [UInt8]? = nil) -> Found? {
+        var found = Found()
         var i = skipSpace(bytes, 0)
         guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else { return nil }
         i += 1
@@ -25,8 +30,10 @@ enum TopLevelJSON {
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return nil }
             let start = skipSpace(bytes, i + 1)
             guard let end = valueEnd(bytes, start) else { return nil }
-            for (n, wanted) in keys.enumerated() where wanted.elementsEqual(key) {
-                found[n] = start..<end
+            if first.elementsEqual(key) {
+                found.first = start..<end
+            } else if let second, second.elementsEqual(key) {
+                found.second = start..<end
             }
             i = end
         }

@@ -163,8 +163,8 @@ final class UpstreamPool {
     /// connections come with `requests > 0`.
     func idleConnection(_ key: UpstreamKey) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
-        while var list = idle[key], let connection = list.popLast() {
-            idle[key] = list
+        // Mutated in place (a copy taken out and put back would reallocate every time).
+        while let connection = idle[key]?.popLast() {
             if connection.channel.isActive && !connection.closed { return connection }
         }
         return nil
@@ -203,13 +203,11 @@ final class UpstreamPool {
             discard(connection)
             return
         }
-        var list = idle[connection.key, default: []]
-        guard list.count < Self.maxIdlePerUpstream else {
+        guard idle[connection.key, default: []].count < Self.maxIdlePerUpstream else {
             discard(connection)
             return
         }
-        list.append(connection)
-        idle[connection.key] = list
+        idle[connection.key, default: []].append(connection)
     }
 
     /// Closes a connection that is in an unknown state (timeout, client gone).
@@ -224,8 +222,7 @@ final class UpstreamPool {
     }
 
     func remove(_ connection: UpstreamConnection) {
-        guard var list = idle[connection.key], let i = list.firstIndex(where: { $0 === connection }) else { return }
-        list.remove(at: i)
-        idle[connection.key] = list
+        guard let i = idle[connection.key]?.firstIndex(where: { $0 === connection }) else { return }
+        idle[connection.key]?.remove(at: i)
     }
 }

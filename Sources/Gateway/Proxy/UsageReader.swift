@@ -40,17 +40,17 @@ enum UsageReader {
     /// Reads a chat completion's `model` and `usage` without decoding the whole body;
     /// nil when the body is not the plain shape this expects.
     static func scan(_ b: UnsafeBufferPointer<UInt8>) -> Usage? {
-        guard let ranges = TopLevelJSON.valueRanges(b, keys: [modelKey, usageKey]) else { return nil }
+        guard let ranges = TopLevelJSON.valueRanges(b, modelKey, usageKey) else { return nil }
         var usage = Usage()
-        if let model = ranges[0] {
+        if let model = ranges.first {
             guard let text = TopLevelJSON.plainString(b, model) else { return nil }
             usage.model = text
         }
-        if let counts = ranges[1] {
+        if let counts = ranges.second {
             let inner = UnsafeBufferPointer(rebasing: b[counts])
-            guard let values = TopLevelJSON.valueRanges(inner, keys: [promptTokensKey, completionTokensKey]) else { return usage }
-            usage.inputTokens = values[0].flatMap { TopLevelJSON.digits(inner, $0) }
-            usage.outputTokens = values[1].flatMap { TopLevelJSON.digits(inner, $0) }
+            guard let values = TopLevelJSON.valueRanges(inner, promptTokensKey, completionTokensKey) else { return usage }
+            usage.inputTokens = values.first.flatMap { TopLevelJSON.digits(inner, $0) }
+            usage.outputTokens = values.second.flatMap { TopLevelJSON.digits(inner, $0) }
         }
         return usage
     }

@@ -48,7 +48,14 @@ public struct RequestLog: Sendable {
     /// Streamed responses: the time between chunks, per output token after the first.
     public var timePerOutputToken: Duration?
 
-    public var failoverHeader: String { attempts.map(\.headerForm).joined(separator: ",") }
+    public var failoverHeader: String {
+        var out = ""
+        for (i, attempt) in attempts.enumerated() {
+            if i > 0 { out += "," }
+            out += attempt.headerForm
+        }
+        return out
+    }
 
     /// The access-log line: agentgateway's field names, then ours (`provider`, `group`, `attempts`).
     public func jsonLine() -> String {
