@@ -284,7 +284,9 @@ final class Exchange: UpstreamResponseDelegate {
             if head.isHTTP10 { closeAfterResponse = true } else { chunkedToClient = true }
         }
         if !head.keepAlive { closeAfterResponse = true }
-        var out = context.channel.allocator.buffer(capacity: 256 + headers.bytes.count + 4 * headers.count)
+        // Room for a small body too, so head and body leave in one buffer without regrowing it.
+        let bodyRoom = min(responseHead.contentLength ?? 0, Self.copyLimit)
+        var out = context.channel.allocator.buffer(capacity: 256 + headers.bytes.count + 4 * headers.count + bodyRoom)
         Self.writeStatusLine(status: status, reason: responseHead.reason, http10: head.isHTTP10, to: &out)
         for i in 0..<headers.count where !Self.isNotForwarded(responseHeaderAt: i, of: headers, chunked: chunkedToClient) {
             headers.write(fieldAt: i, to: &out)

@@ -78,7 +78,7 @@ final class ProxyHandler: ChannelInboundHandler, MessageParserDelegate {
             tooLarge(context, head: head)
             return true
         }
-        body = context.channel.allocator.buffer(capacity: min(head.contentLength ?? 512, limit))
+        body = ByteBuffer()
         return true
     }
 
@@ -86,6 +86,11 @@ final class ProxyHandler: ChannelInboundHandler, MessageParserDelegate {
         guard !rejecting, let context else { return }
         if body.readableBytes + part.readableBytes > runtime.options.maxRequestBody {
             tooLarge(context, head: parser.head)
+            return
+        }
+        if body.readableBytes == 0 {
+            // Most bodies come in one piece: keep it as it came, without a copy.
+            body = part
             return
         }
         var part = part

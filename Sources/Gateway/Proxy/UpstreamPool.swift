@@ -148,7 +148,19 @@ final class UpstreamPool {
     let flusher: LoopFlusher
     /// The request timeouts of this loop's exchanges.
     let deadlines: RequestDeadlines
-    private var idle: [UpstreamKey: [UpstreamConnection]] = [:]
+    /// Idle connections of one upstream. A class, so a lookup hands out the list itself and
+    /// it is changed in place (a dictionary's in-place access costs an allocation each time).
+    private final class IdleList {
+        var connections: [UpstreamConnection] = []
+    }
+    private var idle: [UpstreamKey: IdleList] = [:]
+
+    private func idleList(_ key: UpstreamKey) -> IdleList {
+        if let list = idle[key] { return list }
+        let list = IdleList()
+        idle[key] = list
+        return list
+    }
     static let maxIdlePerUpstream = 256
     static let connectTimeout = TimeAmount.seconds(5)
 
@@ -164,7 +176,8 @@ final class UpstreamPool {
     func idleConnection(_ key: UpstreamKey) -> UpstreamConnection? {
         eventLoop.preconditionInEventLoop()
         // Mutated in place (a copy taken out and put back would reallocate every time).
-        while let connection = idle[key]?.popLast() {
+        guard let list = idle[key] else { return nil }
+        while let connection = list.connections.popLast() {
             if connection.channel.isActive && !connection.closed { return connection }
         }
         return nil
@@ -203,11 +216,12 @@ final class UpstreamPool {
             discard(connection)
             return
         }
-        guard idle[connection.key, default: []].count < Self.maxIdlePerUpstream else {
+        let list = idleList(connection.key)
+        guard list.connections.count < Self.maxIdlePerUpstream else {
             discard(connection)
             return
         }
-        idle[connection.key, default: []].append(connection)
+        list.connections.append(connection)
     }
 
     /// Closes a connection that is in an unknown state (timeout, client gone).
@@ -222,7 +236,7 @@ final class UpstreamPool {
     }
 
     func remove(_ connection: UpstreamConnection) {
-        guard let i = idle[connection.key]?.firstIndex(where: { $0 === connection }) else { return }
-        idle[connection.key]?.remove(at: i)
+        guard let list = idle[connection.key], let i = list.connections.firstIndex(where: { $0 === connection }) else { return }
+        list.connections.remove(at: i)
     }
 }
