@@ -443,7 +443,9 @@ final class Exchange: UpstreamResponseDelegate {
     /// key) is the whole body encoded again.
     private func makeUpstreamBody() -> ByteBuffer? {
         guard let model = sentModel else { return nil }
-        if !injectedStreamOptions, let spliced = Self.splice(model: model, into: body, hasModel: peek.hasModel, allocator: context.channel.allocator) {
+        // The provider's own model is quoted once, in its ProviderWire.
+        let quoted = model == provider?.model ? wire?.quotedModel ?? JSONLine.quoted(model) : JSONLine.quoted(model)
+        if !injectedStreamOptions, let spliced = Self.splice(quoted: quoted, into: body, hasModel: peek.hasModel, allocator: context.channel.allocator) {
             return spliced
         }
         guard var upstreamJSON = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else { return nil }
@@ -486,10 +488,14 @@ final class Exchange: UpstreamResponseDelegate {
 
     /// `body` with its top-level `model` value replaced by `model` (or `model` added first).
     static func splice(model: String, into body: ByteBuffer, hasModel: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        splice(quoted: JSONLine.quoted(model), into: body, hasModel: hasModel, allocator: allocator)
+    }
+
+    /// `body` with its top-level `model` value replaced by `quoted` (a JSON string literal).
+    static func splice(quoted: [UInt8], into body: ByteBuffer, hasModel: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
         body.withUnsafeReadableBytes { raw -> ByteBuffer? in
             let bytes = raw.bindMemory(to: UInt8.self)
             guard let ranges = TopLevelJSON.valueRanges(bytes, modelKey) else { return nil }
-            let quoted = JSONLine.quoted(model)
             var out = allocator.buffer(capacity: bytes.count + quoted.count + 12)
             if let range = ranges.first {
                 out.writeBytes(UnsafeBufferPointer(rebasing: bytes[..<range.lowerBound]))

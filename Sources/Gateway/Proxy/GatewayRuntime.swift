@@ -124,12 +124,15 @@ struct ProviderWire {
     /// `host`, `content-type` and (for a Secret or key) `authorization` header lines.
     let headerLines: [UInt8]
     let endpoint: String
+    /// The provider's model override as a JSON string literal, for the body splice.
+    let quotedModel: [UInt8]?
 
     init(_ provider: PlannedProvider) {
         var lines = "host: \(provider.hostHeader)\r\ncontent-type: application/json\r\n"
         if case .bearer(let token) = provider.auth { lines += "authorization: Bearer \(token)\r\n" }
         headerLines = Array(lines.utf8)
         endpoint = provider.connect.description
+        quotedModel = provider.model.map(JSONLine.quoted)
     }
 }
 

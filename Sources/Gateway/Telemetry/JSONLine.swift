@@ -1,3 +1,5 @@
+import Foundation
+
 /// Builds one JSON object on one line with its fields in the order given, as
 /// agentgateway's access log prints them. Values are escaped per RFC 8259.
 public struct JSONLine {
@@ -44,6 +46,21 @@ public struct JSONLine {
 
     /// The finished object's UTF-8, without a newline.
     public func finishBytes() -> [UInt8] { bytes + [UInt8(ascii: "}")] }
+
+    /// Closes the object and hands over its bytes without copying them.
+    public mutating func takeBytes() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        defer { bytes = [] }
+        return bytes
+    }
+
+    /// A timestamp field, RFC 3339 with milliseconds in UTC, written in place.
+    mutating func addTimestamp(_ name: StaticString, _ date: Date) {
+        key(name)
+        bytes.append(UInt8(ascii: "\""))
+        RequestLog.appendTimestamp(date, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
 
     /// The finished object, without a newline.
     public func finish() -> String { String(decoding: finishBytes(), as: UTF8.self) }

@@ -65,7 +65,7 @@ public struct RequestLog: Sendable {
     /// The access-log line as UTF-8.
     public func jsonLineBytes() -> [UInt8] {
         var line = JSONLine()
-        line.add("time", Self.timestamp(time))
+        line.addTimestamp("time", time)
         line.add("level", status >= 500 ? "warn" : "info")
         line.add("scope", "request")
         line.add("route", route)
@@ -88,7 +88,7 @@ public struct RequestLog: Sendable {
         line.add("agw.ai.time_to_first_token", timeToFirstToken.map(Self.milliseconds))
         line.add("agw.ai.time_per_output_token", timePerOutputToken.map(Self.milliseconds))
         line.add("response.body", responseBody)
-        return line.finishBytes()
+        return line.takeBytes()
     }
 
     /// Milliseconds with three decimals, as a number.
@@ -97,29 +97,34 @@ public struct RequestLog: Sendable {
     }
 
     static func timestamp(_ date: Date) -> String {
-        // RFC 3339 with milliseconds in UTC, as agentgateway logs.
+        var out: [UInt8] = []
+        appendTimestamp(date, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `date` as RFC 3339 with milliseconds in UTC, as agentgateway logs
+    /// (yyyy-MM-ddTHH:mm:ss.SSSZ), digit by digit: this runs for every request.
+    static func appendTimestamp(_ date: Date, to out: inout [UInt8]) {
         var t = time_t(date.timeIntervalSince1970.rounded(.down))
         var parts = tm()
         gmtime_r(&t, &parts)
         let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
-        // yyyy-MM-ddTHH:mm:ss.SSSZ, digit by digit (this runs for every request).
-        var out = [UInt8](repeating: 0, count: 24)
-        func put(_ n: Int, _ width: Int, at offset: Int) {
+        func put(_ n: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
             var n = n
-            for i in stride(from: offset + width - 1, through: offset, by: -1) {
-                out[i] = UInt8(ascii: "0") &+ UInt8(n % 10)
-                n /= 10
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") &+ UInt8(n / divisor % 10))
+                n %= divisor
+                divisor /= 10
             }
         }
-        put(Int(parts.tm_year) + 1900, 4, at: 0)
-        put(Int(parts.tm_mon) + 1, 2, at: 5)
-        put(Int(parts.tm_mday), 2, at: 8)
-        put(Int(parts.tm_hour), 2, at: 11)
-        put(Int(parts.tm_min), 2, at: 14)
-        put(Int(parts.tm_sec), 2, at: 17)
-        put(min(max(ms, 0), 999), 3, at: 20)
-        out[4] = UInt8(ascii: "-"); out[7] = UInt8(ascii: "-"); out[10] = UInt8(ascii: "T")
-        out[13] = UInt8(ascii: ":"); out[16] = UInt8(ascii: ":"); out[19] = UInt8(ascii: "."); out[23] = UInt8(ascii: "Z")
-        return String(decoding: out, as: UTF8.self)
+        put(Int(parts.tm_year) + 1900, 4); out.append(UInt8(ascii: "-"))
+        put(Int(parts.tm_mon) + 1, 2); out.append(UInt8(ascii: "-"))
+        put(Int(parts.tm_mday), 2); out.append(UInt8(ascii: "T"))
+        put(Int(parts.tm_hour), 2); out.append(UInt8(ascii: ":"))
+        put(Int(parts.tm_min), 2); out.append(UInt8(ascii: ":"))
+        put(Int(parts.tm_sec), 2); out.append(UInt8(ascii: "."))
+        put(min(max(ms, 0), 999), 3); out.append(UInt8(ascii: "Z"))
     }
 }
