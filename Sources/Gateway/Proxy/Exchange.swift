@@ -317,7 +317,15 @@ final class Exchange: UpstreamResponseDelegate {
         if firstChunkAt == nil { firstChunkAt = now }
         lastChunkAt = now
         let limit = runtime.options.responseCopyLimit
-        if responseCopy == nil { responseCopy = context.channel.allocator.buffer(capacity: min(limit, max(buffer.readableBytes, 256))) }
+        if responseCopy == nil {
+            if !responseIsStream && buffer.readableBytes <= limit {
+                // A whole answer in one part (the usual case): kept as it came, without a copy.
+                responseCopy = buffer
+                emit(buffer)
+                return
+            }
+            responseCopy = context.channel.allocator.buffer(capacity: min(limit, max(buffer.readableBytes, 256)))
+        }
         if responseIsStream {
             // Keep the tail: the usage chunk comes last. A cut first line is skipped when read.
             var part = buffer

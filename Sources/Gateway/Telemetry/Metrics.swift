@@ -3,7 +3,11 @@ import NIOConcurrencyHelpers
 /// Counters and histograms of the gateway, served as Prometheus text exposition with
 /// agentgateway's metric names (plus ours for eviction and the active group).
 public final class GatewayMetrics: Sendable {
-    struct RequestKey: Hashable { var backend, route, status, reason: String }
+    struct RequestKey: Hashable {
+        var backend, route: String
+        var status: Int
+        var reason: String
+    }
     struct RouteKey: Hashable { var backend, route: String }
     struct TokenKey: Hashable { var type, requestModel, responseModel: String }
     struct EvictionKey: Hashable { var provider, reason: String }
@@ -44,7 +48,7 @@ public final class GatewayMetrics: Sendable {
 
     func recordRequest(_ log: RequestLog, backend: String) {
         let route = log.route ?? ""
-        let key = RequestKey(backend: backend, route: route, status: String(log.status), reason: log.reason ?? "")
+        let key = RequestKey(backend: backend, route: route, status: log.status, reason: log.reason ?? "")
         let routeKey = RouteKey(backend: backend, route: route)
         state.withLockedValue { s in
             s.requests[key, default: 0] += 1
@@ -94,7 +98,7 @@ public final class GatewayMetrics: Sendable {
         }
         header("agentgateway_requests_total", "counter", "Requests answered, by backend, route, status and reason.")
         for (key, value) in s.requests.sorted(by: { "\($0.key)" < "\($1.key)" }) {
-            out += "agentgateway_requests_total\(labels([("backend", key.backend), ("route", key.route), ("status", key.status), ("reason", key.reason)])) \(value)\n"
+            out += "agentgateway_requests_total\(labels([("backend", key.backend), ("route", key.route), ("status", String(key.status)), ("reason", key.reason)])) \(value)\n"
         }
         header("agentgateway_request_duration_seconds", "histogram", "Request duration, retries included.")
         histogram("agentgateway_request_duration_seconds", s.durations) { [("backend", $0.backend), ("route", $0.route)] }
