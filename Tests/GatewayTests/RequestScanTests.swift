@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Testing
 @testable import Gateway
 
@@ -120,6 +121,14 @@ struct RequestScanTests {
             }
             if !Self.same(ours, theirs) {
                 Issue.record("differs from Foundation on \(String(decoding: body, as: UTF8.self)): \(ours) vs \(theirs)")
+                return
+            }
+            // Where the scan found `model` splices the same as looking for it again.
+            let quoted = Array(#""m-override""#.utf8)
+            let known = Exchange.splice(quoted: quoted, into: ByteBuffer(bytes: body), hasModel: ours.hasModel, place: ours.modelPlace, allocator: ByteBufferAllocator())
+            let found = Exchange.splice(quoted: quoted, into: ByteBuffer(bytes: body), hasModel: ours.hasModel, allocator: ByteBufferAllocator())
+            if known != found {
+                Issue.record("splice at the scanned place differs on \(String(decoding: body, as: UTF8.self))")
                 return
             }
         }

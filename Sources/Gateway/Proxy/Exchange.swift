@@ -453,7 +453,7 @@ final class Exchange: UpstreamResponseDelegate {
         guard let model = sentModel else { return nil }
         // The provider's own model is quoted once, in its ProviderWire.
         let quoted = model == provider?.model ? wire?.quotedModel ?? JSONLine.quoted(model) : JSONLine.quoted(model)
-        if !injectedStreamOptions, let spliced = Self.splice(quoted: quoted, into: body, hasModel: peek.hasModel, allocator: context.channel.allocator) {
+        if !injectedStreamOptions, let spliced = Self.splice(quoted: quoted, into: body, hasModel: peek.hasModel, place: peek.modelPlace, allocator: context.channel.allocator) {
             return spliced
         }
         guard var upstreamJSON = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else { return nil }
@@ -476,6 +476,16 @@ final class Exchange: UpstreamResponseDelegate {
         var hasModel = false
         var stream: Bool?
         var includeUsage: Bool?
+        /// Where the top-level `model` value sits, when the fast scan read the body.
+        var modelPlace = ModelPlace.unknown
+
+        enum ModelPlace {
+            /// Foundation read the body: the splice looks for it.
+            case unknown
+            case absent
+            /// The value's bytes, quotes included.
+            case at(Range<Int>)
+        }
 
         init() {}
 
@@ -500,12 +510,20 @@ final class Exchange: UpstreamResponseDelegate {
     }
 
     /// `body` with its top-level `model` value replaced by `quoted` (a JSON string literal).
-    static func splice(quoted: [UInt8], into body: ByteBuffer, hasModel: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
+    /// `place`: where the value is, when the request scan already found it.
+    static func splice(quoted: [UInt8], into body: ByteBuffer, hasModel: Bool, place: RequestPeek.ModelPlace = .unknown, allocator: ByteBufferAllocator) -> ByteBuffer? {
         body.withUnsafeReadableBytes { raw -> ByteBuffer? in
             let bytes = raw.bindMemory(to: UInt8.self)
-            guard let ranges = TopLevelJSON.valueRanges(bytes, modelKey) else { return nil }
+            let model: Range<Int>?
+            switch place {
+            case .at(let range): model = range
+            case .absent: model = nil
+            case .unknown:
+                guard let found = TopLevelJSON.valueRanges(bytes, modelKey) else { return nil }
+                model = found.first
+            }
             var out = allocator.buffer(capacity: bytes.count + quoted.count + 12)
-            if let range = ranges.first {
+            if let range = model {
                 out.writeBytes(UnsafeBufferPointer(rebasing: bytes[..<range.lowerBound]))
                 out.writeBytes(quoted)
                 out.writeBytes(UnsafeBufferPointer(rebasing: bytes[range.upperBound...]))

@@ -27,85 +27,92 @@ enum RequestScan {
 
         mutating func topLevel() -> Exchange.RequestPeek? {
             skipSpace()
-            guard next(UInt8(ascii: "{")) else { return nil }
             var peek = Exchange.RequestPeek()
-            var first = true
+            peek.modelPlace = .absent
             // A key of ours given twice: which one counts is Foundation's call.
             var seen: UInt8 = 0
-            while true {
-                skipSpace()
-                if next(UInt8(ascii: "}")) { break }
-                if !first {
-                    guard next(UInt8(ascii: ",")) else { return nil }
-                    skipSpace()
-                }
-                first = false
-                guard let key = plainString() else { return nil }
-                skipSpace()
-                guard next(UInt8(ascii: ":")) else { return nil }
-                skipSpace()
-                let valueStart = i
-                let name = keyName(key)
+            let whole = members(plainKeys: true) { scanner, key in
+                let name = scanner.keyName(key)
                 if name != .other {
-                    let bit = name.bit
-                    guard seen & bit == 0 else { return nil }
-                    seen |= bit
+                    guard seen & name.bit == 0 else { return false }
+                    seen |= name.bit
                 }
-                switch name {
-                case .model:
-                    peek.hasModel = true
-                    if i < bytes.count, bytes[i] == UInt8(ascii: "\"") {
-                        guard let range = plainString() else { return nil }
-                        peek.model = String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-                    } else {
-                        guard value(depth: 1) else { return nil }
-                        peek.model = nil
-                    }
-                case .stream:
-                    guard value(depth: 1) else { return nil }
-                    peek.stream = boolean(valueStart..<i)
-                case .streamOptions:
-                    if i < bytes.count, bytes[i] == UInt8(ascii: "{") {
-                        guard let usage = streamOptions() else { return nil }
-                        peek.includeUsage = usage
-                    } else {
-                        guard value(depth: 1) else { return nil }
-                        peek.includeUsage = nil
-                    }
-                case .other:
-                    guard value(depth: 1) else { return nil }
-                }
+                return scanner.topLevelValue(name, into: &peek)
             }
+            guard whole else { return nil }
             skipSpace()
             return i == bytes.count ? peek : nil
+        }
+
+        /// Reads the value of a top-level member named `name` into `peek`.
+        mutating func topLevelValue(_ name: Key, into peek: inout Exchange.RequestPeek) -> Bool {
+            let valueStart = i
+            switch name {
+            case .model:
+                peek.hasModel = true
+                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else {
+                    peek.model = nil
+                    guard value(depth: 1) else { return false }
+                    peek.modelPlace = .at(valueStart..<i)
+                    return true
+                }
+                guard let range = plainString() else { return false }
+                peek.model = String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+                peek.modelPlace = .at(valueStart..<i)
+            case .stream:
+                guard value(depth: 1) else { return false }
+                peek.stream = boolean(valueStart..<i)
+            case .streamOptions:
+                guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else {
+                    peek.includeUsage = nil
+                    return value(depth: 1)
+                }
+                guard let usage = streamOptions() else { return false }
+                peek.includeUsage = usage
+            case .other:
+                return value(depth: 1)
+            }
+            return true
         }
 
         /// `stream_options`: an object whose `include_usage` is read when it is a boolean.
         /// Returns nil when the scan failed; `.some(nil)` when there is no boolean there.
         mutating func streamOptions() -> Bool?? {
-            guard next(UInt8(ascii: "{")) else { return nil }
             var usage: Bool?
-            var first = true
             var seenUsage = false
+            let whole = members(plainKeys: true) { scanner, key in
+                let valueStart = scanner.i
+                guard scanner.value(depth: 2) else { return false }
+                if scanner.bytes[key].elementsEqual("include_usage".utf8) {
+                    guard !seenUsage else { return false }
+                    seenUsage = true
+                    usage = scanner.boolean(valueStart..<scanner.i)
+                }
+                return true
+            }
+            return whole ? .some(usage) : nil
+        }
+
+        /// Walks the members of the object at `i`: reads each key and the colon, then lets
+        /// `member` read the value. `plainKeys`: a key with escapes is not decided here.
+        /// False when the object is not valid JSON or `member` says so.
+        mutating func members(plainKeys: Bool, _ member: (inout Scanner, Range<Int>) -> Bool) -> Bool {
+            guard next(UInt8(ascii: "{")) else { return false }
+            skipSpace()
+            if next(UInt8(ascii: "}")) { return true }
             while true {
                 skipSpace()
-                if next(UInt8(ascii: "}")) { return .some(usage) }
-                if !first {
-                    guard next(UInt8(ascii: ",")) else { return nil }
-                    skipSpace()
-                }
-                first = false
-                guard let key = plainString() else { return nil }
+                guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return false }
+                let keyStart = i + 1
+                guard string(allowEscapes: !plainKeys) else { return false }
+                let key = keyStart..<(i - 1)
                 skipSpace()
-                guard next(UInt8(ascii: ":")) else { return nil }
+                guard next(UInt8(ascii: ":")) else { return false }
                 skipSpace()
-                let valueStart = i
-                guard value(depth: 2) else { return nil }
-                if bytes[key].elementsEqual("include_usage".utf8) {
-                    guard !seenUsage else { return nil }
-                    seenUsage = true
-                    usage = boolean(valueStart..<i)
-                }
+                guard member(&self, key) else { return false }
+                skipSpace()
+                if next(UInt8(ascii: "}")) { return true }
+                guard next(UInt8(ascii: ",")) else { return false }
             }
         }
 
@@ -154,20 +161,7 @@ enum RequestScan {
             case UInt8(ascii: "\""):
                 return string()
             case UInt8(ascii: "{"):
-                i += 1
-                skipSpace()
-                if next(UInt8(ascii: "}")) { return true }
-                while true {
-                    skipSpace()
-                    guard i < bytes.count, bytes[i] == UInt8(ascii: "\""), string() else { return false }
-                    skipSpace()
-                    guard next(UInt8(ascii: ":")) else { return false }
-                    skipSpace()
-                    guard value(depth: depth + 1) else { return false }
-                    skipSpace()
-                    if next(UInt8(ascii: "}")) { return true }
-                    guard next(UInt8(ascii: ",")) else { return false }
-                }
+                return members(plainKeys: false) { scanner, _ in scanner.value(depth: depth + 1) }
             case UInt8(ascii: "["):
                 i += 1
                 skipSpace()
