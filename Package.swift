@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// For the hot paths (Gateway, Driver): no run-time exclusivity checks in release builds.
+/// Debug builds, which the tests run, keep them.
+let uncheckedExclusivityInRelease: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "failover-lab",
     platforms: [.macOS(.v14)],
@@ -38,7 +44,7 @@ let package = Package(
             ],
             // The data path's state lives on one event loop at a time, where accesses cannot
             // overlap; checking each access at run time cost about 3% of the gateway's CPU.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: uncheckedExclusivityInRelease
         ),
         // The lab's stand-ins (http-429 server, mock OpenAI) and their live fault controls.
         .target(
@@ -59,8 +65,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             // The engine's state is used by its one thread; run-time access checks cost it
-            // a share of the closed loop's budget. Debug builds (the tests) keep them.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            // a share of the closed loop's budget.
+            swiftSettings: uncheckedExclusivityInRelease
         ),
         // Wiring of a lab: stand-ins started per the Scenario, then the gateway pointed at them.
         .target(
