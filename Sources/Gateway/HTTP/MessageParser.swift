@@ -63,8 +63,6 @@ final class MessageParser {
     private var nameMayContinue = false
     private var pendingURI: [UInt8] = []
     private var pendingReason: [UInt8] = []
-    /// Set while `feed` runs once a message ended; cleared when the next begins.
-    private(set) var messageComplete = false
     /// Between a head and its end.
     private(set) var inMessage = false
 
@@ -136,7 +134,6 @@ final class MessageParser {
         pendingReason.removeAll(keepingCapacity: true)
         lastWasName = false
         nameMayContinue = false
-        messageComplete = false
         inMessage = true
     }
 
@@ -182,7 +179,6 @@ final class MessageParser {
 
     private func end() -> Int32 {
         inMessage = false
-        messageComplete = true
         // Keep-alive can change with the end of a body that ran to the close.
         head.keepAlive = head.keepAlive && http_should_keep_alive(parser) != 0
         delegate?.parsedEnd(self)

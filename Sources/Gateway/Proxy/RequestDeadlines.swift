@@ -19,8 +19,6 @@ final class RequestDeadlines {
         entries.reserveCapacity(256)
     }
 
-    var count: Int { entries.count }
-
     /// Watches `exchange` until `remove`; calls its `timedOut()` at `deadline`.
     func add(_ exchange: Exchange, deadline: NIODeadline) {
         exchange.deadlineSlot = entries.count

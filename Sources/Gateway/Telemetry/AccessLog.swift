@@ -29,17 +29,6 @@ public final class AccessLogWriter: Sendable {
         if ownsDescriptor { close(fd) }
     }
 
-    public func write(_ line: String) {
-        write(bytes: Array(line.utf8))
-    }
-
-    /// Appends one line (a newline is added).
-    public func write(bytes line: [UInt8]) {
-        var bytes = line
-        bytes.append(UInt8(ascii: "\n"))
-        write(lines: bytes)
-    }
-
     /// Appends lines that each end with a newline, in one `write(2)` when the kernel takes it.
     func write(lines bytes: [UInt8]) {
         lock.withLock {
