@@ -621,7 +621,8 @@ final class Exchange: UpstreamResponseDelegate {
         out.writeStaticString("\r\n")
     }
 
-    /// The value of `x-failover-attempts`: each try as `provider=status`.
+    /// The value of `x-failover-attempts`: each try in its `headerForm`, written without
+    /// building Strings.
     private func writeAttempts(to out: inout ByteBuffer) {
         for (i, attempt) in attempts.enumerated() {
             if i > 0 { out.writeStaticString(",") }
@@ -630,7 +631,7 @@ final class Exchange: UpstreamResponseDelegate {
             if let status = attempt.status {
                 out.writeDecimal(status)
             } else {
-                out.writeString(attempt.failure ?? "error")
+                out.writeString(attempt.missingResponse)
             }
         }
     }

@@ -16,7 +16,10 @@ public struct AttemptRecord: Sendable, Hashable {
     public var failOpen = false
 
     /// `name=429`, `name=connect`: the form of `x-failover-attempts`.
-    public var headerForm: String { "\(provider)=\(status.map(String.init) ?? failure ?? "error")" }
+    public var headerForm: String { "\(provider)=\(status.map(String.init) ?? missingResponse)" }
+
+    /// What stands after `=` when there was no status.
+    var missingResponse: String { failure ?? "error" }
 }
 
 /// Everything the access log says about one request. Secrets are never stored here.
