@@ -95,6 +95,21 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Every parser of hostile input, as a function of bytes: for libFuzzer and the corpus tests.
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["Gateway", "Upstreams", "Driver"]
+        ),
+        // libFuzzer's entry when built by scripts/fuzz (-DFUZZING), a corpus runner otherwise.
+        .executableTarget(
+            name: "failover-fuzz",
+            dependencies: ["FuzzTargets"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+        .testTarget(
+            name: "FuzzTests",
+            dependencies: ["FuzzTargets"]
+        ),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
