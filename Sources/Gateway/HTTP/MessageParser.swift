@@ -79,6 +79,12 @@ final class MessageParser {
     private var pendingReason: [UInt8] = []
     /// Bytes of header lines in the current head, counted against `limits.maxHead`.
     private var headBytes = 0
+    /// For telling a folded header line (obs-fold, refused as nginx does) from a value cut
+    /// by the end of a read: the last callback was a value; callbacks so far in this feed;
+    /// the last feed ended in a line break and whitespace (a fold may go on in the next).
+    private var lastWasValue = false
+    private var callbacksThisFeed = 0
+    private var tailMayFold = false
     /// Why the delegate or a limit stopped the parse; thrown by `feed`.
     private var stopped: Failure?
     /// Between a head and its end.
@@ -103,12 +109,15 @@ final class MessageParser {
         guard count > 0 else { return }
         current = buffer
         nameMayContinue = lastWasName
+        callbacksThisFeed = 0
         let parsed = buffer.withUnsafeReadableBytes { raw -> Int in
             currentBase = raw.baseAddress
             defer { currentBase = nil }
-            return raw.withMemoryRebound(to: CChar.self) { chars in
+            let parsed = raw.withMemoryRebound(to: CChar.self) { chars in
                 http_parser_execute(parser, Self.settings, chars.baseAddress, count)
             }
+            if inHead { tailMayFold = Self.endsInLineBreakAndSpace(raw, previous: tailMayFold) }
+            return parsed
         }
         current = ByteBuffer()
         let errno = parser.pointee.http_errno
@@ -127,6 +136,23 @@ final class MessageParser {
         _ = http_parser_execute(parser, Self.settings, nil, 0)
         if parser.pointee.http_errno != 0 && !isPaused { return !wasInMessage }
         return !inMessage
+    }
+
+    /// The bytes end in LF and one or more spaces or tabs (or are all spaces and tabs after such an end).
+    private static func endsInLineBreakAndSpace(_ raw: UnsafeRawBufferPointer, previous: Bool) -> Bool {
+        var i = raw.count - 1
+        var spaces = 0
+        while i >= 0, raw[i] == 0x20 || raw[i] == 0x09 { i -= 1; spaces += 1 }
+        if i < 0 { return previous }
+        return spaces > 0 && raw[i] == 0x0A
+    }
+
+    /// Whether a value callback at `at` continues the last value across a folded line.
+    private func isFold(_ at: UnsafePointer<CChar>?) -> Bool {
+        guard lastWasValue else { return false }
+        if callbacksThisFeed > 0 { return true }  // within one read a value comes in one piece
+        guard let at, let base = currentBase else { return false }
+        return UnsafeRawPointer(at) - base > 0 || tailMayFold
     }
 
     private var isPaused: Bool { parser.pointee.http_errno == HPE_PAUSED.rawValue }
@@ -178,6 +204,8 @@ final class MessageParser {
         pendingReason.removeAll(keepingCapacity: true)
         headBytes = 0
         headDone = false
+        lastWasValue = false
+        tailMayFold = false
         lastWasName = false
         nameMayContinue = false
         inMessage = true
@@ -269,14 +297,22 @@ final class MessageParser {
             }
             me.nameMayContinue = false
             me.lastWasName = true
+            me.lastWasValue = false
+            me.callbacksThisFeed += 1
             me.headBytes += length
             return me.headBytes > me.limits.maxHead ? me.headTooLarge() : 0
         }
         s.on_header_value = { p, at, length in
             let me = MessageParser.of(p)
+            if me.isFold(at) {
+                me.stopped = Failure(name: "OBS_FOLD", description: "folded header line (obs-fold) in \(me.head.headers.isEmpty ? "a header" : me.head.headers.name(at: me.head.headers.count - 1))")
+                return -1
+            }
             me.head.headers.appendValue(UnsafeRawBufferPointer(start: at, count: length))
             me.nameMayContinue = false
             me.lastWasName = false
+            me.lastWasValue = true
+            me.callbacksThisFeed += 1
             me.headBytes += length
             return me.headBytes > me.limits.maxHead ? me.headTooLarge() : 0
         }

@@ -110,6 +110,11 @@ final class Exchange: UpstreamResponseDelegate {
                 reject(status: 400, message: "request body is not valid JSON: \(jsonErrorText(error))", type: "invalid_request_error", reason: "bad_request")
                 return
             }
+            // Foundation takes invalid UTF-8 and numbers no Double holds (1e999999): not forwarded.
+            if let offset = body.withUnsafeReadableBytes({ RequestScan.strictFailure($0.bindMemory(to: UInt8.self)) }) {
+                reject(status: 400, message: "request body is not strict JSON at byte \(offset): invalid UTF-8, a lone surrogate escape, a number out of range or nesting deeper than 512", type: "invalid_request_error", reason: "bad_request")
+                return
+            }
             // The fast scan leaves escaped and repeated keys to Foundation, which keeps one
             // `model` of several: refuse those, so no upstream reads a model the log does not name.
             if case .failure(let refusal) = body.withUnsafeReadableBytes({ ModelSplice.find($0.bindMemory(to: UInt8.self)) }) {

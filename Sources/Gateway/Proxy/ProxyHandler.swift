@@ -70,8 +70,13 @@ final class ProxyHandler: ChannelInboundHandler, MessageParserDelegate {
         parsing = true
         defer { parsing = false }
         while buffer.readableBytes > 0, exchange == nil, !closed {
+            let before = buffer.readableBytes
             do {
                 try parser.feed(&buffer)
+                // http-parser stops short only at a message's end; never loop on no progress.
+                if buffer.readableBytes == before && exchange == nil && !closed {
+                    throw MessageParser.Failure(name: "STUCK", description: "the parser made no progress")
+                }
             } catch {
                 let failure = error as? MessageParser.Failure ?? MessageParser.Failure(name: "ERROR", description: "\(error)")
                 refuse(context, status: failure.status, message: "malformed HTTP request: \(failure.description)", reason: Self.reason(failure.status))
