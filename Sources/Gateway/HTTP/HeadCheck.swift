@@ -35,6 +35,7 @@ enum HeadCheck {
         var contentLength = 0
         var transferEncoding = 0
         var connection = 0
+        var otherCoding = false
     }
 
     private static func framing(_ counts: Counts, head: MessageHead) -> Failure? {
@@ -44,7 +45,7 @@ enum HeadCheck {
         if counts.transferEncoding > 0 && counts.contentLength > 0 {
             return Failure(name: "BAD_FRAMING", description: "both Content-Length and Transfer-Encoding")
         }
-        if counts.transferEncoding > 1 || (counts.transferEncoding == 1 && !head.chunked) {
+        if counts.transferEncoding > 1 || counts.otherCoding || (counts.transferEncoding == 1 && !head.chunked) {
             return Failure(name: "BAD_FRAMING", description: "Transfer-Encoding other than a single chunked")
         }
         return nil
@@ -72,7 +73,10 @@ enum HeadCheck {
                 switch nameEnd - nameStart {
                 case 4 where headers.nameIs("host", at: index): counts.host += 1
                 case 14 where headers.nameIs("content-length", at: index): counts.contentLength += 1
-                case 17 where headers.nameIs("transfer-encoding", at: index): counts.transferEncoding += 1
+                case 17 where headers.nameIs("transfer-encoding", at: index):
+                    counts.transferEncoding += 1
+                    // Only `chunked` alone: the gateway de-chunks and knows no other coding.
+                    if !isChunked(b, Int(f.valueStart)..<Int(f.valueEnd)) { counts.otherCoding = true }
                 case 10 where headers.nameIs("connection", at: index): counts.connection += 1
                 default: break
                 }
@@ -82,6 +86,17 @@ enum HeadCheck {
         if let failure { return failure }
         if counts.connection > 0 { head.connectionNamed = connectionNamed(headers) }
         return nil
+    }
+
+    /// The value is `chunked` (any case), with optional whitespace around it.
+    private static func isChunked(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+        var lower = range.lowerBound, upper = range.upperBound
+        while lower < upper, b[lower] == 0x20 || b[lower] == 0x09 { lower += 1 }
+        while upper > lower, b[upper - 1] == 0x20 || b[upper - 1] == 0x09 { upper -= 1 }
+        let word: StaticString = "chunked"
+        guard upper - lower == word.utf8CodeUnitCount else { return false }
+        for k in 0..<word.utf8CodeUnitCount where b[lower + k] | 0x20 != word.utf8Start[k] { return false }
+        return true
     }
 
     /// Fields named by `connection` tokens other than `close` and `keep-alive`, or nil.

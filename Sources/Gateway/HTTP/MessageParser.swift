@@ -138,13 +138,14 @@ final class MessageParser {
         return !inMessage
     }
 
-    /// The bytes end in LF and one or more spaces or tabs (or are all spaces and tabs after such an end).
+    /// The bytes end in LF and maybe spaces or tabs (or are all spaces and tabs after such
+    /// an end): a value that goes on in the next read, with no name first, is then a fold
+    /// (http-parser hands a folded line over as more value, its leading whitespace included).
     private static func endsInLineBreakAndSpace(_ raw: UnsafeRawBufferPointer, previous: Bool) -> Bool {
         var i = raw.count - 1
-        var spaces = 0
-        while i >= 0, raw[i] == 0x20 || raw[i] == 0x09 { i -= 1; spaces += 1 }
+        while i >= 0, raw[i] == 0x20 || raw[i] == 0x09 { i -= 1 }
         if i < 0 { return previous }
-        return spaces > 0 && raw[i] == 0x0A
+        return raw[i] == 0x0A
     }
 
     /// Whether a value callback at `at` continues the last value across a folded line.

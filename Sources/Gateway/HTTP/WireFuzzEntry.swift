@@ -21,23 +21,24 @@ public enum WireFuzzEntry {
 
     /// Parses `bytes` as one client connection's requests, each checked as `ProxyHandler`
     /// checks it (head limits, names, Host, framing, target). Throws at the first refusal;
-    /// a request cut short at the end is left out.
-    public static func parseRequests(_ bytes: [UInt8], limits: (maxTarget: Int, maxHead: Int) = (8 * 1024, 64 * 1024)) throws(Refused) -> [Request] {
+    /// a request cut short at the end is left out. `readSize`: the bytes arrive in reads of
+    /// this size (the result must not depend on it).
+    public static func parseRequests(_ bytes: [UInt8], readSize: Int = .max, limits: (maxTarget: Int, maxHead: Int) = (8 * 1024, 64 * 1024)) throws(Refused) -> [Request] {
         let collector = Collector(kind: .request)
         let parser = MessageParser(kind: .request)
         parser.limits = MessageParser.Limits(maxTarget: limits.maxTarget, maxHead: limits.maxHead)
         parser.delegate = collector
-        try collector.run(parser, bytes)
+        try collector.run(parser, bytes, readSize: readSize)
         return collector.requests
     }
 
     /// Parses `bytes` as an upstream's responses and returns their statuses; throws when
     /// the gateway would count the response as broken (502).
-    public static func parseResponses(_ bytes: [UInt8]) throws(Refused) -> [Int] {
+    public static func parseResponses(_ bytes: [UInt8], readSize: Int = .max) throws(Refused) -> [Int] {
         let collector = Collector(kind: .response)
         let parser = MessageParser(kind: .response)
         parser.delegate = collector
-        try collector.run(parser, bytes)
+        try collector.run(parser, bytes, readSize: readSize)
         return collector.statuses
     }
 
@@ -49,17 +50,23 @@ public enum WireFuzzEntry {
 
         init(kind: MessageParser.Kind) { self.kind = kind }
 
-        func run(_ parser: MessageParser, _ bytes: [UInt8]) throws(Refused) {
-            var buffer = ByteBuffer(bytes: bytes)
-            while buffer.readableBytes > 0 {
-                let before = buffer.readableBytes
-                do {
-                    try parser.feed(&buffer)
-                } catch {
-                    let failure = error as? MessageParser.Failure
-                    throw Refused(status: failure?.status ?? 400, description: failure?.description ?? "\(error)")
+        func run(_ parser: MessageParser, _ bytes: [UInt8], readSize: Int) throws(Refused) {
+            let step = max(1, readSize)
+            var offset = 0
+            while offset < bytes.count {
+                let end = bytes.count - offset > step ? offset + step : bytes.count
+                var buffer = ByteBuffer(bytes: bytes[offset..<end])
+                offset = end
+                while buffer.readableBytes > 0 {
+                    let before = buffer.readableBytes
+                    do {
+                        try parser.feed(&buffer)
+                    } catch {
+                        let failure = error as? MessageParser.Failure
+                        throw Refused(status: failure?.status ?? 400, description: failure?.description ?? "\(error)")
+                    }
+                    if buffer.readableBytes == before { throw Refused(status: 400, description: "no progress") }
                 }
-                if buffer.readableBytes == before { throw Refused(status: 400, description: "no progress") }
             }
         }
 

@@ -238,8 +238,9 @@ enum RequestScan {
                 while k < i { exponent = exponent * 10 + Int(bytes[k] - UInt8(ascii: "0")); k += 1 }
                 if negative { exponent = -exponent }
             }
-            // |value| < 10^(integerDigits + exponent): keep it far from 1.8e308 and from underflow.
-            return integerDigits + exponent <= 300 && exponent >= -300
+            // |value| < 10^(integerDigits + exponent) <= 1e308 < Double's largest; tiny ones
+            // are left to Foundation too.
+            return integerDigits + exponent <= 308 && exponent >= -300
         }
 
         mutating func digits() -> Bool {

@@ -1,0 +1,257 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import Gateway
+
+/// The gateway's reading of a client's bytes, without sockets: each hostile head is
+/// refused with its status, at every place a read may cut it.
+@Suite("Hostile heads (parser and head checks)")
+struct HostileHeadTests {
+    static let body = #"{"model":"","messages":[]}"#
+
+    static func request(_ head: String, body: String = body) -> [UInt8] {
+        Array((head + "Content-Length: \(body.utf8.count)\r\n\r\n" + body).utf8)
+    }
+
+    /// The refusal of `bytes`, the same whole and cut into reads of every size up to 40.
+    static func refusal(_ bytes: [UInt8]) -> WireFuzzEntry.Refused? {
+        var first: WireFuzzEntry.Refused?
+        for size in [Int.max] + Array(1...40) {
+            do {
+                _ = try WireFuzzEntry.parseRequests(bytes, readSize: size)
+                if size == Int.max { return nil }
+                Issue.record("accepted when read \(size) bytes at a time")
+                return nil
+            } catch {
+                if let first { #expect(error.status == first.status, "read \(size) at a time: \(error)") } else { first = error }
+            }
+        }
+        return first
+    }
+
+    @Test("whitespace before a header's colon: 400 (http-parser alone takes it as the length)")
+    func spaceBeforeColon() throws {
+        let refused = try #require(Self.refusal(Array("POST /lab HTTP/1.1\r\nHost: gw\r\nContent-Length : 26\r\n\r\n\(Self.body)".utf8)))
+        #expect(refused.status == 400)
+        #expect(refused.description.contains("whitespace before the colon"))
+        #expect(Self.refusal(Array("POST /lab HTTP/1.1\r\nHost: gw\r\nX-Tab\t: 1\r\nContent-Length: 26\r\n\r\n\(Self.body)".utf8)) != nil)
+        #expect(Self.refusal(Array("POST /lab HTTP/1.1\r\nHost: gw\r\nX(y): 1\r\nContent-Length: 26\r\n\r\n\(Self.body)".utf8)) != nil)
+    }
+
+    @Test("Host: none or two in HTTP/1.1 is 400; HTTP/1.0 may leave it out")
+    func hosts() throws {
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\n"))?.description.contains("without a Host") == true)
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nhost: b\r\n"))?.description.contains("2 Host headers") == true)
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.0\r\n")) == nil)
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.0\r\nHost: a\r\nHost: a\r\n")) != nil)
+    }
+
+    @Test("framing faults: two lengths, length with chunked, chunked in HTTP/1.0, a coding other than chunked")
+    func framing() throws {
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"))?.status == 400)
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nContent-Length: 26\r\n"))?.status == 400)  // even equal ones
+        #expect(Self.refusal(Array("POST /lab HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".utf8)) != nil)
+        #expect(Self.refusal(Array("POST /lab HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n".utf8)) != nil)
+        #expect(Self.refusal(Array("POST /lab HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".utf8)) != nil)
+        #expect(Self.refusal(Array("POST /lab HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n".utf8)) != nil)
+        #expect(Self.refusal(Array("POST /lab HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".utf8)) != nil)
+        // The well-formed forms still pass.
+        #expect(Self.refusal(Array("POST /lab HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\n\(Self.body)\r\n0\r\n\r\n".utf8)) == nil)
+    }
+
+    @Test("control bytes in a value and folded lines are 400, wherever a read cuts them")
+    func valuesAndFolds() throws {
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n"))?.description.contains("obs-fold") == true)
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n")) != nil)
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nX-A: b\u{01}c\r\n")) != nil)
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nX-A: b\u{7F}\r\n")) != nil)
+        // Values with inner spaces and tabs, cut anywhere, are not folds.
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nX-A: b  c \t d\r\nX-B: \r\n")) == nil)
+    }
+
+    @Test("a target over 8 KiB is 414; header lines over 64 KiB are 431")
+    func sizes() throws {
+        let long = String(repeating: "a", count: 8 * 1024)
+        #expect(try WireFuzzEntry.parseRequests(Self.request("POST /\(long.dropFirst(1)) HTTP/1.1\r\nHost: a\r\n")).count == 1)
+        #expect(Self.refusal(Self.request("POST /\(long) HTTP/1.1\r\nHost: a\r\n"))?.status == 414)
+        let big = String(repeating: "b", count: 33 * 1024)
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nX-1: \(big)\r\nX-2: \(big)\r\n"))?.status == 431)
+        // Many small fields count their framing too.
+        let many = (0..<10000).map { "x\($0 % 10): v\r\n" }.joined()
+        #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\n" + many))?.status == 431)
+    }
+
+    @Test("absolute-form becomes origin-form; dot segments, percent-encoded ones too, are resolved before routing")
+    func targets() throws {
+        func target(_ t: String) throws -> String? {
+            try WireFuzzEntry.parseRequests(Self.request("POST \(t) HTTP/1.1\r\nHost: a\r\n")).first?.target
+        }
+        #expect(try target("http://x/http-429") == "/http-429")
+        #expect(try target("HTTPS://x:443/a/b?q=1") == "/a/b?q=1")
+        #expect(try target("http://x?q") == "/?q")
+        #expect(try target("/a/../http-429") == "/http-429")
+        #expect(try target("/a/%2e%2E/http-429") == "/http-429")
+        #expect(try target("/lab/./v1/.%2E/v1/chat/completions") == "/lab/v1/chat/completions")
+        #expect(try target("/../../etc") == "/etc")
+        #expect(try target("/a/b/..") == "/a/")
+        #expect(try target("/a/..b/c?x=/../y") == "/a/..b/c?x=/../y")
+        #expect(try target("/lab/v1/chat/completions") == "/lab/v1/chat/completions")
+        #expect(Self.refusal(Self.request("POST x/lab HTTP/1.1\r\nHost: a\r\n")) != nil)
+        #expect(Self.refusal(Self.request("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n")) != nil)
+    }
+
+    @Test("forwarded headers: never framing, hop-by-hop or what Connection names; others as sent")
+    func forwarding() throws {
+        let bytes = Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: 5\r\nTE: trailers\r\nTrailer: x\r\nUpgrade: h2c\r\nHTTP2-Settings: AAA\r\nProxy-Connection: x\r\nProxy-Authorization: Basic x\r\nExpect: 100-continue\r\nX-Custom: kept\r\nOpenAI-Organization: org\r\n")
+        let request = try #require(try WireFuzzEntry.parseRequests(bytes).first)
+        let names = request.forwardedHeaders.map { $0.name.lowercased() }
+        #expect(names == ["x-custom", "openai-organization"])
+    }
+
+    @Test("upstream heads: status outside 100-599, bad names, two lengths are broken")
+    func responses() throws {
+        #expect(try WireFuzzEntry.parseResponses(Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8)) == [200])
+        #expect(throws: WireFuzzEntry.Refused.self) { try WireFuzzEntry.parseResponses(Array("HTTP/1.1 999 Odd\r\nContent-Length: 0\r\n\r\n".utf8)) }
+        #expect(throws: WireFuzzEntry.Refused.self) { try WireFuzzEntry.parseResponses(Array("HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n".utf8)) }
+        #expect(throws: WireFuzzEntry.Refused.self) { try WireFuzzEntry.parseResponses(Array("HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n".utf8)) }
+        #expect(throws: WireFuzzEntry.Refused.self) { try WireFuzzEntry.parseResponses(Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n".utf8)) }
+    }
+
+    @Test("random bytes and mutated requests never trap, and refusals carry 400, 414 or 431")
+    func noTrap() {
+        var rng = SeededGenerator(seed: 10)
+        let seeds = [Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nX-A: b\r\n"),
+                     Array("POST /lab HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\n\(Self.body)\r\n0\r\n\r\n".utf8)]
+        let noise = Array(" \t\r\n:/%.?#\\\"\u{00}\u{7F}".utf8) + [0xFF, 0x80]
+        for _ in 0..<3000 {
+            var bytes = seeds[Int.random(in: 0..<seeds.count, using: &rng)]
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                let at = Int.random(in: 0..<bytes.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: bytes.remove(at: at)
+                case 1: bytes.insert(noise[Int.random(in: 0..<noise.count, using: &rng)], at: at)
+                default: bytes[at] = noise[Int.random(in: 0..<noise.count, using: &rng)]
+                }
+            }
+            do {
+                for request in try WireFuzzEntry.parseRequests(bytes, readSize: Int.random(in: 1...64, using: &rng)) {
+                    #expect(request.target.hasPrefix("/") || request.target == "*")
+                    for (name, value) in request.forwardedHeaders {
+                        #expect(!name.isEmpty && name.utf8.allSatisfy(HeadCheck.isTokenByte))
+                        #expect(!value.utf8.contains { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F })
+                        #expect(!["content-length", "transfer-encoding", "host", "connection"].contains(name.lowercased()))
+                    }
+                }
+            } catch {
+                #expect([400, 414, 431].contains(error.status))
+            }
+        }
+    }
+}
+
+/// The body splice: exactly one `model`, the pinned one, whatever the client's spelling.
+@Suite("Model splice")
+struct ModelSpliceTests {
+    /// The decoded top-level keys of a JSON object, in order (a test-side reading: each
+    /// key's bytes are decoded by Foundation as a JSON string).
+    static func keys(_ bytes: [UInt8]) -> [String]? {
+        bytes.withUnsafeBufferPointer { b -> [String]? in
+            var keys: [String] = []
+            var i = TopLevelJSON.skipSpace(b, 0)
+            guard i < b.count, b[i] == UInt8(ascii: "{") else { return nil }
+            i += 1
+            while true {
+                i = TopLevelJSON.skipSpace(b, i)
+                guard i < b.count else { return nil }
+                if b[i] == UInt8(ascii: "}") { return keys }
+                if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                guard let end = TopLevelJSON.stringEnd(b, i) else { return nil }
+                guard let key = try? JSONSerialization.jsonObject(with: Data(b[i..<end]), options: .fragmentsAllowed) as? String else { return nil }
+                keys.append(key)
+                i = TopLevelJSON.skipSpace(b, end)
+                guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
+                guard let valueEnd = TopLevelJSON.valueEnd(b, TopLevelJSON.skipSpace(b, i + 1)) else { return nil }
+                i = valueEnd
+            }
+        }
+    }
+
+    /// `model` as a reader that keeps the last key sees it.
+    static func lastModel(_ bytes: [UInt8]) -> Any? {
+        guard let keys = keys(bytes), let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+        return keys.contains("model") ? object["model"] : nil
+    }
+
+    /// `model` as Foundation's decoder reads it.
+    static func foundationModel(_ bytes: [UInt8]) -> String? {
+        struct Peek: Decodable { var model: String? }
+        return (try? JSONDecoder().decode(Peek.self, from: Data(bytes)))?.model
+    }
+
+    @Test("the issue's body: an escaped second model key is refused, not left for a last-key parser")
+    func escapedDuplicate() {
+        let body = Array(#"{"model":"","mod\u0065l":"client-chosen","messages":[]}"#.utf8)
+        guard case .rejected(let why) = ModelSplice.apply(body, model: "pinned") else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(why.contains("2 times"))
+        #expect(ModelSplice.apply(Array(#"{"model":"a","model":"b"}"#.utf8), model: "p") != .spliced([]))
+        if case .spliced = ModelSplice.apply(Array(#"{"model":"a","model":"b"}"#.utf8), model: "p") { Issue.record("plain duplicate accepted") }
+    }
+
+    @Test("one model, however spelled, or none: after the splice every reading gives the pinned model, once")
+    func property() throws {
+        let bodies = [
+            #"{"model":"client","messages":[]}"#,
+            #"{"mod\u0065l":"client","messages":[]}"#,
+            #"{"\u006d\u006F\u0064\u0065\u006c" : 7 , "x":{"model":"nested"}}"#,
+            #"{"messages":[{"model":"in array"}]}"#,
+            #"{}"#,
+            " {\n} ",
+            #"{"model":{"a":[1,2,{"b":"}"}]},"stream":true}"#,
+            #"{"model\u0000":"not model","modelx":"no","model":"yes"}"#,
+            #"{"m\"odel":"no","model":null}"#,
+        ]
+        for text in bodies {
+            let body = Array(text.utf8)
+            guard case .spliced(let out) = ModelSplice.apply(body, model: "pin\"ned é") else {
+                Issue.record("refused \(text)")
+                continue
+            }
+            #expect(Self.keys(out)?.filter { $0 == "model" }.count == 1, "\(String(decoding: out, as: UTF8.self))")
+            #expect(Self.foundationModel(out) == "pin\"ned é", "\(String(decoding: out, as: UTF8.self))")
+            #expect(Self.lastModel(out) as? String == "pin\"ned é")
+        }
+    }
+
+    @Test("any bytes: refused or spliced, never a trap; spliced valid JSON reads the pinned model both ways")
+    func fuzz() {
+        var rng = SeededGenerator(seed: 11)
+        let pieces = ["{", "}", "[", "]", ",", ":", "\"model\"", "\"mod\\u0065l\"", "\"x\"", "\"\\\"\"", "1", "1e999999", "\"v\"", " ", "\\", "\"", "null", "\u{FF}"]
+        for _ in 0..<5000 {
+            let text = (0..<Int.random(in: 1...14, using: &rng)).map { _ in pieces[Int.random(in: 0..<pieces.count, using: &rng)] }.joined()
+            let body = Array(text.utf8)
+            guard case .spliced(let out) = ModelSplice.apply(body, model: "pinned") else { continue }
+            // The gateway forwards only bodies Foundation took; for those the property holds.
+            guard (try? JSONSerialization.jsonObject(with: Data(body))) is [String: Any] else { continue }
+            #expect(Self.foundationModel(out) == "pinned", "\(text)")
+            #expect(Self.lastModel(out) as? String == "pinned", "\(text)")
+        }
+    }
+
+    @Test("the strict reading after Foundation: invalid UTF-8, lone surrogates, 1e999999 fail; pairs and small exponents pass")
+    func strict() {
+        func failure(_ bytes: [UInt8]) -> Int? { bytes.withUnsafeBufferPointer { RequestScan.strictFailure($0) } }
+        #expect(failure(Array(#"{"a":"\ud83d\ude00","b":1e307,"c":-2.5E-300,"d":[{"e":null}],"f":123.5e-2}"#.utf8)) == nil)
+        #expect(failure(Array(#"{"a":1e999999}"#.utf8)) != nil)
+        #expect(failure(Array(#"{"a":1e309}"#.utf8)) != nil)
+        #expect(failure(Array(#"{"a":"\ud83d"}"#.utf8)) != nil)
+        #expect(failure(Array(#"{"a":"\ude00x"}"#.utf8)) != nil)
+        #expect(failure(Array(#"{"a":""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8)) != nil)
+        #expect(failure(Array(#"{"a":""#.utf8) + [0xED, 0xA0, 0x80] + Array(#""}"#.utf8)) != nil)
+        #expect(failure(Array(String(repeating: "[", count: 600).utf8) + Array(String(repeating: "]", count: 600).utf8)) != nil)
+        // The fast scan leaves huge numbers to this reading rather than passing them.
+        #expect(Array(#"{"model":"","t":1e999999}"#.utf8).withUnsafeBufferPointer { RequestScan.peek($0) } == nil)
+    }
+}
