@@ -255,3 +255,201 @@ struct ModelSpliceTests {
         #expect(Array(#"{"model":"","t":1e999999}"#.utf8).withUnsafeBufferPointer { RequestScan.peek($0) } == nil)
     }
 }
+
+/// A client socket held open across requests: send, read an answer, see the close.
+final class HeldSocket: @unchecked Sendable {
+    let fd: Int32
+    private var pending: [UInt8] = []
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard fd >= 0, connected == 0 else { throw RawClient.Failure(description: "connect to \(port) failed") }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL))
+    }
+
+    /// Reads until `done` says the text is whole, the peer closes, or `timeout` passes.
+    /// Returns the text and whether the peer closed.
+    func read(timeout: Duration = .seconds(5), until done: (String) -> Bool = { _ in false }) -> (text: String, closed: Bool) {
+        var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            if n < 0 { return (String(decoding: received, as: UTF8.self), false) }
+            received += chunk[0..<n]
+            if done(String(decoding: received, as: UTF8.self)) { return (String(decoding: received, as: UTF8.self), false) }
+        }
+    }
+
+    /// One request and its whole sized answer.
+    func exchange(_ request: String) -> String {
+        send(request)
+        return read { text in
+            guard let split = text.range(of: "\r\n\r\n") else { return false }
+            let head = text[..<split.lowerBound].lowercased()
+            guard let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+                  let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) else { return false }
+            return text[split.upperBound...].utf8.count >= length
+        }.text
+    }
+}
+
+/// Reads an access-log file's lines.
+func accessLogLines(_ path: String) -> [String] {
+    ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+}
+
+func temporaryLogPath() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString).log").path
+}
+
+extension OverSockets {
+    @Suite("Hostile clients and upstreams on the wire", .serialized)
+    struct HostileWireTests {
+        typealias Wire = WireEndToEndTests
+        static let path = "/lab/v1/chat/completions"
+
+        struct Case: Sendable, CustomStringConvertible {
+            var name: String
+            var bytes: String
+            var status: Int
+            var says: String
+            var description: String { name }
+        }
+
+        static let body = #"{"model":"","messages":[]}"#
+        static let cases: [Case] = [
+            Case(name: "space before the colon", bytes: "POST \(path) HTTP/1.1\r\nHost: gw\r\nContent-Length : 26\r\n\r\n\(body)", status: 400, says: "whitespace before the colon"),
+            Case(name: "no Host", bytes: "POST \(path) HTTP/1.1\r\nContent-Length: 26\r\n\r\n\(body)", status: 400, says: "without a Host"),
+            Case(name: "two Hosts", bytes: "POST \(path) HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: 26\r\n\r\n\(body)", status: 400, says: "2 Host headers"),
+            Case(name: "length and chunked", bytes: "POST \(path) HTTP/1.1\r\nHost: a\r\nContent-Length: 26\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\n\(body)\r\n0\r\n\r\n", status: 400, says: "malformed HTTP request"),
+            Case(name: "two different lengths", bytes: "POST \(path) HTTP/1.1\r\nHost: a\r\nContent-Length: 26\r\nContent-Length: 3\r\n\r\n\(body)", status: 400, says: "malformed HTTP request"),
+            Case(name: "folded line", bytes: "POST \(path) HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\nContent-Length: 26\r\n\r\n\(body)", status: 400, says: "obs-fold"),
+            Case(name: "target over 8 KiB", bytes: "POST \(path)?\(String(repeating: "q", count: 8200)) HTTP/1.1\r\nHost: a\r\nContent-Length: 26\r\n\r\n\(body)", status: 414, says: "longer than 8192"),
+            Case(name: "head over 64 KiB", bytes: "POST \(path) HTTP/1.1\r\nHost: a\r\nX-Big: \(String(repeating: "b", count: 70_000))\r\nContent-Length: 26\r\n\r\n\(body)", status: 431, says: "larger than 65536"),
+            Case(name: "100-continue for a body over the limit", bytes: "POST \(path) HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 9000000\r\n\r\n", status: 413, says: "larger than 8388608"),
+            Case(name: "model twice, one escaped", bytes: Wire.post(#"{"model":"","mod\u0065l":"client-chosen","messages":[]}"#), status: 400, says: "names \\\"model\\\" 2 times"),
+            Case(name: "number out of range", bytes: Wire.post(#"{"model":"","messages":[],"temperature":1e999999}"#), status: 400, says: "not strict JSON"),
+            // \u{1} stands for a lone 0xFF byte (a Swift String cannot hold one), put in when sent.
+            Case(name: "invalid UTF-8", bytes: Wire.post(#"{"model":"","messages":["\#u{1}"]}"#), status: 400, says: "not strict JSON"),
+        ]
+
+        @Test("refused with its status and closed (or answered), logged and counted; nothing upstream; the next request is served", arguments: cases)
+        func refused(_ c: Case) async throws {
+            let upstream = try await RawUpstream { _ in .init(bytes: Wire.sized()) }
+            defer { Task { await upstream.stop() } }
+            let log = temporaryLogPath()
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            let bytes = c.bytes
+            let (lab, events) = try await EndToEndTests.start(try loadLab(EndToEndTests.directLab(port: upstream.port)), accessLog: try AccessLogWriter(path: log))
+            defer { Task { await lab.stop() } }
+            let reply: (text: String, closed: Bool)
+            if c.name == "invalid UTF-8" {
+                let socket = try HeldSocket(port: lab.gateway.port)
+                var raw = Array(bytes.utf8)
+                raw[raw.firstIndex(of: 0x01)!] = 0xFF
+                _ = raw.withUnsafeBytes { Glibc.send(socket.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                reply = socket.read { $0.contains("}}") }
+            } else {
+                reply = try await RawClient.exchange(port: lab.gateway.port, send: [bytes]) { $0.contains("\"}}") }
+            }
+            #expect(reply.text.hasPrefix("HTTP/1.1 \(c.status) "), "\(reply.text.prefix(300))")
+            #expect(reply.text.contains(c.says), "\(reply.text.prefix(300))")
+            #expect(!reply.text.contains("100 Continue"))
+            if [400, 413, 414, 431].contains(c.status) && !c.says.contains("model") && !c.says.contains("strict") {
+                #expect(reply.text.lowercased().contains("connection: close"))
+            }
+            #expect(upstream.requests.withLockedValue { $0.isEmpty })
+            #expect(events.requests.map(\.status) == [c.status])
+            let lines = accessLogLines(log)
+            #expect(lines.count == 1)
+            #expect(lines.first?.contains("\"http.status\":\(c.status)") == true)
+            let metrics = lab.gateway.runtime.metrics.render(runtime: lab.gateway.runtime)
+            #expect(metrics.contains("status=\"\(c.status)\""))
+            let next = try await TestClient.post(port: lab.gateway.port, path: Self.path)
+            #expect(next.status == 200)
+        }
+
+        @Test("absolute-form and dot segments reach the upstream as the plain path; framing and what Connection names are the gateway's own")
+        func targetsAndForwarding() async throws {
+            let upstream = try await RawUpstream { _ in .init(bytes: Wire.sized()) }
+            defer { Task { await upstream.stop() } }
+            let (lab, events) = try await Wire.start(upstream: upstream)
+            defer { Task { await lab.stop() } }
+            let port = lab.gateway.port
+            let plain = Wire.post()
+            let variants = [
+                plain,
+                plain.replacingOccurrences(of: "POST /lab/", with: "POST http://evil.example/lab/"),
+                plain.replacingOccurrences(of: "POST /lab/", with: "POST /x/../lab/"),
+                plain.replacingOccurrences(of: "POST /lab/", with: "POST /x/%2e%2E/lab/./"),
+            ]
+            for request in variants {
+                let reply = try await RawClient.exchange(port: port, send: [request]) { $0.contains(Wire.completion) }
+                #expect(reply.text.hasPrefix("HTTP/1.1 200 OK"))
+            }
+            let seen = upstream.requests.withLockedValue { $0 }
+            #expect(seen.count == 4)
+            let lines = Set(seen.map { $0.prefix { $0 != "\r" } })
+            #expect(lines.count == 1, "\(lines)")
+            #expect(events.requests.allSatisfy { $0.path == "/lab/v1/chat/completions" })
+
+            let hop = "POST /lab/v1 HTTP/1.1\r\nHost: gw\r\nConnection: X-Secret\r\nX-Secret: 1\r\nTE: trailers\r\nX-Kept: 2\r\nContent-Length: 26\r\n\r\n" + Self.body
+            _ = try await RawClient.exchange(port: port, send: [hop]) { $0.contains(Wire.completion) }
+            let last = try #require(upstream.requests.withLockedValue { $0.last }).lowercased()
+            #expect(!last.contains("x-secret"))
+            #expect(!last.contains("te: trailers"))
+            #expect(last.contains("x-kept: 2"))
+            #expect(last.components(separatedBy: "content-length:").count == 2)
+            #expect(last.components(separatedBy: "\r\nhost:").count == 2)
+        }
+
+        @Test("one model key spelled with escapes: upstream gets one model, the pinned one, and the log names it")
+        func escapedModel() async throws {
+            let upstream = try await RawUpstream { _ in .init(bytes: Wire.sized()) }
+            defer { Task { await upstream.stop() } }
+            let (lab, events) = try await Wire.start(upstream: upstream)
+            defer { Task { await lab.stop() } }
+            let reply = try await RawClient.exchange(port: lab.gateway.port, send: [Wire.post(#"{"mod\u0065l":"client-chosen","messages":[]}"#)]) { $0.contains(Wire.completion) }
+            #expect(reply.text.hasPrefix("HTTP/1.1 200 OK"))
+            let seen = try #require(upstream.requests.withLockedValue { $0.first })
+            let body = String(seen[try #require(seen.range(of: "\r\n\r\n")).upperBound...])
+            #expect(ModelSpliceTests.keys(Array(body.utf8))?.filter { $0 == "model" }.count == 1)
+            #expect(ModelSpliceTests.lastModel(Array(body.utf8)) as? String == "m-override")
+            #expect(ModelSpliceTests.foundationModel(Array(body.utf8)) == "m-override")
+            #expect(events.requests.first?.requestModel == "m-override")
+        }
+
+        @Test("upstream heads another parser could read otherwise (status 999, space before a colon): 502, broken; the next request is served", arguments: [
+            "HTTP/1.1 999 Odd\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length : 2\r\n\r\n{}",
+        ])
+        func badUpstream(_ answer: String) async throws {
+            let upstream = try await RawUpstream { n in n == 1 ? .init(bytes: answer, closeAfter: true) : .init(bytes: Wire.sized()) }
+            defer { Task { await upstream.stop() } }
+            let (lab, events) = try await Wire.start(upstream: upstream)
+            defer { Task { await lab.stop() } }
+            let r = try await TestClient.post(port: lab.gateway.port, path: Self.path)
+            #expect(r.status == 502)
+            #expect(r.header("x-failover-attempts") == "direct=broken")
+            #expect(events.requests.first?.attempts.first?.failure == "broken")
+            let next = try await TestClient.post(port: lab.gateway.port, path: Self.path)
+            #expect(next.status == 200)
+        }
+    }
+}
