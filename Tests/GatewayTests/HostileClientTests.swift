@@ -289,7 +289,8 @@ final class HeldSocket: @unchecked Sendable {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = recv(fd, &chunk, chunk.count, 0)
-            if n == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            // A close with unread input arrives as a reset: closed all the same.
+            if n == 0 || (n < 0 && errno == ECONNRESET) { return (String(decoding: received, as: UTF8.self), true) }
             if n < 0 { return (String(decoding: received, as: UTF8.self), false) }
             received += chunk[0..<n]
             if done(String(decoding: received, as: UTF8.self)) { return (String(decoding: received, as: UTF8.self), false) }
