@@ -47,6 +47,8 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @OptionGroup var balancer: BalancerFlags
 
+    @OptionGroup(title: "Limits and timeouts") var limits: LimitFlags
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
         guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be 0...65535, got \(adminPort)") }
@@ -63,6 +65,7 @@ struct GatewayCommand: AsyncParsableCommand {
         options.gateway.logResponseBody = logBody
         options.gateway.balancer = balancer.options
         options.gateway.failoverRetryHint = balancer.noRetryHint ? nil : .milliseconds(100)
+        limits.apply(to: &options.gateway)
         options.adminPort = noAdmin ? nil : adminPort
         do {
             options.accessLog = accessLog == "-" ? .standardOutput : try AccessLogWriter(path: accessLog)
@@ -91,6 +94,14 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         Console.error("listening on \(running.gatewayURL)")
         _ = await Signals.waitForTermination()
+        // Drain: no new connections; requests in flight finish (up to --drain-timeout).
+        // A second signal ends the process at once.
+        Console.error("draining (up to \(options.gateway.drainTimeout.compactDescription); a second signal quits at once)")
+        Task.detached {
+            _ = await Signals.waitForTermination()
+            Console.error("failover-lab: second signal, exiting without draining")
+            Foundation.exit(130)
+        }
         await running.stop()
     }
 }
@@ -111,5 +122,83 @@ struct BalancerFlags: ParsableArguments {
 
     var options: BalancerOptions {
         BalancerOptions(deadlinesOnlyMoveForward: !noForwardDeadlines, halfOpen: !noHalfOpen, classifyQuota: !noQuotaClassification)
+    }
+}
+
+// MARK: - Limits and timeouts (gateway and run)
+
+/// The gateway's limits against slow and hostile clients and hanging upstreams.
+struct LimitFlags: ParsableArguments {
+    @Option(name: .customLong("client-header-timeout"), help: ArgumentHelp("Time to read a request's head, from its first byte (from the accept for a connection's first request); then 408, or a plain close when nothing came.", valueName: "duration"))
+    var clientHeaderTimeout = "30s"
+
+    @Option(name: .customLong("client-body-timeout"), help: ArgumentHelp("Longest pause within a request body; then 408 and close.", valueName: "duration"))
+    var clientBodyTimeout = "30s"
+
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("How long a keep-alive client connection may wait for its next request before it is closed.", valueName: "duration"))
+    var idleTimeout = "60s"
+
+    @Option(name: .customLong("upstream-header-timeout"), help: ArgumentHelp("Time to an upstream's response head when the route sets no timeout; then 504.", valueName: "duration"))
+    var upstreamHeaderTimeout = "120s"
+
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp("Client connections served at once; past it new ones are closed at once (default: half of `ulimit -n` after a reserve of 64, now \(GatewayOptions.defaultMaxConnections())).", valueName: "n"))
+    var maxConnections: Int?
+
+    @Option(name: .customLong("max-body-buffer"), help: ArgumentHelp("Request body bytes held per connection (the gateway reads a whole body before sending it); larger bodies get 413. Takes k, M suffixes (KiB, MiB).", valueName: "bytes"))
+    var maxBodyBuffer = "8M"
+
+    @Option(name: .customLong("drain-timeout"), help: ArgumentHelp("On SIGTERM or SIGINT: how long requests in flight may take to finish before they are cut.", valueName: "duration"))
+    var drainTimeout = "10s"
+
+    /// Durations take Go's forms (300ms, 30s, 2m, 1h30m) and must lie in 1ms...24h (drain 0...1h).
+    static func duration(_ text: String, flag: String, allowZero: Bool = false, most: Duration = .seconds(86_400)) throws -> Duration {
+        let value: Duration
+        do {
+            value = try GoDuration.parse(text)
+        } catch {
+            throw ValidationError("--\(flag) \(text): \(error)")
+        }
+        let least: Duration = allowZero ? .zero : .milliseconds(1)
+        guard value >= least, value <= most else {
+            throw ValidationError("--\(flag) \(text): must be \(allowZero ? "0s" : "1ms")...\(most.compactDescription)")
+        }
+        return value
+    }
+
+    /// `8388608`, `64k`, `8M` (binary units), at most 1 GiB.
+    static func bytes(_ text: String, flag: String) throws -> Int {
+        var digits = Substring(text.trimmingCharacters(in: .whitespaces))
+        var scale = 1
+        switch digits.last?.lowercased() {
+        case "k": scale = 1024; digits = digits.dropLast()
+        case "m": scale = 1024 * 1024; digits = digits.dropLast()
+        case "g": scale = 1024 * 1024 * 1024; digits = digits.dropLast()
+        default: break
+        }
+        guard let n = Int(digits), n > 0 else { throw ValidationError("--\(flag) \(text): write a positive number of bytes, e.g. 8M, 512k, 65536") }
+        let (total, overflow) = n.multipliedReportingOverflow(by: scale)
+        guard !overflow, total <= 1 << 30 else { throw ValidationError("--\(flag) \(text): at most 1G") }
+        return total
+    }
+
+    func validate() throws {
+        _ = try Self.duration(clientHeaderTimeout, flag: "client-header-timeout")
+        _ = try Self.duration(clientBodyTimeout, flag: "client-body-timeout")
+        _ = try Self.duration(idleTimeout, flag: "idle-timeout")
+        _ = try Self.duration(upstreamHeaderTimeout, flag: "upstream-header-timeout")
+        _ = try Self.duration(drainTimeout, flag: "drain-timeout", allowZero: true, most: .seconds(3600))
+        _ = try Self.bytes(maxBodyBuffer, flag: "max-body-buffer")
+        if let maxConnections { guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1...1000000, got \(maxConnections)") } }
+    }
+
+    /// Sets the options (already validated, so the parses succeed).
+    func apply(to options: inout GatewayOptions) {
+        if let d = try? Self.duration(clientHeaderTimeout, flag: "") { options.clientHeaderTimeout = d }
+        if let d = try? Self.duration(clientBodyTimeout, flag: "") { options.clientBodyTimeout = d }
+        if let d = try? Self.duration(idleTimeout, flag: "") { options.idleTimeout = d }
+        if let d = try? Self.duration(upstreamHeaderTimeout, flag: "") { options.upstreamHeaderTimeout = d }
+        if let d = try? Self.duration(drainTimeout, flag: "", allowZero: true, most: .seconds(3600)) { options.drainTimeout = d }
+        if let n = try? Self.bytes(maxBodyBuffer, flag: "") { options.maxRequestBody = n }
+        if let maxConnections { options.maxConnections = maxConnections }
     }
 }

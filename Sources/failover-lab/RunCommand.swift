@@ -62,6 +62,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var balancer: BalancerFlags
 
+    // Limits and timeouts of the lab's gateway (see LimitFlags in GatewayCommand.swift).
+    @OptionGroup(title: "Limits and timeouts") var limits: LimitFlags
+
     func validate() throws {
         guard (1...60).contains(fps) else { throw ValidationError("--fps must be 1...60, got \(fps)") }
         if let port { guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") } }
@@ -210,6 +213,7 @@ struct RunCommand: AsyncParsableCommand {
         var options = LabOptions()
         options.realUpstreams = realUpstreams
         options.gateway.balancer = balancer.options
+        limits.apply(to: &options.gateway)
         options.accessLog = nil
         let ports = port.map { [$0] } ?? [8080, 0]
         var lastError: Error?

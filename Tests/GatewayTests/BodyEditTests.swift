@@ -37,10 +37,12 @@ struct BodyEditTests {
         #expect(try splice(#"{"messages":[]}"#, model: "we\"ird\n")["model"] as? String == "we\"ird\n")
     }
 
-    @Test("an escaped key it cannot see falls back (nil), so Foundation re-encodes")
-    func fallsBack() {
+    @Test("an escaped model key is found (keys compared unescaped) and its value replaced; two model keys are not spliced")
+    func escapedKey() throws {
         let json = #"{"\u006dodel":"x","messages":[]}"#
-        #expect(Exchange.splice(model: "m", into: ByteBuffer(string: json), hasModel: true, allocator: ByteBufferAllocator()) == nil)
+        let out = try #require(Exchange.splice(model: "m", into: ByteBuffer(string: json), hasModel: true, allocator: ByteBufferAllocator()))
+        #expect(String(buffer: out) == #"{"\u006dodel":"m","messages":[]}"#)
+        #expect(Exchange.splice(model: "m", into: ByteBuffer(string: #"{"\u006dodel":"x","model":"y"}"#), hasModel: true, allocator: ByteBufferAllocator()) == nil)
     }
 
     @Test("usage and model are read from a completion without decoding it all")

@@ -32,6 +32,9 @@ struct MessageHead {
     /// The body's length, when a `content-length` gave it.
     var contentLength: Int?
     var headers = WireHeaders()
+    /// Fields a `connection` header names (hop-by-hop, never forwarded); nil when it names
+    /// none beyond `close` and `keep-alive`, the usual case.
+    var connectionNamed: [Int]?
 
     var isHTTP10: Bool { versionMajor == 1 && versionMinor == 0 }
 }
@@ -42,11 +45,22 @@ struct MessageHead {
 final class MessageParser {
     enum Kind { case request, response }
 
-    /// Why the input is not HTTP.
+    /// Why the input is not HTTP (or not HTTP this gateway takes).
     struct Failure: Error, CustomStringConvertible {
         var name: String
         var description: String
+        /// The status a client gets for it: 400, or 414/431 for a target or head over the limits.
+        var status = 400
     }
+
+    /// Limits on a message's head, counted as the parser hands it over: the target's bytes,
+    /// and the header lines' bytes (name, value and 4 bytes of `: ` and CRLF each).
+    struct Limits {
+        var maxTarget = 8 * 1024
+        var maxHead = 64 * 1024
+    }
+
+    var limits = Limits()
 
     let kind: Kind
     unowned(unsafe) var delegate: MessageParserDelegate?
@@ -63,6 +77,16 @@ final class MessageParser {
     private var nameMayContinue = false
     private var pendingURI: [UInt8] = []
     private var pendingReason: [UInt8] = []
+    /// Bytes of header lines in the current head, counted against `limits.maxHead`.
+    private var headBytes = 0
+    /// For telling a folded header line (obs-fold, refused as nginx does) from a value cut
+    /// by the end of a read: the last callback was a value; callbacks so far in this feed;
+    /// the last feed ended in a line break and whitespace (a fold may go on in the next).
+    private var lastWasValue = false
+    private var callbacksThisFeed = 0
+    private var tailMayFold = false
+    /// Why the delegate or a limit stopped the parse; thrown by `feed`.
+    private var stopped: Failure?
     /// Between a head and its end.
     private(set) var inMessage = false
 
@@ -85,16 +109,20 @@ final class MessageParser {
         guard count > 0 else { return }
         current = buffer
         nameMayContinue = lastWasName
+        callbacksThisFeed = 0
         let parsed = buffer.withUnsafeReadableBytes { raw -> Int in
             currentBase = raw.baseAddress
             defer { currentBase = nil }
-            return raw.withMemoryRebound(to: CChar.self) { chars in
-                http_parser_execute(parser, &Self.settings, chars.baseAddress, count)
+            let parsed = raw.withMemoryRebound(to: CChar.self) { chars in
+                http_parser_execute(parser, Self.settings, chars.baseAddress, count)
             }
+            if inHead { tailMayFold = Self.endsInLineBreakAndSpace(raw, previous: tailMayFold) }
+            return parsed
         }
         current = ByteBuffer()
         let errno = parser.pointee.http_errno
         if errno != 0 && !isPaused {
+            if let stopped { throw stopped }
             throw failure(errno)
         }
         buffer.moveReaderIndex(forwardBy: min(parsed, count))
@@ -105,17 +133,60 @@ final class MessageParser {
     func feedEOF() -> Bool {
         if isPaused { http_parser_pause(parser, 0) }
         let wasInMessage = inMessage
-        _ = http_parser_execute(parser, &Self.settings, nil, 0)
+        _ = http_parser_execute(parser, Self.settings, nil, 0)
         if parser.pointee.http_errno != 0 && !isPaused { return !wasInMessage }
         return !inMessage
+    }
+
+    /// The bytes end in LF and maybe spaces or tabs (or are all spaces and tabs after such
+    /// an end): a value that goes on in the next read, with no name first, is then a fold
+    /// (http-parser hands a folded line over as more value, its leading whitespace included).
+    private static func endsInLineBreakAndSpace(_ raw: UnsafeRawBufferPointer, previous: Bool) -> Bool {
+        var i = raw.count - 1
+        while i >= 0, raw[i] == 0x20 || raw[i] == 0x09 { i -= 1 }
+        if i < 0 { return previous }
+        return raw[i] == 0x0A
+    }
+
+    /// Whether a value callback at `at` continues the last value across a folded line.
+    private func isFold(_ at: UnsafePointer<CChar>?) -> Bool {
+        guard lastWasValue else { return false }
+        if callbacksThisFeed > 0 { return true }  // within one read a value comes in one piece
+        guard let at, let base = currentBase else { return false }
+        return UnsafeRawPointer(at) - base > 0 || tailMayFold
     }
 
     private var isPaused: Bool { parser.pointee.http_errno == HPE_PAUSED.rawValue }
 
     private func failure(_ errno: UInt32) -> Failure {
         let code = http_errno(errno)
-        return Failure(name: String(cString: http_errno_name(code)), description: String(cString: http_errno_description(code)))
+        // http-parser's own cap on a head (80 KiB as Debian builds it) is above ours, but say 431 for it too.
+        return Failure(name: String(cString: http_errno_name(code)), description: String(cString: http_errno_description(code)),
+                       status: code == HPE_HEADER_OVERFLOW ? 431 : 400)
     }
+
+    /// Lets the delegate check and amend the head in `parsedHead` (the target made
+    /// origin-form, say) without copying it.
+    func withHead<R>(_ body: (inout MessageHead) -> R) -> R {
+        body(&head)
+    }
+
+    /// Stops the parse from a delegate callback: `feed` throws `failure`. Only in `parsedHead`.
+    func stop(_ failure: Failure) {
+        stopped = failure
+    }
+
+    /// What was read of a request so far (for the log line of a request refused on the wire):
+    /// the method once http-parser has it, and the target's bytes.
+    var requestSoFar: (method: String, target: String) {
+        if inMessage && !head.method.isEmpty { return (head.method, head.uri) }
+        let method = pendingURI.isEmpty && !inMessage ? "" : Self.methodName(http_method(parser.pointee.method))
+        return (method, String(decoding: pendingURI.prefix(limits.maxTarget), as: UTF8.self))
+    }
+
+    /// A message has begun and its head is not complete yet.
+    var inHead: Bool { inMessage && !headDone }
+    private var headDone = false
 
     // MARK: Callbacks
 
@@ -132,6 +203,10 @@ final class MessageParser {
         head.headers = headers
         pendingURI.removeAll(keepingCapacity: true)
         pendingReason.removeAll(keepingCapacity: true)
+        headBytes = 0
+        headDone = false
+        lastWasValue = false
+        tailMayFold = false
         lastWasName = false
         nameMayContinue = false
         inMessage = true
@@ -152,6 +227,7 @@ final class MessageParser {
     }
 
     private func headersComplete() -> Int32 {
+        headDone = true
         let p = parser.pointee
         head.versionMajor = Int(p.http_major)
         head.versionMinor = Int(p.http_minor)
@@ -167,6 +243,7 @@ final class MessageParser {
             head.reason = String(decoding: pendingReason, as: UTF8.self)
         }
         let hasBody = delegate?.parsedHead(self) ?? true
+        if stopped != nil { return -1 }  // http-parser: HPE_CB_headers_complete, the parse ends
         return hasBody ? 0 : 1
     }
 
@@ -186,16 +263,28 @@ final class MessageParser {
         return 0
     }
 
-    nonisolated(unsafe) private static var settings: http_parser_settings = {
+    /// The callbacks, made once and never changed: every parser on every event-loop thread
+    /// reads them (http-parser takes them as `const`), so they are an immutable pointer.
+    nonisolated(unsafe) private static let settings: UnsafePointer<http_parser_settings> = {
         var s = http_parser_settings()
         http_parser_settings_init(&s)
         s.on_message_begin = { p in MessageParser.of(p).begin(); return 0 }
         s.on_url = { p, at, length in
-            MessageParser.of(p).pendingURI.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+            let me = MessageParser.of(p)
+            guard me.pendingURI.count + length <= me.limits.maxTarget else {
+                me.stopped = Failure(name: "URI_TOO_LONG", description: "request target longer than \(me.limits.maxTarget) bytes", status: 414)
+                return -1
+            }
+            me.pendingURI.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
             return 0
         }
         s.on_status = { p, at, length in
-            MessageParser.of(p).pendingReason.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
+            let me = MessageParser.of(p)
+            guard me.pendingReason.count + length <= 1024 else {
+                me.stopped = Failure(name: "REASON_TOO_LONG", description: "reason phrase longer than 1024 bytes")
+                return -1
+            }
+            me.pendingReason.append(contentsOf: UnsafeRawBufferPointer(start: at, count: length))
             return 0
         }
         s.on_header_field = { p, at, length in
@@ -205,21 +294,39 @@ final class MessageParser {
                 me.head.headers.continueName(piece)
             } else {
                 me.head.headers.appendName(piece)
+                me.headBytes += 4
             }
             me.nameMayContinue = false
             me.lastWasName = true
-            return 0
+            me.lastWasValue = false
+            me.callbacksThisFeed += 1
+            me.headBytes += length
+            return me.headBytes > me.limits.maxHead ? me.headTooLarge() : 0
         }
         s.on_header_value = { p, at, length in
             let me = MessageParser.of(p)
+            if me.isFold(at) {
+                me.stopped = Failure(name: "OBS_FOLD", description: "folded header line (obs-fold) in \(me.head.headers.isEmpty ? "a header" : me.head.headers.name(at: me.head.headers.count - 1))")
+                return -1
+            }
             me.head.headers.appendValue(UnsafeRawBufferPointer(start: at, count: length))
             me.nameMayContinue = false
             me.lastWasName = false
-            return 0
+            me.lastWasValue = true
+            me.callbacksThisFeed += 1
+            me.headBytes += length
+            return me.headBytes > me.limits.maxHead ? me.headTooLarge() : 0
         }
         s.on_headers_complete = { p in MessageParser.of(p).headersComplete() }
         s.on_body = { p, at, length in MessageParser.of(p).body(at, length); return 0 }
         s.on_message_complete = { p in MessageParser.of(p).end() }
-        return s
+        let pointer = UnsafeMutablePointer<http_parser_settings>.allocate(capacity: 1)
+        pointer.initialize(to: s)
+        return UnsafePointer(pointer)
     }()
+
+    private func headTooLarge() -> Int32 {
+        stopped = Failure(name: "HEAD_TOO_LARGE", description: "header fields larger than \(limits.maxHead) bytes", status: 431)
+        return -1
+    }
 }

@@ -80,6 +80,11 @@ final class Exchange: UpstreamResponseDelegate {
 
     private var backendIndex: Int { route!.backendIndex }
 
+    /// `--upstream-header-timeout` in nanoseconds, clamped so a deadline cannot overflow.
+    private var upstreamHeaderTimeout: Int64 {
+        Int64(min(runtime.options.upstreamHeaderTimeout.clampedNanoseconds, 1_000_000_000_000_000_000))
+    }
+
     // MARK: Start
 
     func start() {
@@ -103,6 +108,17 @@ final class Exchange: UpstreamResponseDelegate {
                 return
             } catch {
                 reject(status: 400, message: "request body is not valid JSON: \(jsonErrorText(error))", type: "invalid_request_error", reason: "bad_request")
+                return
+            }
+            // Foundation takes invalid UTF-8 and numbers no Double holds (1e999999): not forwarded.
+            if let offset = body.withUnsafeReadableBytes({ RequestScan.strictFailure($0.bindMemory(to: UInt8.self)) }) {
+                reject(status: 400, message: "request body is not strict JSON at byte \(offset): invalid UTF-8, a lone surrogate escape, a number out of range or nesting deeper than 512", type: "invalid_request_error", reason: "bad_request")
+                return
+            }
+            // The fast scan leaves escaped and repeated keys to Foundation, which keeps one
+            // `model` of several: refuse those, so no upstream reads a model the log does not name.
+            if case .failure(let refusal) = body.withUnsafeReadableBytes({ ModelSplice.find($0.bindMemory(to: UInt8.self)) }) {
+                reject(status: 400, message: refusal.reason, type: "invalid_request_error", reason: "bad_request")
                 return
             }
         }
@@ -178,6 +194,11 @@ final class Exchange: UpstreamResponseDelegate {
         connection.requests += 1
         connection.expectsNoBody = head.method == "HEAD"
         phase = .awaitingHead(connection)
+        if route?.requestTimeout == nil {
+            // No route timeout: the time to the response head is still bounded (--upstream-header-timeout).
+            pool.deadlines.remove(self)
+            pool.deadlines.add(self, deadline: .uptimeNanoseconds(pool.clients.now &+ pool.clients.tick) + .nanoseconds(upstreamHeaderTimeout))
+        }
         let path = provider.spec.upstreamPath(forClientPath: head.uri)
         let headers = head.headers
         var out = context.channel.allocator.buffer(capacity: 192 + headers.bytes.count + 4 * headers.count + upstreamBody.readableBytes)
@@ -187,6 +208,7 @@ final class Exchange: UpstreamResponseDelegate {
         out.writeStaticString(" HTTP/1.1\r\n")
         let retrying = !attempts.isEmpty
         for i in 0..<headers.count where !Self.isNotForwarded(requestHeaderAt: i, of: headers, retrying: retrying) {
+            if let named = head.connectionNamed, named.contains(i) { continue }
             headers.write(fieldAt: i, to: &out)
         }
         out.writeBytes(wire!.headerLines)
@@ -243,6 +265,7 @@ final class Exchange: UpstreamResponseDelegate {
 
     func upstreamHead(_ responseHead: MessageHead, on connection: UpstreamConnection) {
         guard case .awaitingHead(let current) = phase, current === connection else { return }
+        if route?.requestTimeout == nil { pool.deadlines.remove(self) }
         if responseHead.status == 429 {
             phase = .holding(connection, responseHead, context.channel.allocator.buffer(capacity: 256))
             return
@@ -283,15 +306,20 @@ final class Exchange: UpstreamResponseDelegate {
         if !bodiless && !lengthKnown {
             if head.isHTTP10 { closeAfterResponse = true } else { chunkedToClient = true }
         }
-        if !head.keepAlive { closeAfterResponse = true }
+        if !head.keepAlive || pool.clients.draining { closeAfterResponse = true }
         // Room for a small body too, so head and body leave in one buffer without regrowing it.
         let bodyRoom = min(responseHead.contentLength ?? 0, Self.copyLimit)
         var out = context.channel.allocator.buffer(capacity: 256 + headers.bytes.count + 4 * headers.count + bodyRoom)
         Self.writeStatusLine(status: status, reason: responseHead.reason, http10: head.isHTTP10, to: &out)
         for i in 0..<headers.count where !Self.isNotForwarded(responseHeaderAt: i, of: headers, chunked: chunkedToClient) {
+            if let named = responseHead.connectionNamed, named.contains(i) { continue }
             headers.write(fieldAt: i, to: &out)
         }
-        if chunkedToClient { out.writeStaticString("transfer-encoding: chunked\r\n") }
+        if chunkedToClient {
+            out.writeStaticString("transfer-encoding: chunked\r\n")
+        } else if let length = responseHead.contentLength {
+            out.writeHeader("content-length", length)
+        }
         out.writeStaticString("x-failover-attempts: ")
         writeAttempts(to: &out)
         out.writeStaticString("\r\n")
@@ -519,8 +547,9 @@ final class Exchange: UpstreamResponseDelegate {
             case .at(let range): model = range
             case .absent: model = nil
             case .unknown:
-                guard let found = TopLevelJSON.valueRanges(bytes, modelKey) else { return nil }
-                model = found.first
+                // Keys compared after unescaping; a body naming `model` twice is refused.
+                guard case .success(let found) = ModelSplice.find(bytes) else { return nil }
+                model = found.value
             }
             var out = allocator.buffer(capacity: bytes.count + quoted.count + 12)
             if let range = model {
@@ -556,7 +585,10 @@ final class Exchange: UpstreamResponseDelegate {
                 self.choice = nil
             }
             phase = .preparing
-            reject(status: 504, message: "request timeout", type: "upstream_error", reason: "timeout")
+            let message = route?.requestTimeout == nil
+                ? "no response head from the upstream within \(runtime.options.upstreamHeaderTimeout.compactDescription) (--upstream-header-timeout; the route sets no timeout)"
+                : "request timeout"
+            reject(status: 504, message: message, type: "upstream_error", reason: "timeout")
         case .streaming(let connection, _):
             pool.discard(connection)
             if let choice {
@@ -589,7 +621,7 @@ final class Exchange: UpstreamResponseDelegate {
         line.add("message", message)
         line.add("type", type)
         let payload = "{\"error\":\(line.finish())}"
-        if closeAfter || !head.keepAlive { closeAfterResponse = true }
+        if closeAfter || !head.keepAlive || pool.clients.draining { closeAfterResponse = true }
         chunkedToClient = false
         bodiless = false
         var out = context.channel.allocator.buffer(capacity: 256 + payload.utf8.count)
@@ -705,21 +737,24 @@ final class Exchange: UpstreamResponseDelegate {
     /// How much of a streamed response's end is kept to read its usage chunk.
     static let streamTail = 32 * 1024
 
-    /// Hop-by-hop and recomputed headers are not copied from the client.
+    /// Hop-by-hop and recomputed headers are not copied from the client: framing (length,
+    /// chunking, connection and what it names), host, type and credentials are the gateway's
+    /// own. Names were checked to be tokens and values free of control bytes (`HeadCheck`).
     static func isNotForwarded(requestHeaderAt i: Int, of headers: WireHeaders, retrying: Bool) -> Bool {
         headers.nameIs("host", at: i) || headers.nameIs("content-length", at: i) || headers.nameIs("content-type", at: i)
             || headers.nameIs("connection", at: i) || headers.nameIs("keep-alive", at: i) || headers.nameIs("proxy-connection", at: i)
             || headers.nameIs("transfer-encoding", at: i) || headers.nameIs("te", at: i) || headers.nameIs("trailer", at: i)
             || headers.nameIs("upgrade", at: i) || headers.nameIs("expect", at: i) || headers.nameIs("authorization", at: i)
-            || headers.nameIs("proxy-authorization", at: i) || (retrying && headers.nameIs("x-retry-attempt", at: i))
+            || headers.nameIs("proxy-authorization", at: i) || headers.nameIs("http2-settings", at: i)
+            || (retrying && headers.nameIs("x-retry-attempt", at: i))
     }
 
-    /// Hop-by-hop headers are not copied from the upstream, nor its length when the body is
-    /// re-framed, nor an `x-failover-attempts` (the gateway writes its own).
+    /// Hop-by-hop headers are not copied from the upstream, nor its framing (the gateway
+    /// writes its own length or chunking), nor an `x-failover-attempts` (the gateway writes its own).
     static func isNotForwarded(responseHeaderAt i: Int, of headers: WireHeaders, chunked: Bool) -> Bool {
         headers.nameIs("connection", at: i) || headers.nameIs("keep-alive", at: i) || headers.nameIs("proxy-connection", at: i)
             || headers.nameIs("transfer-encoding", at: i) || headers.nameIs("te", at: i) || headers.nameIs("trailer", at: i)
             || headers.nameIs("upgrade", at: i) || headers.nameIs("x-failover-attempts", at: i)
-            || (chunked && headers.nameIs("content-length", at: i))
+            || headers.nameIs("proxy-authenticate", at: i) || headers.nameIs("content-length", at: i)
     }
 }

@@ -3,7 +3,9 @@ import NIOConcurrencyHelpers
 
 /// Settings of the gateway beyond the manifests.
 public struct GatewayOptions: Sendable {
-    /// Request bodies over this get 413 before anything is sent upstream.
+    /// Request body bytes held per connection (`--max-body-buffer`): the gateway reads a
+    /// whole body before it sends it upstream, so a larger one gets 413, before its bytes
+    /// are read when its length says so (and without `100 Continue`).
     public var maxRequestBody = 8 * 1024 * 1024
     /// Bodies over this are not retried.
     public var maxRetryBody = 64 * 1024
@@ -19,6 +21,39 @@ public struct GatewayOptions: Sendable {
     /// Event-loop threads serving clients (each with its own upstream pool).
     public var threads = 1
 
+    // Limits and timeouts against slow or hostile clients and hanging upstreams.
+    /// Time to read a request's head from its first byte (from the accept, for a
+    /// connection's first request): then 408 and close, or just close when nothing came.
+    public var clientHeaderTimeout: Duration = .seconds(30)
+    /// Longest pause within a request body: then 408 and close.
+    public var clientBodyTimeout: Duration = .seconds(30)
+    /// How long a keep-alive connection may wait for its next request.
+    public var idleTimeout: Duration = .seconds(60)
+    /// Time to an upstream's response head when the route sets no request timeout: then 504.
+    public var upstreamHeaderTimeout: Duration = .seconds(120)
+    /// Client connections served at once; past it new ones are closed at once.
+    public var maxConnections = GatewayOptions.defaultMaxConnections()
+    /// On shutdown: how long requests in flight may take to finish before they are cut.
+    public var drainTimeout: Duration = .seconds(10)
+    /// A request target longer than this gets 414; header lines (name, value, 4 bytes of
+    /// framing each) beyond `maxHead` bytes get 431. nginx and Envoy allow about as much.
+    public var maxTarget = 8 * 1024
+    public var maxHead = 64 * 1024
+
+    /// Half of the descriptors the process may open (`ulimit -n`) after a reserve of 64 for
+    /// the log, listeners and stand-ins: each client may hold an upstream connection too.
+    public static func defaultMaxConnections() -> Int {
+        var limit = rlimit()
+        #if canImport(Glibc)
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 512 }
+        #else
+        guard getrlimit(RLIMIT_NOFILE, &limit) == 0 else { return 512 }
+        #endif
+        let soft = limit.rlim_cur == rlim_t.max ? UInt64(1 << 20) : UInt64(limit.rlim_cur)
+        let usable = soft > 64 ? (soft - 64) / 2 : 1
+        return Int(min(max(usable, 1), 1 << 20))
+    }
+
     public init() {}
 }
 
@@ -32,6 +67,8 @@ public final class GatewayRuntime: Sendable {
     let accessLog: AccessLogWriter?
     /// Prometheus counters and histograms.
     public let metrics = GatewayMetrics()
+    /// Client connections open now, against `options.maxConnections`.
+    private let openConnections = NIOLockedValueBox(0)
     /// What every request to a provider sends and logs the same way, by backend, group, index.
     let wire: [[[ProviderWire]]]
 
@@ -50,6 +87,24 @@ public final class GatewayRuntime: Sendable {
             return NIOLockedValueBox(BackendBalancer(groups: groups, options: options.balancer))
         }
     }
+
+    /// Counts a new client connection in; false when `maxConnections` are open already.
+    func admitConnection() -> Bool {
+        let admitted = openConnections.withLockedValue { open -> Bool in
+            guard open < options.maxConnections else { return false }
+            open += 1
+            return true
+        }
+        if !admitted { metrics.recordRefusedConnection() }
+        return admitted
+    }
+
+    func connectionClosed() {
+        openConnections.withLockedValue { $0 -= 1 }
+    }
+
+    /// Client connections open now.
+    public var connectionCount: Int { openConnections.withLockedValue { $0 } }
 
     /// Adds a receiver of gateway events (dashboard, tests).
     public func subscribe(_ sink: @escaping GatewayEventSink) {

@@ -8,16 +8,18 @@ public final class GatewayServer: Sendable {
     public let runtime: GatewayRuntime
     private let group: MultiThreadedEventLoopGroup
     private let channel: Channel
+    private let pools: [NIOLoopBound<UpstreamPool>]
     /// Where the gateway listens.
     public let address: SocketAddress
 
     /// The port it listens on.
     public var port: Int { address.port ?? 0 }
 
-    private init(runtime: GatewayRuntime, group: MultiThreadedEventLoopGroup, channel: Channel) {
+    private init(runtime: GatewayRuntime, group: MultiThreadedEventLoopGroup, channel: Channel, pools: [NIOLoopBound<UpstreamPool>]) {
         self.runtime = runtime
         self.group = group
         self.channel = channel
+        self.pools = pools
         self.address = channel.localAddress!
     }
 
@@ -28,7 +30,9 @@ public final class GatewayServer: Sendable {
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
         for loop in group.makeIterator() {
             pools[ObjectIdentifier(loop)] = try await loop.submit {
-                NIOLoopBound(UpstreamPool(eventLoop: loop, tlsContext: tlsContext, accessLog: runtime.accessLog), eventLoop: loop)
+                let pool = UpstreamPool(eventLoop: loop, tlsContext: tlsContext, accessLog: runtime.accessLog, options: runtime.options)
+                pool.clients.start()
+                return NIOLoopBound(pool, eventLoop: loop)
             }.get()
         }
         let loopPools = pools
@@ -36,10 +40,22 @@ public final class GatewayServer: Sendable {
             let channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                // Out of descriptors (EMFILE, ENFILE) accept fails at once, again and again:
+                // wait a little before the next accept instead of spinning the loop.
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { _ in .milliseconds(100) })
+                    }
+                }
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // Past --max-connections: closed at once; those served go on as before.
+                        guard runtime.admitConnection() else {
+                            try channel.pipeline.syncOperations.addHandler(RefuseConnection())
+                            return
+                        }
                         let pool = loopPools[ObjectIdentifier(channel.eventLoop)]!.value
                         // One handler parses requests and writes responses: no HTTP codec
                         // handlers between it and the socket.
@@ -48,16 +64,44 @@ public final class GatewayServer: Sendable {
                 }
                 .bind(host: host, port: port)
                 .get()
-            return GatewayServer(runtime: runtime, group: group, channel: channel)
+            return GatewayServer(runtime: runtime, group: group, channel: channel, pools: Array(loopPools.values))
         } catch {
             try? await group.shutdownGracefully()
             throw error
         }
     }
 
-    /// Stops listening and closes every connection.
+    /// Stops listening, lets requests in flight finish (up to `options.drainTimeout`),
+    /// closes every connection, writes the last log lines, then ends the event loops.
     public func stop() async {
         try? await channel.close()
+        let open = await eachLoop { $0.clients.drain(); return $0.clients.count }
+        if open > 0 {
+            let clock = ContinuousClock()
+            let end = clock.now + runtime.options.drainTimeout
+            while clock.now < end, await eachLoop({ $0.clients.count }) > 0 {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            // Past the drain timeout: what is left is cut (and logged as such).
+            _ = await eachLoop { $0.clients.closeAll(); return 0 }
+            let settle = clock.now + .seconds(1)
+            while clock.now < settle, await eachLoop({ $0.clients.count }) > 0 {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        // Nothing may be scheduled on a loop once it shuts down: stop the tickers, and
+        // let each loop run what its closing connections queued (log lines included).
+        _ = await eachLoop { $0.clients.stop(); $0.flusher.writeLog(); return 0 }
+        _ = await eachLoop { _ in 0 }
         try? await group.shutdownGracefully()
+    }
+
+    /// Runs `body` on each loop with its pool; the sum of what it returns.
+    private func eachLoop(_ body: @escaping @Sendable (UpstreamPool) -> Int) async -> Int {
+        var total = 0
+        for pool in pools {
+            total += (try? await pool.eventLoop.submit { body(pool.value) }.get()) ?? 0
+        }
+        return total
     }
 }

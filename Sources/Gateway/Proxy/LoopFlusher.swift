@@ -11,6 +11,8 @@ final class LoopFlusher {
     private var waiting: [ChannelHandlerContext] = []
     /// The list being flushed; swapped with `waiting` so neither is reallocated.
     private var flushing: [ChannelHandlerContext] = []
+    /// Connections to close once this pass's flush is done (a drain).
+    private var closing: [ChannelHandlerContext] = []
     private var scheduled = false
 
     init(eventLoop: EventLoop, accessLog: AccessLogWriter?) {
@@ -25,6 +27,14 @@ final class LoopFlusher {
     func completed(line: [UInt8]?, context: ChannelHandlerContext) {
         add(line)
         waiting.append(context)
+        guard !scheduled else { return }
+        scheduled = true
+        eventLoop.assumeIsolated().execute { [self] in release() }
+    }
+
+    /// Closes `context` after this pass's flush, so a completed answer goes out first.
+    func close(afterRelease context: ChannelHandlerContext) {
+        closing.append(context)
         guard !scheduled else { return }
         scheduled = true
         eventLoop.assumeIsolated().execute { [self] in release() }
@@ -50,5 +60,10 @@ final class LoopFlusher {
         swap(&waiting, &flushing)
         for context in flushing { context.flush() }
         flushing.removeAll(keepingCapacity: true)
+        if !closing.isEmpty {
+            let contexts = closing
+            closing.removeAll()
+            for context in contexts { context.close(promise: nil) }
+        }
     }
 }

@@ -17,12 +17,30 @@ enum RequestScan {
     /// Nesting beyond this is left to Foundation, which has its own limit.
     static let maxDepth = 64
 
+    /// After Foundation took a body the scan left to it: the same strict reading (UTF-8,
+    /// escapes with paired surrogates, numbers inside a Double's range, nesting up to 512)
+    /// on all of it. Foundation takes invalid UTF-8 and `1e999999`, which upstreams then
+    /// refuse or read otherwise. Returns the byte offset where the body stops being
+    /// strict JSON, or nil when it is.
+    static func strictFailure(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var scanner = Scanner(bytes: bytes, strict: true)
+        scanner.skipSpace()
+        guard scanner.value(depth: 1) else { return min(scanner.i, bytes.count) }
+        scanner.skipSpace()
+        return scanner.i == bytes.count ? nil : scanner.i
+    }
+
     private struct Scanner {
         let bytes: UnsafeBufferPointer<UInt8>
         var i = 0
+        /// Validation only: surrogate pairs are read, and nesting may go deeper.
+        let strict: Bool
+        let maxDepth: Int
 
-        init(bytes: UnsafeBufferPointer<UInt8>) {
+        init(bytes: UnsafeBufferPointer<UInt8>, strict: Bool = false) {
             self.bytes = bytes
+            self.strict = strict
+            self.maxDepth = strict ? 512 : RequestScan.maxDepth
         }
 
         mutating func topLevel() -> Exchange.RequestPeek? {
@@ -156,7 +174,7 @@ enum RequestScan {
 
         /// Any JSON value at nesting `depth`; false when it is not valid or not decided here.
         mutating func value(depth: Int) -> Bool {
-            guard i < bytes.count, depth <= RequestScan.maxDepth else { return false }
+            guard i < bytes.count, depth <= maxDepth else { return false }
             switch bytes[i] {
             case UInt8(ascii: "\""):
                 return string()
@@ -188,22 +206,41 @@ enum RequestScan {
             return true
         }
 
-        /// -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+        /// -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?, decided here only when it is
+        /// well inside a Double's range: `1e999999` is valid grammar that Foundation (and
+        /// many upstreams) refuse, so a number whose magnitude may be out of range is left
+        /// to Foundation's answer.
         mutating func number() -> Bool {
             _ = next(UInt8(ascii: "-"))
             guard i < bytes.count else { return false }
+            let integerStart = i
             if bytes[i] == UInt8(ascii: "0") {
                 i += 1
             } else {
                 guard digits() else { return false }
             }
+            let integerDigits = i - integerStart
             if next(UInt8(ascii: ".")) { guard digits() else { return false } }
+            var exponent = 0
             if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
                 i += 1
-                if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+                var negative = false
+                if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") {
+                    negative = bytes[i] == UInt8(ascii: "-")
+                    i += 1
+                }
+                let start = i
                 guard digits() else { return false }
+                // More than 3 digits (leading zeros aside) is out of range either way.
+                var k = start
+                while k < i - 1, bytes[k] == UInt8(ascii: "0") { k += 1 }
+                guard i - k <= 3 else { return false }
+                while k < i { exponent = exponent * 10 + Int(bytes[k] - UInt8(ascii: "0")); k += 1 }
+                if negative { exponent = -exponent }
             }
-            return true
+            // |value| < 10^(integerDigits + exponent) <= 1e308 < Double's largest; tiny ones
+            // are left to Foundation too.
+            return integerDigits + exponent <= 308 && exponent >= -300
         }
 
         mutating func digits() -> Bool {
@@ -264,7 +301,23 @@ enum RequestScan {
                     }
                     code = code << 4 | UInt32(v)
                 }
-                guard code < 0xD800 || code > 0xDFFF else { return false }
+                guard code < 0xD800 || code > 0xDFFF else {
+                    // A high surrogate and its low one (strict only); a lone one is not text.
+                    guard strict, code <= 0xDBFF, bytes.count - i >= 12, bytes[i + 6] == UInt8(ascii: "\\"), bytes[i + 7] == UInt8(ascii: "u") else { return false }
+                    var low: UInt32 = 0
+                    for k in 8..<12 {
+                        let h = bytes[i + k]
+                        switch h {
+                        case UInt8(ascii: "0")...UInt8(ascii: "9"): low = low << 4 | UInt32(h - UInt8(ascii: "0"))
+                        case UInt8(ascii: "a")...UInt8(ascii: "f"): low = low << 4 | UInt32(h - UInt8(ascii: "a") + 10)
+                        case UInt8(ascii: "A")...UInt8(ascii: "F"): low = low << 4 | UInt32(h - UInt8(ascii: "A") + 10)
+                        default: return false
+                        }
+                    }
+                    guard (0xDC00...0xDFFF).contains(low) else { return false }
+                    i += 12
+                    return true
+                }
                 i += 6
                 return true
             default:

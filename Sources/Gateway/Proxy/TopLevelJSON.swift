@@ -58,14 +58,14 @@ enum TopLevelJSON {
         return String(decoding: inner, as: UTF8.self)
     }
 
-    private static func skipSpace(_ b: UnsafeBufferPointer<UInt8>, _ from: Int) -> Int {
+    static func skipSpace(_ b: UnsafeBufferPointer<UInt8>, _ from: Int) -> Int {
         var i = from
         while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
         return i
     }
 
     /// The index just past the string starting at `start` (a quote).
-    private static func stringEnd(_ b: UnsafeBufferPointer<UInt8>, _ start: Int) -> Int? {
+    static func stringEnd(_ b: UnsafeBufferPointer<UInt8>, _ start: Int) -> Int? {
         var i = start + 1
         while i < b.count {
             switch b[i] {
@@ -78,7 +78,7 @@ enum TopLevelJSON {
     }
 
     /// The index just past the value starting at `start`.
-    private static func valueEnd(_ b: UnsafeBufferPointer<UInt8>, _ start: Int) -> Int? {
+    static func valueEnd(_ b: UnsafeBufferPointer<UInt8>, _ start: Int) -> Int? {
         guard start < b.count else { return nil }
         switch b[start] {
         case UInt8(ascii: "\""):

@@ -81,6 +81,12 @@ final class UpstreamResponseHandler: ChannelInboundHandler, MessageParserDelegat
     }
 
     func parsedHead(_ parser: MessageParser) -> Bool {
+        // Framing and status as strict as for clients: an upstream's head that another
+        // parser could read otherwise is not passed on (502, counted as broken).
+        if let failure = parser.withHead({ HeadCheck.response(&$0) }) {
+            parser.stop(failure)
+            return true
+        }
         let head = parser.head
         if head.status >= 100 && head.status < 200 && head.status != 101 {
             interim = true
@@ -148,6 +154,8 @@ final class UpstreamPool {
     let flusher: LoopFlusher
     /// The request timeouts of this loop's exchanges.
     let deadlines: RequestDeadlines
+    /// This loop's client connections: their timeouts and the drain.
+    let clients: ClientConnections
     /// Idle connections of one upstream. A class, so a lookup hands out the list itself and
     /// it is changed in place (a dictionary's in-place access costs an allocation each time).
     private final class IdleList {
@@ -164,11 +172,12 @@ final class UpstreamPool {
     static let maxIdlePerUpstream = 256
     static let connectTimeout = TimeAmount.seconds(5)
 
-    init(eventLoop: EventLoop, tlsContext: NIOSSLContext?, accessLog: AccessLogWriter?) {
+    init(eventLoop: EventLoop, tlsContext: NIOSSLContext?, accessLog: AccessLogWriter?, options: GatewayOptions = GatewayOptions()) {
         self.eventLoop = eventLoop
         self.tlsContext = tlsContext
         self.flusher = LoopFlusher(eventLoop: eventLoop, accessLog: accessLog)
         self.deadlines = RequestDeadlines(eventLoop: eventLoop)
+        self.clients = ClientConnections(eventLoop: eventLoop, options: options)
     }
 
     /// An idle connection to `key`, if the pool has one that is still open. Reused

@@ -35,6 +35,7 @@ public final class GatewayMetrics: Sendable {
         var tokens: [TokenKey: Histogram] = [:]
         var retries: [RouteKey: UInt64] = [:]
         var evictions: [EvictionKey: UInt64] = [:]
+        var refusedConnections: UInt64 = 0
         var timeToFirstToken: [RouteKey: Histogram] = [:]
         var timePerOutputToken: [RouteKey: Histogram] = [:]
     }
@@ -68,6 +69,11 @@ public final class GatewayMetrics: Sendable {
                 s.tokens[TokenKey(type: "output", requestModel: models.0, responseModel: models.1), default: Histogram(bounds: Self.tokenBounds)].observe(Double(output))
             }
         }
+    }
+
+    /// A client connection closed at once: `maxConnections` were open.
+    func recordRefusedConnection() {
+        state.withLockedValue { $0.refusedConnections += 1 }
     }
 
     func recordEviction(provider: String, reason: EvictionReason) {
@@ -116,6 +122,10 @@ public final class GatewayMetrics: Sendable {
         for (key, value) in s.evictions.sorted(by: { "\($0.key)" < "\($1.key)" }) {
             out += "failover_evictions_total\(labels([("provider", key.provider), ("reason", key.reason)])) \(value)\n"
         }
+        header("failover_client_connections", "gauge", "Client connections open now.")
+        out += "failover_client_connections \(runtime.connectionCount)\n"
+        header("failover_client_connections_refused_total", "counter", "Client connections closed at once because --max-connections were open.")
+        out += "failover_client_connections_refused_total \(s.refusedConnections)\n"
         header("failover_provider_evicted", "gauge", "1 while the provider is out of rotation (evicted or probing), else 0.")
         var active: [(String, Int)] = []
         for (b, backend) in runtime.plan.backends.enumerated() {
