@@ -24,7 +24,7 @@ struct ExchangeMachineTests {
         #expect(m.handle(.head(status: 200, failure: false), now: at(5)) == .respond)
         #expect(m.state == .streaming(pendingSuccess: true))
         #expect(m.nextDeadline == nil)
-        #expect(m.handle(.ended, now: at(6)) == .finish)
+        #expect(m.handle(.ended, now: at(6)) == .finish(recordSuccess: true))
         #expect(m.state == .done)
         #expect(m.tries == 1)
     }
@@ -34,6 +34,7 @@ struct ExchangeMachineTests {
         _ = m.handle(.start, now: at(0)); _ = m.handle(.sent, now: at(0))
         #expect(m.handle(.head(status: 503, failure: true), now: at(3)) == .respond)
         #expect(m.state == .streaming(pendingSuccess: false))
+        #expect(m.handle(.brokeOff, now: at(4)) == .finishBroken(recordFailure: false), "already recorded as a failure at the head")
     }
 
     @Test func a429IsHeldThenRetriedAfterTheBackoff() {

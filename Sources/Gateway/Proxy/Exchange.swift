@@ -6,21 +6,6 @@ import NIOPosix
 /// One client request on its way through the gateway: route, choose a provider, send,
 /// stream the answer back, retry when the policy says so, and log. Lives on one event loop.
 final class Exchange: UpstreamResponseDelegate {
-    private enum Phase {
-        case preparing
-        case connecting
-        case awaitingHead(UpstreamConnection)
-        /// Reading a response that will be retried; its body is dropped.
-        case discarding(UpstreamConnection)
-        /// A 429 whose (small) body is read before deciding, to tell quota from rate.
-        case holding(UpstreamConnection, MessageHead, ByteBuffer)
-        case backoff
-        /// Sending the upstream's response to the client. `pendingSuccess` when its
-        /// outcome is recorded at the end (successes are; failures are at the head).
-        case streaming(UpstreamConnection, pendingSuccess: Bool)
-        case done
-    }
-
     private let runtime: GatewayRuntime
     private let pool: UpstreamPool
     /// Cleared when the exchange finishes (the handler holds the exchange until then).
@@ -31,7 +16,22 @@ final class Exchange: UpstreamResponseDelegate {
 
     private let started = ContinuousClock.now
     private let wallStart = Date()
-    private var phase = Phase.preparing
+    /// The decisions (tries, retries, backoff, deadlines); this class performs them.
+    private var machine = ExchangeMachine(policy: .init(retry: nil, retryable: false, requestTimeout: nil, headTimeout: nil))
+    /// The current try's upstream connection, from its send until its response is done.
+    private var connection: UpstreamConnection?
+    /// A failed response being read to its end (and dropped) while the next try runs.
+    private var draining: UpstreamConnection?
+    /// A 429's head and the body read so far, held until its end to tell quota from rate.
+    private var heldHead: MessageHead?
+    private var heldBody = ByteBuffer()
+    /// The response head the client gets next (`.respond`) and whether the balancer counted it a failure.
+    private var pendingHead: MessageHead?
+    private var pendingFailed = false
+    /// The deadline this exchange has in its loop's `RequestDeadlines`.
+    private var armed: NIODeadline?
+    /// The request is logged and its answer is out (or the client is gone).
+    private var finished = false
     private var route: PlannedRoute?
     /// What the gateway reads of the client's JSON (which Foundation has validated).
     private var peek = RequestPeek()
@@ -42,7 +42,6 @@ final class Exchange: UpstreamResponseDelegate {
     private var wire: ProviderWire?
     private var attemptStarted = ContinuousClock.now
     private var sentModel: String?
-    private var staleRetryUsed = false
     /// Where this exchange sits in its loop's `RequestDeadlines` (-1: not there).
     var deadlineSlot = -1
 
@@ -79,11 +78,6 @@ final class Exchange: UpstreamResponseDelegate {
     }
 
     private var backendIndex: Int { route!.backendIndex }
-
-    /// `--upstream-header-timeout` in nanoseconds, clamped so a deadline cannot overflow.
-    private var upstreamHeaderTimeout: Int64 {
-        Int64(min(runtime.options.upstreamHeaderTimeout.clampedNanoseconds, 1_000_000_000_000_000_000))
-    }
 
     // MARK: Start
 
@@ -124,10 +118,118 @@ final class Exchange: UpstreamResponseDelegate {
         }
         // As agentgateway does: ask a stream for its usage chunk, so tokens can be counted.
         injectedStreamOptions = peek.stream == true && peek.includeUsage == nil
-        if let timeout = route.requestTimeout {
-            pool.deadlines.add(self, deadline: .now() + .nanoseconds(Int64(timeout.seconds * 1e9)))
+        machine = ExchangeMachine(policy: .init(
+            retry: route.retry, retryable: body.readableBytes <= runtime.options.maxRetryBody,
+            requestTimeout: route.requestTimeout,
+            // The time to the response head is bounded even when the route sets no timeout.
+            headTimeout: route.requestTimeout == nil ? runtime.options.upstreamHeaderTimeout : nil))
+        handle(.start)
+    }
+
+    // MARK: Decisions
+
+    /// Hands `input` to the machine and performs its action; `error` says what happened
+    /// when the action answers the client with an error. Then arms the one timer the
+    /// machine wants (request deadline, head timeout or backoff).
+    private func handle(_ input: ExchangeMachine.Input, error: @autoclosure () -> String = "") {
+        let action = machine.handle(input, now: .now())
+        perform(action, error: error)
+        rearm()
+    }
+
+    private func perform(_ action: ExchangeMachine.Action, error: () -> String) {
+        switch action {
+        case .none:
+            break
+        case .attempt:
+            attempt()
+        case .reconnect:
+            reconnect()
+        case .hold:
+            heldBody = context.channel.allocator.buffer(capacity: 256)
+        case .tryFailed(let failure, let next):
+            let outcome: AttemptOutcome
+            let word: String
+            switch failure {
+            case .connect: outcome = .connectFailed; word = "connect"
+            case .timeout: outcome = .timedOut; word = "timeout"
+            case .broken: outcome = .broken; word = "broken"
+            }
+            if let choice {
+                runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                attempts.append(attemptRecord(status: nil, failure: word))
+                self.choice = nil
+            }
+            if let connection { pool.discard(connection) }
+            connection = nil
+            heldHead = nil
+            after(next, error: error, timedOut: failure == .timeout)
+        case .discard(let next):
+            // The failed response's body is read to its end, then its connection goes back.
+            draining = connection
+            connection = nil
+            choice = nil
+            after(next, error: error, timedOut: false)
+        case .respond:
+            if let responseHead = pendingHead { writeResponseHead(responseHead, failed: pendingFailed) }
+            pendingHead = nil
+        case .finish(let recordSuccess):
+            if let connection { pool.release(connection) }
+            connection = nil
+            if recordSuccess, let choice {
+                runtime.record(.response(status: responseStatus ?? 200, resetHint: nil, quotaExhausted: false), for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                self.choice = nil
+            }
+            finish(status: responseStatus ?? 200, error: nil, reason: (responseStatus ?? 200) >= 400 ? "upstream_status" : nil, closeClient: closeAfterResponse, sendEnd: true)
+        case .finishBroken(let recordFailure):
+            if let connection { pool.discard(connection) }
+            connection = nil
+            if recordFailure, let choice {
+                runtime.record(.broken, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                self.choice = nil
+            }
+            finish(status: responseStatus ?? 502, error: error(), reason: "upstream_broken", closeClient: true)
+        case .timeoutWhileStreaming:
+            if let connection { pool.discard(connection) }
+            connection = nil
+            if let choice {
+                runtime.record(.timedOut, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                self.choice = nil
+            }
+            finish(status: responseStatus ?? 504, error: "request timeout while streaming the response", reason: "timeout", closeClient: true)
+        case .timeout:
+            if let draining { pool.discard(draining) }
+            draining = nil
+            reject(status: 504, message: "request timeout", type: "upstream_error", reason: "timeout")
+        case .abandon:
+            for c in [connection, draining] { if let c { pool.discard(c) } }
+            connection = nil
+            draining = nil
+            if let choice { runtime.cancel(choice, backend: backendIndex) }
+            choice = nil
+            finish(status: responseStatus ?? 499, error: "client closed the connection", reason: "client_closed", closeClient: false)
         }
-        attempt()
+    }
+
+    /// What follows a failed try: the next try now, a backoff (the timer is armed), or the answer.
+    private func after(_ next: ExchangeMachine.Next, error: () -> String, timedOut: Bool) {
+        switch next {
+        case .attempt:
+            attempt()
+        case .backoff:
+            break
+        case .answer(let status):
+            reject(status: status, message: error(), type: "upstream_error", reason: timedOut ? "timeout" : "upstream_connect")
+        }
+    }
+
+    /// Keeps this exchange's entry in `RequestDeadlines` at the machine's next deadline.
+    private func rearm() {
+        let next = machine.nextDeadline
+        guard next != armed else { return }
+        if armed != nil { pool.deadlines.remove(self) }
+        armed = next
+        if let next { pool.deadlines.add(self, deadline: next) }
     }
 
     private static let decoder = JSONDecoder()
@@ -145,8 +247,8 @@ final class Exchange: UpstreamResponseDelegate {
 
     // MARK: Attempts
 
+    /// A new try: choose a provider, then send on an idle connection or a new one.
     private func attempt() {
-        phase = .preparing
         guard let choice = runtime.choose(backend: backendIndex, now: .now) else {
             reject(status: 503, message: "no healthy backends: \(runtime.plan.backends[backendIndex].name) has no providers", type: "upstream_error", reason: "no_providers")
             return
@@ -169,14 +271,25 @@ final class Exchange: UpstreamResponseDelegate {
             return
         }
         let key = UpstreamKey(address: provider.connect, serverName: provider.connect.tls ? provider.declared.host : nil)
-        phase = .connecting
-        let attemptNumber = attempts.count
         if let idle = pool.idleConnection(key) {
             send(on: idle, body: upstreamBody, provider: provider)
             return
         }
+        connect(key, body: upstreamBody, provider: provider)
+    }
+
+    /// The same try on a fresh connection: the kept-alive one had been closed by the upstream.
+    private func reconnect() {
+        guard let provider else { return }
+        let key = UpstreamKey(address: provider.connect, serverName: provider.connect.tls ? provider.declared.host : nil)
+        connect(key, body: makeUpstreamBody() ?? ByteBuffer(), provider: provider)
+    }
+
+    private func connect(_ key: UpstreamKey, body upstreamBody: ByteBuffer, provider: PlannedProvider) {
+        let tryNumber = machine.tries
         pool.connect(key).assumeIsolated().whenComplete { [self] result in
-            guard case .connecting = phase, attempts.count == attemptNumber else {
+            // Still the try that asked for it (not timed out, not ended by the client).
+            guard machine.state == .connecting, machine.tries == tryNumber, connection == nil else {
                 if case .success(let connection) = result { pool.release(connection) }
                 return
             }
@@ -184,7 +297,7 @@ final class Exchange: UpstreamResponseDelegate {
             case .success(let connection):
                 send(on: connection, body: upstreamBody, provider: provider)
             case .failure(let error):
-                attemptFailed(.connectFailed, failure: "connect", error: "upstream connect error: \(Self.describe(error)) (\(provider.name) at \(provider.connect))")
+                handle(.connectFailed, error: "upstream connect error: \(Self.describe(error)) (\(provider.name) at \(provider.connect))")
             }
         }
     }
@@ -193,12 +306,7 @@ final class Exchange: UpstreamResponseDelegate {
         connection.delegate = self
         connection.requests += 1
         connection.expectsNoBody = head.method == "HEAD"
-        phase = .awaitingHead(connection)
-        if route?.requestTimeout == nil {
-            // No route timeout: the time to the response head is still bounded (--upstream-header-timeout).
-            pool.deadlines.remove(self)
-            pool.deadlines.add(self, deadline: .uptimeNanoseconds(pool.clients.now &+ pool.clients.tick) + .nanoseconds(upstreamHeaderTimeout))
-        }
+        self.connection = connection
         let path = provider.spec.upstreamPath(forClientPath: head.uri)
         let headers = head.headers
         var out = context.channel.allocator.buffer(capacity: 192 + headers.bytes.count + 4 * headers.count + upstreamBody.readableBytes)
@@ -221,20 +329,7 @@ final class Exchange: UpstreamResponseDelegate {
         var payload = upstreamBody
         out.writeBuffer(&payload)
         connection.channel.writeAndFlush(out, promise: nil)
-    }
-
-    /// A try ended with no response: record it, then retry or answer with an error.
-    private func attemptFailed(_ outcome: AttemptOutcome, failure: String, error: String) {
-        guard let choice, provider != nil else { return }
-        runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
-        attempts.append(attemptRecord(status: nil, failure: failure))
-        self.choice = nil
-        if shouldRetry(status: nil) {
-            retryAfterBackoff()
-            return
-        }
-        let status = outcome == .timedOut ? 504 : 502
-        reject(status: status, message: error, type: "upstream_error", reason: outcome == .timedOut ? "timeout" : "upstream_connect")
+        handle(.sent)
     }
 
     /// The record of the current try.
@@ -243,39 +338,21 @@ final class Exchange: UpstreamResponseDelegate {
                       sequence: choice?.sequence ?? 0, probe: choice?.isProbe ?? false, failOpen: choice?.failOpen ?? false)
     }
 
-    private func shouldRetry(status: Int?) -> Bool {
-        guard let retry = route?.retry, attempts.count <= retry.attempts, body.readableBytes <= runtime.options.maxRetryBody else { return false }
-        guard let status else { return true }
-        return retry.codes.contains(status)
-    }
-
-    private func retryAfterBackoff() {
-        phase = .backoff
-        let backoff = route?.retry?.backoff ?? .zero
-        if backoff == .zero {
-            attempt()
-        } else {
-            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(backoff.seconds * 1e9))) { [self] in
-                if case .backoff = phase { attempt() }
-            }
-        }
-    }
-
     // MARK: Upstream response
 
     func upstreamHead(_ responseHead: MessageHead, on connection: UpstreamConnection) {
-        guard case .awaitingHead(let current) = phase, current === connection else { return }
-        if route?.requestTimeout == nil { pool.deadlines.remove(self) }
+        guard connection === self.connection, machine.state == .awaitingHead else { return }
         if responseHead.status == 429 {
-            phase = .holding(connection, responseHead, context.channel.allocator.buffer(capacity: 256))
+            heldHead = responseHead
+            handle(.head(status: 429, failure: true))
             return
         }
-        respond(to: responseHead, on: connection, quotaExhausted: false)
+        decide(responseHead, quotaExhausted: false)
     }
 
-    /// Records the outcome (a failure's eviction is in force before the response is passed
-    /// on), then retries or starts sending the response to the client.
-    private func respond(to responseHead: MessageHead, on connection: UpstreamConnection, quotaExhausted: Bool) {
+    /// Records the outcome (a failure's eviction is in force before anything else happens),
+    /// then lets the machine choose: retry, or send the response to the client.
+    private func decide(_ responseHead: MessageHead, quotaExhausted: Bool) {
         guard let choice, provider != nil else { return }
         let status = responseHead.status
         var hint: Duration?
@@ -288,13 +365,20 @@ final class Exchange: UpstreamResponseDelegate {
             runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
         }
         attempts.append(attemptRecord(status: status, failure: nil))
-        if failed && shouldRetry(status: status) {
-            self.choice = nil
-            phase = .discarding(connection)
-            retryAfterBackoff()
-            return
+        pendingHead = responseHead
+        pendingFailed = failed
+        if heldHead != nil {
+            heldHead = nil
+            handle(.heldEnded(failure: failed))
+        } else {
+            handle(.head(status: status, failure: failed))
         }
-        phase = .streaming(connection, pendingSuccess: !failed)
+    }
+
+    /// Starts the client's response: the upstream's head, re-framed, with `x-failover-attempts`.
+    private func writeResponseHead(_ responseHead: MessageHead, failed: Bool) {
+        guard let choice else { return }
+        let status = responseHead.status
         let retryHint = failed ? runtime.options.failoverRetryHint.flatMap { runtime.failoverReady(after: choice, backend: backendIndex) ? $0 : nil } : nil
         if failed { self.choice = nil }
         responseStatus = status
@@ -332,14 +416,13 @@ final class Exchange: UpstreamResponseDelegate {
     }
 
     func upstreamBody(_ buffer: ByteBuffer, on connection: UpstreamConnection) {
-        if case .holding(let current, let responseHead, var held) = phase, current === connection {
-            phase = .preparing  // drop the reference so `held` is appended in place
+        guard connection === self.connection else { return }
+        if heldHead != nil {
             var part = buffer
-            held.writeBuffer(&part)
-            phase = .holding(current, responseHead, held)
+            heldBody.writeBuffer(&part)
             return
         }
-        guard case .streaming(let current, _) = phase, current === connection else { return }
+        guard case .streaming = machine.state else { return }
         responseBytes += buffer.readableBytes
         let now = ContinuousClock.now
         if firstChunkAt == nil { firstChunkAt = now }
@@ -375,7 +458,7 @@ final class Exchange: UpstreamResponseDelegate {
     }
 
     func upstreamReadComplete(on connection: UpstreamConnection) {
-        guard case .streaming(let current, _) = phase, current === connection else { return }
+        guard connection === self.connection, case .streaming = machine.state else { return }
         flushOut()
     }
 
@@ -412,65 +495,57 @@ final class Exchange: UpstreamResponseDelegate {
     static let copyLimit = 16 * 1024
 
     func upstreamEnd(on connection: UpstreamConnection) {
-        if case .holding(let current, let responseHead, let held) = phase, current === connection {
-            let quota = held.readableBytesView.firstRange(of: Array("insufficient_quota".utf8)) != nil
-            respond(to: responseHead, on: connection, quotaExhausted: quota)
-            if case .streaming = phase { upstreamBody(held, on: connection) }
+        if connection === draining {
+            draining = nil
+            pool.release(connection)
+            return
         }
-        switch phase {
-        case .discarding(let current) where current === connection:
+        guard connection === self.connection else {
             pool.release(connection)
-        case .streaming(let current, let pendingSuccess) where current === connection:
-            pool.release(connection)
-            if pendingSuccess, let choice {
-                runtime.record(.response(status: responseStatus ?? 200, resetHint: nil, quotaExhausted: false), for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
-                self.choice = nil
+            return
+        }
+        if let held = heldHead {
+            let quota = heldBody.readableBytesView.firstRange(of: Array("insufficient_quota".utf8)) != nil
+            decide(held, quotaExhausted: quota)
+            if connection === draining {
+                // Retried: this response is already whole.
+                draining = nil
+                pool.release(connection)
+                return
             }
-            finish(status: responseStatus ?? 200, error: nil, reason: (responseStatus ?? 200) >= 400 ? "upstream_status" : nil, closeClient: closeAfterResponse, sendEnd: true)
-        default:
-            pool.release(connection)
+            guard case .streaming = machine.state else { return }
+            let body = heldBody
+            heldBody = ByteBuffer()
+            upstreamBody(body, on: connection)
         }
+        handle(.ended)
     }
 
     func upstreamFailed(_ error: Error, on connection: UpstreamConnection) {
-        switch phase {
-        case .awaitingHead(let current) where current === connection:
+        if connection === draining {
+            draining = nil
             pool.discard(connection)
+            return
+        }
+        guard connection === self.connection else { return }
+        let where_ = "\(provider?.name ?? "?") at \(provider?.connect.description ?? "?")"
+        switch machine.state {
+        case .awaitingHead:
+            pool.discard(connection)
+            self.connection = nil
             if error is UpstreamMalformed {
-                attemptFailed(.broken, failure: "broken", error: "\(error) (\(provider?.name ?? "?") at \(provider?.connect.description ?? "?"))")
-                return
+                handle(.malformed, error: "\(error) (\(where_))")
+            } else {
+                handle(.closedBeforeHead(reused: connection.requests > 1),
+                       error: "upstream closed the connection before responding (\(where_)): \(Self.describe(error))")
             }
-            if connection.requests > 1 && !staleRetryUsed, let provider {
-                // A kept-alive connection the upstream had already closed: try once on a fresh one.
-                staleRetryUsed = true
-                phase = .connecting
-                let attemptNumber = attempts.count
-                let key = connection.key
-                let data = makeUpstreamBody() ?? ByteBuffer()
-                pool.connect(key).assumeIsolated().whenComplete { [self] result in
-                    guard case .connecting = phase, attempts.count == attemptNumber else { return }
-                    switch result {
-                    case .success(let fresh): send(on: fresh, body: data, provider: provider)
-                    case .failure(let error): attemptFailed(.connectFailed, failure: "connect", error: "upstream connect error: \(Self.describe(error)) (\(provider.name) at \(provider.connect))")
-                    }
-                }
-                return
-            }
-            attemptFailed(.connectFailed, failure: "connect", error: "upstream closed the connection before responding (\(provider?.name ?? "?") at \(provider?.connect.description ?? "?")): \(Self.describe(error))")
-        case .streaming(let current, let pendingSuccess) where current === connection:
-            pool.discard(connection)
-            if pendingSuccess, let choice {
-                runtime.record(.broken, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
-                self.choice = nil
-            }
-            finish(status: responseStatus ?? 502, error: "upstream response broke off after \(responseBytes) bytes: \(Self.describe(error))", reason: "upstream_broken", closeClient: true)
-        case .discarding(let current) where current === connection:
-            pool.discard(connection)
-        case .holding(let current, _, _) where current === connection:
-            pool.discard(connection)
-            attemptFailed(.broken, failure: "broken", error: "upstream response broke off (\(provider?.name ?? "?") at \(provider?.connect.description ?? "?")): \(Self.describe(error))")
+        case .holding:
+            handle(.brokeOff, error: "upstream response broke off (\(where_)): \(Self.describe(error))")
+        case .streaming:
+            handle(.brokeOff, error: "upstream response broke off after \(responseBytes) bytes: \(Self.describe(error))")
         default:
-            break
+            pool.discard(connection)
+            self.connection = nil
         }
     }
 
@@ -572,51 +647,25 @@ final class Exchange: UpstreamResponseDelegate {
 
     // MARK: Timeout and client
 
-    /// The route's request timeout passed (called by the loop's `RequestDeadlines`).
-    func timedOut() {
-        switch phase {
-        case .connecting, .awaitingHead, .backoff, .discarding, .holding:
-            if case .awaitingHead(let connection) = phase { pool.discard(connection) }
-            if case .discarding(let connection) = phase { pool.discard(connection) }
-            if case .holding(let connection, _, _) = phase { pool.discard(connection) }
-            if let choice, provider != nil {
-                runtime.record(.timedOut, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
-                attempts.append(attemptRecord(status: nil, failure: "timeout"))
-                self.choice = nil
-            }
-            phase = .preparing
-            let message = route?.requestTimeout == nil
-                ? "no response head from the upstream within \(runtime.options.upstreamHeaderTimeout.compactDescription) (--upstream-header-timeout; the route sets no timeout)"
-                : "request timeout"
-            reject(status: 504, message: message, type: "upstream_error", reason: "timeout")
-        case .streaming(let connection, _):
-            pool.discard(connection)
-            if let choice {
-                runtime.record(.timedOut, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
-                self.choice = nil
-            }
-            finish(status: responseStatus ?? 504, error: "request timeout while streaming the response", reason: "timeout", closeClient: true)
-        case .preparing, .done:
-            break
-        }
+    /// The deadline this exchange asked for passed (called by the loop's `RequestDeadlines`,
+    /// which has already let go of the entry): the request timeout, the upstream head
+    /// timeout or the end of a backoff.
+    func timerFired() {
+        armed = nil
+        handle(.timer, error: route?.requestTimeout == nil
+            ? "no response head from the upstream within \(runtime.options.upstreamHeaderTimeout.compactDescription) (--upstream-header-timeout; the route sets no timeout)"
+            : "request timeout")
     }
 
     func clientClosed() {
-        switch phase {
-        case .done: return
-        case .awaitingHead(let connection), .discarding(let connection), .streaming(let connection, _), .holding(let connection, _, _):
-            pool.discard(connection)
-        default: break
-        }
-        if let choice { runtime.cancel(choice, backend: backendIndex) }
-        choice = nil
-        finish(status: responseStatus ?? 499, error: "client closed the connection", reason: "client_closed", closeClient: false)
+        handle(.clientClosed)
     }
 
     // MARK: Answers
 
     /// Answers the client with a JSON error made by the gateway.
     func reject(status: Int, message: String, type: String, reason: String, closeAfter: Bool = false) {
+        _ = machine.handle(.answered, now: .now())
         var line = JSONLine()
         line.add("message", message)
         line.add("type", type)
@@ -682,8 +731,9 @@ final class Exchange: UpstreamResponseDelegate {
     /// The log line is written before the client can see the response complete: the last
     /// bytes are flushed by the loop's flusher, after this pass's log lines.
     private func finish(status: Int, error: String?, reason: String?, closeClient: Bool, sendEnd: Bool = false) {
-        if case .done = phase { return }
-        phase = .done
+        if finished { return }
+        finished = true
+        armed = nil
         pool.deadlines.remove(self)
         var usage = UsageReader.Usage()
         if let copy = responseCopy {

@@ -83,10 +83,12 @@ struct ExchangeMachine {
         case discard(next: Next)
         /// Send the response head to the client and stream the body.
         case respond
-        /// The response to the client is complete.
-        case finish
+        /// The response to the client is complete. `recordSuccess`: its outcome was not
+        /// recorded at the head (it was not a failure) and is recorded now.
+        case finish(recordSuccess: Bool)
         /// The response broke off mid-body: end the client's response and close.
-        case finishBroken
+        /// `recordFailure`: the try counts as broken (it had not been recorded as a failure).
+        case finishBroken(recordFailure: Bool)
         /// The request timeout passed while the response was streaming.
         case timeoutWhileStreaming
         /// The request timeout passed between tries: answer 504.
@@ -178,15 +180,15 @@ struct ExchangeMachine {
             return decide(status: 429, failure: failure, now: now)
 
         case .ended:
-            guard case .streaming = state else { return .none }
+            guard case .streaming(let pendingSuccess) = state else { return .none }
             end()
-            return .finish
+            return .finish(recordSuccess: pendingSuccess)
 
         case .brokeOff:
             switch state {
-            case .streaming:
+            case .streaming(let pendingSuccess):
                 end()
-                return .finishBroken
+                return .finishBroken(recordFailure: pendingSuccess)
             case .holding:
                 return failTry(.broken, now: now)
             default:

@@ -19,7 +19,7 @@ final class RequestDeadlines {
         entries.reserveCapacity(256)
     }
 
-    /// Watches `exchange` until `remove`; calls its `timedOut()` at `deadline`.
+    /// Watches `exchange` until `remove`; calls its `timerFired()` at `deadline`.
     func add(_ exchange: Exchange, deadline: NIODeadline) {
         exchange.deadlineSlot = entries.count
         entries.append(Entry(deadline: deadline, exchange: exchange))
@@ -58,7 +58,7 @@ final class RequestDeadlines {
         }
         for exchange in expired {
             remove(exchange)
-            exchange.timedOut()
+            exchange.timerFired()
         }
         if let next, timerAt.map({ next < $0 }) ?? true { setTimer(at: next) }
     }
