@@ -47,6 +47,9 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @OptionGroup var balancer: BalancerFlags
 
+    // Admin safety and eviction limits (issue 10, input hardening).
+    @OptionGroup var admin: AdminFlags
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
         guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be 0...65535, got \(adminPort)") }
@@ -61,9 +64,9 @@ struct GatewayCommand: AsyncParsableCommand {
         options.realUpstreams = realUpstreams
         options.gateway.threads = threads
         options.gateway.logResponseBody = logBody
-        options.gateway.balancer = balancer.options
-        options.gateway.failoverRetryHint = balancer.noRetryHint ? nil : .milliseconds(100)
+        balancer.apply(to: &options.gateway)
         options.adminPort = noAdmin ? nil : adminPort
+        admin.apply(to: &options)
         do {
             options.accessLog = accessLog == "-" ? .standardOutput : try AccessLogWriter(path: accessLog)
         } catch {
@@ -87,7 +90,8 @@ struct GatewayCommand: AsyncParsableCommand {
             Console.error("stand-in \(standIn.name) on http://\(standIn.address) (\(standIn.behavior))")
         }
         if let admin = running.admin {
-            Console.error("admin on http://\(listen):\(admin.port) (GET /health/providers, /metrics; POST /standins/NAME/behavior)")
+            let host = admin.host.contains(":") ? "[\(admin.host)]" : admin.host
+            Console.error("admin on http://\(host):\(admin.port) (GET /health/providers, /metrics; POST /standins/NAME/behavior)")
         }
         Console.error("listening on \(running.gatewayURL)")
         _ = await Signals.waitForTermination()
@@ -109,7 +113,33 @@ struct BalancerFlags: ParsableArguments {
     @Flag(name: .customLong("no-retry-hint"), help: "Do not add retry-after-ms: 100 to a response that evicted its provider while another provider can serve the retry (by default SDKs then retry at once instead of sleeping the upstream's retry-after).")
     var noRetryHint = false
 
+    // Eviction limit (issue 10, input hardening).
+    @Option(name: .customLong("max-eviction"), help: ArgumentHelp("The longest a provider is evicted, whatever a reset hint or health policy asks (1s to 8784h). Longer hints are cut to it and still shown as 429 quota.", valueName: "duration"))
+    var maxEviction = "1h"
+
+    /// `--max-eviction` read; only after `validate()` passed.
+    var maxEvictionDuration: Duration { (try? GoDuration.parse(maxEviction)) ?? BalancerOptions.defaultMaxEviction }
+
+    func validate() throws {
+        let value: Duration
+        do {
+            value = try GoDuration.parse(maxEviction)
+        } catch {
+            throw ValidationError("--max-eviction: \(error)")
+        }
+        guard value >= .seconds(1), value <= RateLimitHint.ceiling else {
+            throw ValidationError("--max-eviction must be from 1s to 8784h (366 days), got \(maxEviction)")
+        }
+    }
+
     var options: BalancerOptions {
-        BalancerOptions(deadlinesOnlyMoveForward: !noForwardDeadlines, halfOpen: !noHalfOpen, classifyQuota: !noQuotaClassification)
+        BalancerOptions(deadlinesOnlyMoveForward: !noForwardDeadlines, halfOpen: !noHalfOpen, classifyQuota: !noQuotaClassification,
+                        maxEviction: maxEvictionDuration)
+    }
+
+    /// Sets the balancer switches and the failover retry hint, the same for `gateway` and `run`.
+    func apply(to gateway: inout GatewayOptions) {
+        gateway.balancer = options
+        gateway.failoverRetryHint = noRetryHint ? nil : .milliseconds(100)
     }
 }
