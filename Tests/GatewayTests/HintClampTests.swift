@@ -135,9 +135,9 @@ extension OverSockets {
               ai:
                 groups:
                   - providers:
-                      - {name: hostile, openai: {}, host: 127.0.0.1, port: \(hostile)}
+                      - {name: hostile, openai: {model: m}, host: 127.0.0.1, port: \(hostile)}
                   - providers:
-                      - {name: healthy, openai: {}, host: 127.0.0.1, port: \(healthy)}
+                      - {name: healthy, openai: {model: m}, host: 127.0.0.1, port: \(healthy)}
             """
         }
 

@@ -28,7 +28,11 @@ public indirect enum UnhealthyCondition: Sendable, Hashable, CustomStringConvert
         public let expression: String
         public let position: Int
         public let message: String
-        public var description: String { "unhealthyCondition \"\(expression)\": \(message) at position \(position)" }
+        public var description: String {
+            // A long expression is cut: the position says where the problem is.
+            let shown = expression.count > 60 ? expression.prefix(60) + "..." : expression
+            return "unhealthyCondition \"\(shown)\": \(message) at position \(position)"
+        }
     }
 
     /// The default when a health policy sets none: a 5xx.
