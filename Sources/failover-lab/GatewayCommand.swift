@@ -54,6 +54,8 @@ struct GatewayCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
         guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be 0...65535, got \(adminPort)") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64, got \(threads)") }
+        // A negative cut would trap when the first response body is logged.
+        if let logBody, logBody < 0 { throw ValidationError("--log-body must be 0 or more bytes, got \(logBody)") }
     }
 
     func run() async throws {

@@ -212,6 +212,12 @@ struct HostileConfigTests {
         #expect(errors.first?.contains("HTTPRoute") == false, "the file's text is not echoed")
     }
 
+    @Test("a control character in the YAML text is an error at its line, without the file echoed")
+    func controlCharacter() {
+        let errors = Self.errors("apiVersion: v1\nkind: Secret\nmetadata: {name: \"a\u{01}b\"}\n")
+        #expect(errors == ["lab.yaml:3: error: not valid YAML: control characters are not allowed (character U+1)"])
+    }
+
     @Test("deeply nested flow YAML is refused with a line, not a stack overflow; quoted brackets do not count")
     func deepYAML() {
         let deep = "apiVersion: v1\nkind: " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)

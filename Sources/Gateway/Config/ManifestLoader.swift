@@ -159,6 +159,10 @@ public enum ManifestLoader {
             return SourceLocation(file: file, line: mark.line, column: mark.column)
         case .duplicatedKeysInMapping(_, let context):
             return SourceLocation(file: file, line: context.mark.line, column: context.mark.column)
+        case .reader(_, let offset?, _, let yaml):
+            // libyaml reports a byte offset into the UTF-8 text; count the lines before it.
+            let line = 1 + yaml.utf8.prefix(max(0, offset)).reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            return SourceLocation(file: file, line: line)
         default:
             return SourceLocation(file: file, line: 0)
         }
@@ -168,6 +172,9 @@ public enum ManifestLoader {
         switch error {
         case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
             return [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ", ")
+        case .reader(let problem, _, let value, _):
+            // Yams' own description repeats the line; the location already says where.
+            return value >= 0 && value < 0x110000 ? "\(problem) (character U+\(String(value, radix: 16, uppercase: true)))" : problem
         case .duplicatedKeysInMapping(let duplicates, _):
             // The error's context holds the whole file; name only the keys.
             let keys = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
