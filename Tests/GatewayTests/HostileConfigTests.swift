@@ -98,6 +98,14 @@ struct HostileConfigTests {
         let chain = Array(repeating: "response.code == 500", count: 300).joined(separator: " || ")
         #expect(throws: UnhealthyCondition.ParseError.self) { try UnhealthyCondition.parse(chain) }
         #expect(throws: UnhealthyCondition.ParseError.self) { try UnhealthyCondition.parse(String(repeating: "x", count: 100_000)) }
+        // An integer past Int is refused where it stands, not read as Int.max.
+        do {
+            _ = try UnhealthyCondition.parse("response.code == 99999999999999999999")
+            Issue.record("a 20-digit integer was accepted")
+        } catch {
+            #expect(error.position == 18)
+            #expect(error.message.contains("99999999999999999999"))
+        }
         // The limits leave room for real conditions.
         let deep = String(repeating: "(", count: 64) + "response.code >= 500" + String(repeating: ")", count: 64)
         #expect(try UnhealthyCondition.parse(deep).evaluate(code: 503))

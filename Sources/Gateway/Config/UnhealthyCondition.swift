@@ -116,10 +116,12 @@ public indirect enum UnhealthyCondition: Sendable, Hashable, CustomStringConvert
                 let c = chars[i]
                 let position = i + 1
                 if c.isWhitespace { i += 1; continue }
-                if c.isNumber {
+                if c.isASCII && c.isNumber {
                     var j = i
-                    while j < chars.count, chars[j].isNumber { j += 1 }
-                    tokens.append(Token(kind: .int(Int(String(chars[i..<j])) ?? Int.max), position: position))
+                    while j < chars.count, chars[j].isASCII && chars[j].isNumber { j += 1 }
+                    let digits = String(chars[i..<j])
+                    // Past Int is no status code: an error at its position, not a silent Int.max.
+                    tokens.append(Token(kind: Int(digits).map { .int($0) } ?? .unknown(digits), position: position))
                     i = j
                 } else if c.isLetter || c == "_" {
                     var j = i
