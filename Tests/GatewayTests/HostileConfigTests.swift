@@ -236,6 +236,11 @@ struct HostileConfigTests {
         #expect(ManifestLoader.lineOfDeepNesting("a: \"\\\\\" " + String(repeating: "[", count: 300), limit: 256) == 1)
         #expect(ManifestLoader.lineOfDeepNesting("a: b'c " + String(repeating: "[", count: 300), limit: 256) == 1)
         #expect(ManifestLoader.lineOfDeepNesting("# " + String(repeating: "[", count: 300) + "\nb: c", limit: 256) == nil)
+        // Block nesting needs no brackets: `- - - ...` on one line, or deep indentation.
+        let dashes = Self.errors("a: b\nc:\n" + String(repeating: "- ", count: 100_000) + "x\n")
+        #expect(dashes.first?.hasPrefix("lab.yaml:3: error:") == true, "\(dashes.map { $0.prefix(100) })")
+        #expect(ManifestLoader.lineOfDeepNesting("a:\n" + String(repeating: " ", count: 600) + "b: c", limit: 256) == 2)
+        #expect(ManifestLoader.lineOfDeepNesting("a:\n  - - b\n  - \"" + String(repeating: " ", count: 600) + "\"", limit: 256) == nil)
     }
 
     @Test("stand-in latency and a bad behaviour in a Scenario are errors with their line")

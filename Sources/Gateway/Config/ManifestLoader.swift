@@ -109,9 +109,10 @@ public enum ManifestLoader {
         }
     }
 
-    /// The line where `[`/`{` first nest deeper than `limit`, outside quoted scalars and
-    /// comments; nil when they never do. A cheap over-approximation of YAML's flow nesting
-    /// (brackets inside block scalars count too).
+    /// The line where `[`/`{` first nest deeper than `limit`, or a line's indentation
+    /// (spaces, tabs and `- ` sequence indicators, each a level of block nesting) passes
+    /// `2 * limit` columns, outside quoted scalars and comments; nil when neither happens.
+    /// A cheap over-approximation of YAML's nesting (block scalars count too).
     static func lineOfDeepNesting(_ text: String, limit: Int) -> Int? {
         let newline = UInt8(ascii: "\n"), space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
         let single = UInt8(ascii: "'"), double = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
@@ -122,10 +123,20 @@ public enum ManifestLoader {
         var escaped = false
         var comment = false
         var previous = newline
+        var indent = 0
+        var atLineStart = true
         for byte in text.utf8 {
             defer { previous = byte }
-            if byte == newline { line += 1; comment = false }
+            if byte == newline { line += 1; comment = false; indent = 0; atLineStart = true; continue }
             if comment { continue }
+            if atLineStart && quote == nil {
+                if byte == space || byte == tab || byte == UInt8(ascii: "-") {
+                    indent += 1
+                    if indent > 2 * limit { return line }
+                    continue
+                }
+                atLineStart = false
+            }
             if let q = quote {
                 if q == double {
                     if escaped { escaped = false } else if byte == backslash { escaped = true } else if byte == double { quote = nil }
