@@ -65,9 +65,6 @@ public enum ManifestLoader {
 
     /// The largest lab file read (bytes); lab files are a few kilobytes.
     public static let maxFileSize = 4 << 20
-    /// The deepest `[`/`{` nesting read: Yams builds nodes recursively, and a file of
-    /// nested brackets must not overflow the stack.
-    public static let maxFlowNesting = 256
 
     /// Reads every document of one file; returns how many non-empty documents it held.
     @discardableResult
@@ -76,10 +73,8 @@ public enum ManifestLoader {
             reader.error(at: SourceLocation(file: reader.file, line: 0), "the lab file is larger than \(maxFileSize >> 20) MB")
             return 0
         }
-        if let line = lineOfDeepNesting(text, limit: maxFlowNesting) {
-            reader.error(at: SourceLocation(file: reader.file, line: line), "not valid YAML here: [ and { nested deeper than \(maxFlowNesting) levels")
-            return 0
-        }
+        // Nesting depth needs no check here: libyaml stops at 1,000 levels with a parser
+        // error and its line, before Yams' recursive node building could overflow.
         let parser: Parser
         do {
             parser = try Parser(yaml: text)
@@ -107,59 +102,6 @@ public enum ManifestLoader {
             count += 1
             readDocument(document, reader: reader, into: &config)
         }
-    }
-
-    /// The line where `[`/`{` first nest deeper than `limit`, or a line's indentation
-    /// (spaces, tabs and `- ` sequence indicators, each a level of block nesting) passes
-    /// `2 * limit` columns, outside quoted scalars and comments; nil when neither happens.
-    /// A cheap over-approximation of YAML's nesting (block scalars count too).
-    static func lineOfDeepNesting(_ text: String, limit: Int) -> Int? {
-        let newline = UInt8(ascii: "\n"), space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
-        let single = UInt8(ascii: "'"), double = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
-        /// Bytes after which a quote begins a quoted scalar (elsewhere it is plain text).
-        let beforeScalar: Set<UInt8> = [newline, space, tab, UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ","), UInt8(ascii: ":"), UInt8(ascii: "-")]
-        var depth = 0, line = 1
-        var quote: UInt8?
-        var escaped = false
-        var comment = false
-        var previous = newline
-        var indent = 0
-        var atLineStart = true
-        for byte in text.utf8 {
-            defer { previous = byte }
-            if byte == newline { line += 1; comment = false; indent = 0; atLineStart = true; continue }
-            if comment { continue }
-            if atLineStart && quote == nil {
-                if byte == space || byte == tab || byte == UInt8(ascii: "-") {
-                    indent += 1
-                    if indent > 2 * limit { return line }
-                    continue
-                }
-                atLineStart = false
-            }
-            if let q = quote {
-                if q == double {
-                    if escaped { escaped = false } else if byte == backslash { escaped = true } else if byte == double { quote = nil }
-                } else if byte == single {
-                    quote = nil  // '' (an escaped quote) closes and, preceded by a quote, does not reopen
-                }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "#") where previous == space || previous == tab || previous == newline:
-                comment = true
-            case single, double:
-                if beforeScalar.contains(previous) { quote = byte }
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                if depth > limit { return line }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"):
-                depth = max(0, depth - 1)
-            default:
-                break
-            }
-        }
-        return nil
     }
 
     private static func yamlErrorLocation(_ error: YamlError, file: String) -> SourceLocation {
