@@ -89,5 +89,16 @@ extension OverSockets {
             #expect(next.status == 200)
             #expect(next.body.contains("2 + 2 equals 4."))
         }
+
+        @Test("a body over 16 MiB sent to a stand-in directly gets 413; the stand-in serves the next request")
+        func hugeBody() async throws {
+            let standIn = try await StandIn.start(name: "openai", behavior: .healthy, group: TestClient.group)
+            defer { Task { await standIn.stop() } }
+            let huge = try await TestClient.post(port: standIn.port, path: "/v1/chat/completions", body: String(repeating: " ", count: 17 * 1024 * 1024))
+            #expect(huge.status == 413)
+            let next = try await TestClient.post(port: standIn.port, path: "/v1/chat/completions")
+            #expect(next.status == 200)
+            #expect(next.body.contains("2 + 2 equals 4."))
+        }
     }
 }
