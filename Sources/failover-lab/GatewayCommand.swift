@@ -33,7 +33,7 @@ struct GatewayCommand: AsyncParsableCommand {
     @Flag(name: .customLong("real-upstreams"), help: "Send the OpenAI provider to the real api.openai.com over TLS (needs OPENAI_API_KEY) instead of the mock stand-in.")
     var realUpstreams = false
 
-    @Option(name: .customLong("admin-port"), help: "Admin port on the listen address: GET /health/providers, GET /metrics, GET /standins, POST /standins/NAME/behavior. 0 picks a free one.")
+    @Option(name: .customLong("admin-port"), help: "Admin port, on --admin-listen (loopback by default): GET /health/providers, GET /metrics, GET /standins, POST /standins/NAME/behavior. 0 picks a free one.")
     var adminPort = 15020
 
     @Flag(name: .customLong("no-admin"), help: "Do not open the admin port.")

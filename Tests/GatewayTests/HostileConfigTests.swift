@@ -288,6 +288,19 @@ extension OverSockets {
             }
         }
 
+        @Test("out-of-range flags are refused with what was wrong, before anything starts")
+        func badFlags() throws {
+            for (arguments, expected) in [(["gateway", "--max-eviction", "99999999999h"], "out of range"),
+                                          (["gateway", "--max-eviction", "0s"], "--max-eviction must be from 1s to 8784h"),
+                                          (["run", "--max-eviction", "inf"], "--max-eviction"),
+                                          (["gateway", "--log-body=-5"], "--log-body must be 0 or more bytes"),
+                                          (["gateway", "--admin-token", "a b"], "--admin-token must be visible ASCII")] {
+                let result = try CommandLineTests.run(arguments)
+                #expect(result.status == 64, "\(arguments): \(result.stderr)")
+                #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+            }
+        }
+
         /// A port nothing listens on now.
         static func freePort() async throws -> Int {
             let channel = try await ServerBootstrap(group: TestClient.group).bind(host: "127.0.0.1", port: 0).get()
