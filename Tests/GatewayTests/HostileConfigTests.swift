@@ -252,6 +252,10 @@ struct HostileConfigTests {
         #expect(errors.count == 2, "\(errors)")
         #expect(errors.first?.hasPrefix("lab.yaml:6: error:") == true)
         #expect(errors.last?.hasPrefix("lab.yaml:7: error:") == true)
+        // Values of the wrong shape are errors with their line, not silently dropped.
+        let shapes = Self.errors(scenario.replacingOccurrences(of: #"answers: "x:2""#, with: "answers: [[x, y]]") + "\n  secretsFromEnv: {key: [A]}")
+        #expect(shapes.contains { $0.hasPrefix("lab.yaml:7: error: spec.standIns[1].answers must hold host:port strings") }, "\(shapes)")
+        #expect(shapes.contains { $0.hasPrefix("lab.yaml:9: error: spec.secretsFromEnv must map") }, "\(shapes)")
         let config = try? loadLab(scenario.replacingOccurrences(of: "latency: 99999999999h", with: "latency: 1s").replacingOccurrences(of: "tokenDelay: 2h", with: "tokenDelay: 1s"))
         let problems = StandInFleet.validate(config?.scenario?.standIns ?? [])
         #expect(problems.count == 1)

@@ -489,7 +489,13 @@ public enum ManifestLoader {
             if case .scalar? = fields["answers"], let one = fields.string("answers") {
                 answers = [one]
             } else {
-                answers = fields.sequence("answers").compactMap(\.string)
+                for item in fields.sequence("answers") {
+                    guard case .scalar(let scalar) = item else {
+                        reader.error(item, "\(path).answers must hold host:port strings, found \(reader.describe(item))")
+                        continue
+                    }
+                    answers.append(scalar.string)
+                }
             }
             for address in answers where !isHostPort(address) {
                 reader.error(fields["answers"], "\(path).answers: \"\(address)\" is not host:port")
@@ -506,7 +512,11 @@ public enum ManifestLoader {
         if let secrets = spec["secretsFromEnv"] {
             if case .mapping(let mapping) = secrets {
                 for (key, value) in mapping {
-                    if let k = key.string, let v = value.string { fromEnv[k] = v }
+                    guard case .scalar(let k) = key, case .scalar(let v) = value, !v.string.isEmpty else {
+                        reader.error(key, "spec.secretsFromEnv must map secret names to environment variable names")
+                        continue
+                    }
+                    fromEnv[k.string] = v.string
                 }
             } else {
                 reader.error(secrets, "spec.secretsFromEnv must map secret names to environment variables")
