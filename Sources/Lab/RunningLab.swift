@@ -12,8 +12,12 @@ public struct LabOptions: Sendable {
     public var realUpstreams = false
     public var environment = ProcessInfo.processInfo.environment
     public var gateway = GatewayOptions()
-    /// The admin port (health, metrics, stand-in controls) on `host`; nil for none, 0 for a free one.
+    /// The admin port (health, metrics, stand-in controls) on `adminHost`; nil for none, 0 for a free one.
     public var adminPort: Int?
+    /// Where the admin port listens: loopback unless asked otherwise, whatever `host` is.
+    public var adminHost = "127.0.0.1"
+    /// When set, the admin API's write calls need `Authorization: Bearer` this.
+    public var adminToken: String?
 
     public init() {}
 }
@@ -59,11 +63,11 @@ public final class RunningLab: Sendable {
             let lab = RunningLab(config: config, fleet: fleet, gateway: gateway)
             if let adminPort = options.adminPort {
                 do {
-                    let admin = try await AdminServer.start(lab: lab, host: options.host, port: adminPort)
+                    let admin = try await AdminServer.start(lab: lab, host: options.adminHost, port: adminPort, token: options.adminToken)
                     lab.adminBox.withLockedValue { $0 = admin }
                 } catch {
                     await gateway.stop()
-                    throw AdminPortError(host: options.host, port: adminPort, underlying: error)
+                    throw AdminPortError(host: options.adminHost, port: adminPort, underlying: error)
                 }
             }
             return lab
@@ -86,5 +90,5 @@ public struct AdminPortError: Error, CustomStringConvertible {
     public let host: String
     public let port: Int
     public let underlying: Error
-    public var description: String { "cannot open the admin port \(host):\(port): \(underlying) (choose another with --admin-port, 0 for a free one)" }
+    public var description: String { "cannot open the admin port \(host):\(port): \(underlying) (choose another with --admin-port, 0 for a free one, or --admin-listen)" }
 }

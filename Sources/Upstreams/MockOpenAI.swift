@@ -6,18 +6,25 @@ public enum MockOpenAI {
     public static let rateLimitBody = #"{"error":{"message":"Rate limit exceeded","type":"rate_limit_error"}}"#
 
     /// The assistant's reply: sums like "What is 2+2?" are worked out ("2 + 2 equals 4."),
-    /// anything else gets a fixed sentence.
+    /// anything else gets a fixed sentence. The prompt is a client's: the arithmetic
+    /// reports overflow instead of trapping, and numbers too large for Int are said to be.
     public static func reply(to prompt: String) -> String {
         let pattern = #/(-?\d+)\s*([+\-*x×])\s*(-?\d+)/#
-        if let match = prompt.firstMatch(of: pattern), let a = Int(match.1), let b = Int(match.3) {
+        // Only the start of the prompt, in ASCII digits: backtracking over a long run of
+        // digits is quadratic, and Int cannot read other scripts' digits.
+        if let match = prompt.prefix(2000).firstMatch(of: pattern.asciiOnlyDigits()) {
             let op = String(match.2)
-            let result: Int
-            switch op {
-            case "+": result = a + b
-            case "-": result = a - b
-            default: result = a * b
-            }
             let shown = op == "x" || op == "×" ? "*" : op
+            guard let a = Int(match.1), let b = Int(match.3) else {
+                return "\(match.1) \(shown) \(match.3): that number is too large for me to work out."
+            }
+            let (result, overflow): (Int, Bool)
+            switch op {
+            case "+": (result, overflow) = a.addingReportingOverflow(b)
+            case "-": (result, overflow) = a.subtractingReportingOverflow(b)
+            default: (result, overflow) = a.multipliedReportingOverflow(by: b)
+            }
+            if overflow { return "\(a) \(shown) \(b): the answer is too large for me to work out." }
             return "\(a) \(shown) \(b) equals \(result)."
         }
         return "This is the mock OpenAI stand-in of failover-lab; your request reached group 2."

@@ -202,8 +202,12 @@ extension Duration {
 }
 
 extension Duration {
+    /// As a NIO `TimeAmount`, saturating: a delay set from outside must not trap here.
     var timeAmount: TimeAmount {
         let (s, atto) = components
-        return .nanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+        let (scaled, overflow) = s.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return .nanoseconds(s < 0 ? .min : .max) }
+        let (total, overflow2) = scaled.addingReportingOverflow(atto / 1_000_000_000)
+        return .nanoseconds(overflow2 ? (s < 0 ? .min : .max) : total)
     }
 }

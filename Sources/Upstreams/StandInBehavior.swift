@@ -51,9 +51,19 @@ extension StandInBehavior {
         }
     }
 
+    /// The longest `slow` delay or jitter, in milliseconds (one hour); `hang` never answers.
+    public static let longestDelayMs = 3_600_000
+    /// The highest `rate-limited` rate (requests a second) and burst.
+    public static let highestRate = 1_000_000.0
+    public static let largestBurst = 1_000_000
+
     /// Reads the forms lab files and the admin API use: `healthy`, `429 retry-after=60`,
     /// `rate-limited 5/s burst=10`, `503 50%`, `5xx`, `slow 200ms jitter=50ms`, `hang`, `down`.
+    /// The text is a user's or an admin caller's: every number is checked, and anything
+    /// else is a `ParseError` saying what was wrong (public for the fuzz target).
     public static func parse(_ text: String) throws(ParseError) -> StandInBehavior {
+        // Bounded before anything else: a behaviour is a few words.
+        guard text.utf8.count <= 200 else { throw ParseError(text: String(text.prefix(40)) + "...", reason: "longer than 200 characters") }
         let words = text.lowercased().split(whereSeparator: { $0.isWhitespace }).map(String.init)
         guard let head = words.first else { throw ParseError(text: text, reason: "empty") }
         var options: [String: String] = [:]
@@ -65,35 +75,70 @@ extension StandInBehavior {
                 positional.append(word)
             }
         }
-        func milliseconds(_ value: String?) throws(ParseError) -> Int? {
+        /// Refuses options and extra words the behaviour does not take, instead of ignoring them.
+        func expect(options known: [String], positional most: Int) throws(ParseError) {
+            if let unknown = options.keys.sorted().first(where: { !known.contains($0) }) {
+                let allowed = known.isEmpty ? "it takes none" : "it takes \(known.joined(separator: ", "))"
+                throw ParseError(text: text, reason: "unknown option \(unknown)= for \(head); \(allowed)")
+            }
+            if positional.count > most { throw ParseError(text: text, reason: "unexpected \"\(positional[most])\" after \(head)") }
+        }
+        /// `250ms`, `1.5s` or a bare number of milliseconds, checked to 0...longestDelayMs.
+        func milliseconds(_ value: String?, what: String) throws(ParseError) -> Int? {
             guard let value else { return nil }
-            let digits = value.hasSuffix("ms") ? String(value.dropLast(2)) : value.hasSuffix("s") ? String(value.dropLast()) : value
-            guard let number = Double(digits), number >= 0 else { throw ParseError(text: text, reason: "\(value) is not a duration") }
-            return Int(value.hasSuffix("ms") || !value.hasSuffix("s") ? number : number * 1000)
+            let isMs = value.hasSuffix("ms")
+            let isS = !isMs && value.hasSuffix("s")
+            let digits = isMs ? String(value.dropLast(2)) : isS ? String(value.dropLast()) : value
+            guard let number = Double(digits), number.isFinite, number >= 0 else {
+                throw ParseError(text: text, reason: "\(what) \(value) is not a duration (like 200ms or 1.5s)")
+            }
+            let ms = isS ? number * 1000 : number
+            guard ms <= Double(longestDelayMs) else {
+                throw ParseError(text: text, reason: "\(what) \(value) is longer than \(longestDelayMs / 60_000) minutes; use hang for no answer")
+            }
+            return Int(ms.rounded())
         }
         switch head {
         case "healthy":
+            try expect(options: [], positional: 0)
             return .healthy
         case "429":
+            try expect(options: ["retry-after"], positional: 1)
             let seconds = options["retry-after"] ?? positional.first ?? "60"
-            guard let retryAfter = Int(seconds), retryAfter >= 0 else { throw ParseError(text: text, reason: "retry-after must be whole seconds") }
+            guard let retryAfter = Int(seconds), retryAfter >= 0 else {
+                throw ParseError(text: text, reason: "retry-after must be whole seconds (0 to \(Int.max)), found \(seconds)")
+            }
             return .always429(retryAfter: retryAfter)
         case "rate-limited":
-            let rateText = (positional.first ?? "1/s").replacingOccurrences(of: "/s", with: "")
-            guard let rate = Double(rateText), rate > 0 else { throw ParseError(text: text, reason: "rate must be requests a second, like 5/s") }
-            guard let burst = Int(options["burst"] ?? String(max(1, Int(rate)))), burst >= 1 else { throw ParseError(text: text, reason: "burst must be a whole number") }
+            try expect(options: ["burst"], positional: 1)
+            let rateWord = positional.first ?? "1/s"
+            let rateText = rateWord.hasSuffix("/s") ? String(rateWord.dropLast(2)) : rateWord
+            guard let rate = Double(rateText), rate.isFinite, rate > 0, rate <= highestRate else {
+                throw ParseError(text: text, reason: "rate must be requests a second above 0 and at most \(Int(highestRate)), like 5/s; found \(rateWord)")
+            }
+            let burstText = options["burst"] ?? String(max(1, Int(rate)))
+            guard let burst = Int(burstText), (1...largestBurst).contains(burst) else {
+                throw ParseError(text: text, reason: "burst must be a whole number from 1 to \(largestBurst), found \(burstText)")
+            }
             return .rateLimited(rate: rate, burst: burst)
-        case _ where head == "5xx" || Int(head).map({ (500...599).contains($0) }) == true:
+        case _ where head == "5xx" || head.allSatisfy(\.isASCII) && Int(head).map({ (500...599).contains($0) }) == true:
+            try expect(options: [], positional: 1)
             let status = Int(head) ?? 500
-            let shareText = (positional.first ?? "100%").replacingOccurrences(of: "%", with: "")
-            guard let percent = Double(shareText), (0...100).contains(percent) else { throw ParseError(text: text, reason: "share must be a percentage") }
+            let shareWord = positional.first ?? "100%"
+            let shareText = shareWord.hasSuffix("%") ? String(shareWord.dropLast()) : shareWord
+            guard let percent = Double(shareText), (0...100).contains(percent) else {
+                throw ParseError(text: text, reason: "share must be a percentage from 0% to 100%, found \(shareWord)")
+            }
             return .serverErrors(status: status, share: percent / 100)
         case "slow":
-            guard let delay = try milliseconds(positional.first ?? "500ms") else { throw ParseError(text: text, reason: "missing delay") }
-            return .slow(delayMs: delay, jitterMs: try milliseconds(options["jitter"]) ?? 0)
+            try expect(options: ["jitter"], positional: 1)
+            guard let delay = try milliseconds(positional.first ?? "500ms", what: "delay") else { throw ParseError(text: text, reason: "missing delay") }
+            return .slow(delayMs: delay, jitterMs: try milliseconds(options["jitter"], what: "jitter") ?? 0)
         case "hang":
+            try expect(options: [], positional: 0)
             return .hang
         case "down":
+            try expect(options: [], positional: 0)
             return .down
         default:
             throw ParseError(text: text, reason: "unknown behavior \(head)")

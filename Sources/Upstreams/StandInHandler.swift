@@ -10,6 +10,10 @@ final class StandInHandler: ChannelInboundHandler {
     private let standIn: StandIn
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
+    private var bodyTooLarge = false
+    /// The largest request body a stand-in holds: twice the gateway's own limit. Past it
+    /// (a client reaching the stand-in directly) the answer is 413, not unbounded memory.
+    static let maxBody = 16 * 1024 * 1024
 
     init(standIn: StandIn) {
         self.standIn = standIn
@@ -33,11 +37,22 @@ final class StandInHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             body.clear()
+            bodyTooLarge = false
         case .body(var part):
-            body.writeBuffer(&part)
+            if bodyTooLarge { break }
+            if body.readableBytes + part.readableBytes <= Self.maxBody { body.writeBuffer(&part) } else { bodyTooLarge = true; body.clear() }
         case .end:
             guard let head else { return }
             self.head = nil
+            if bodyTooLarge {
+                var headers = HTTPHeaders()
+                headers.add(name: "content-type", value: "application/json")
+                headers.add(name: "connection", value: "close")
+                let message = #"{"error":{"message":"Request body too large.","type":"invalid_request_error"}}"#
+                send(context: context, head: head, status: .payloadTooLarge, headers: headers, body: message)
+                context.close(promise: nil)
+                return
+            }
             respond(context: context, head: head)
         }
     }

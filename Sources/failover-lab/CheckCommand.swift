@@ -48,7 +48,7 @@ enum CheckReport {
         if let n = e.consecutiveFailures { when.append("after \(n) failure(s) in a row") }
         if let t = e.healthThreshold { when.append("when health < \(Int(t * 100))%") }
         parts.append("evict " + (when.isEmpty ? "on every unhealthy response" : when.joined(separator: " or ")))
-        parts.append("for \(e.duration?.compactDescription ?? "the reset hint, else the retry backoff, else 3s") x (times evicted + 1)")
+        parts.append("for \(e.duration?.compactDescription ?? "the reset hint, else the retry backoff, else 3s") x (times evicted + 1), at most --max-eviction (default 1h)")
         if let r = e.restoreHealth { parts.append("health \(Int(r * 100))% on return") }
         return parts.joined(separator: "; ")
     }
@@ -86,7 +86,7 @@ enum CheckReport {
                     let policies = config.effectivePolicies(for: provider, in: backend)
                     let path = provider.upstreamPath(forClientPath: "<client path>")
                     out.append("    \(provider.name): openai model \(provider.model ?? "(from request)"), upstream \(declared) path \(path) -> \(target), auth \(policies.auth?.kindDescription ?? "none")")
-                    out.append("      health: \(policies.health.map(describe) ?? "lab mode (a 429 with a reset hint evicts for that long)")")
+                    out.append("      health: \(policies.health.map(describe) ?? "lab mode (a 429 with a reset hint evicts for that long, at most --max-eviction, default 1h)")")
                     for note in config.policySources(for: provider, in: backend) {
                         out.append("      policy \(note)")
                     }

@@ -33,7 +33,7 @@ struct GatewayCommand: AsyncParsableCommand {
     @Flag(name: .customLong("real-upstreams"), help: "Send the OpenAI provider to the real api.openai.com over TLS (needs OPENAI_API_KEY) instead of the mock stand-in.")
     var realUpstreams = false
 
-    @Option(name: .customLong("admin-port"), help: "Admin port on the listen address: GET /health/providers, GET /metrics, GET /standins, POST /standins/NAME/behavior. 0 picks a free one.")
+    @Option(name: .customLong("admin-port"), help: "Admin port, on --admin-listen (loopback by default): GET /health/providers, GET /metrics, GET /standins, POST /standins/NAME/behavior. 0 picks a free one.")
     var adminPort = 15020
 
     @Flag(name: .customLong("no-admin"), help: "Do not open the admin port.")
@@ -49,10 +49,14 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Limits and timeouts") var limits: LimitFlags
 
+    @OptionGroup var admin: AdminFlags
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
         guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be 0...65535, got \(adminPort)") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64, got \(threads)") }
+        // A negative cut would trap when the first response body is logged.
+        if let logBody, logBody < 0 { throw ValidationError("--log-body must be 0 or more bytes, got \(logBody)") }
     }
 
     func run() async throws {
@@ -63,10 +67,10 @@ struct GatewayCommand: AsyncParsableCommand {
         options.realUpstreams = realUpstreams
         options.gateway.threads = threads
         options.gateway.logResponseBody = logBody
-        options.gateway.balancer = balancer.options
-        options.gateway.failoverRetryHint = balancer.noRetryHint ? nil : .milliseconds(100)
+        balancer.apply(to: &options.gateway)
         limits.apply(to: &options.gateway)
         options.adminPort = noAdmin ? nil : adminPort
+        admin.apply(to: &options)
         do {
             options.accessLog = accessLog == "-" ? .standardOutput : try AccessLogWriter(path: accessLog)
         } catch {
@@ -90,7 +94,8 @@ struct GatewayCommand: AsyncParsableCommand {
             Console.error("stand-in \(standIn.name) on http://\(standIn.address) (\(standIn.behavior))")
         }
         if let admin = running.admin {
-            Console.error("admin on http://\(listen):\(admin.port) (GET /health/providers, /metrics; POST /standins/NAME/behavior)")
+            let host = admin.host.contains(":") ? "[\(admin.host)]" : admin.host
+            Console.error("admin on http://\(host):\(admin.port) (GET /health/providers, /metrics; POST /standins/NAME/behavior)")
         }
         Console.error("listening on \(running.gatewayURL)")
         _ = await Signals.waitForTermination()
@@ -120,8 +125,34 @@ struct BalancerFlags: ParsableArguments {
     @Flag(name: .customLong("no-retry-hint"), help: "Do not add retry-after-ms: 100 to a response that evicted its provider while another provider can serve the retry (by default SDKs then retry at once instead of sleeping the upstream's retry-after).")
     var noRetryHint = false
 
+    // Eviction limit (issue 10, input hardening).
+    @Option(name: .customLong("max-eviction"), help: ArgumentHelp("The longest a provider is evicted, whatever a reset hint or health policy asks (1s to 8784h). Longer hints are cut to it and still shown as 429 quota.", valueName: "duration"))
+    var maxEviction = "1h"
+
+    /// `--max-eviction` read; only after `validate()` passed.
+    var maxEvictionDuration: Duration { (try? GoDuration.parse(maxEviction)) ?? BalancerOptions.defaultMaxEviction }
+
+    func validate() throws {
+        let value: Duration
+        do {
+            value = try GoDuration.parse(maxEviction)
+        } catch {
+            throw ValidationError("--max-eviction: \(error)")
+        }
+        guard value >= .seconds(1), value <= RateLimitHint.ceiling else {
+            throw ValidationError("--max-eviction must be from 1s to 8784h (366 days), got \(maxEviction)")
+        }
+    }
+
     var options: BalancerOptions {
-        BalancerOptions(deadlinesOnlyMoveForward: !noForwardDeadlines, halfOpen: !noHalfOpen, classifyQuota: !noQuotaClassification)
+        BalancerOptions(deadlinesOnlyMoveForward: !noForwardDeadlines, halfOpen: !noHalfOpen, classifyQuota: !noQuotaClassification,
+                        maxEviction: maxEvictionDuration)
+    }
+
+    /// Sets the balancer switches and the failover retry hint, the same for `gateway` and `run`.
+    func apply(to gateway: inout GatewayOptions) {
+        gateway.balancer = options
+        gateway.failoverRetryHint = noRetryHint ? nil : .milliseconds(100)
     }
 }
 

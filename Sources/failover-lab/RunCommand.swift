@@ -212,7 +212,8 @@ struct RunCommand: AsyncParsableCommand {
     func startLab(_ config: LabConfig) async throws -> RunningLab {
         var options = LabOptions()
         options.realUpstreams = realUpstreams
-        options.gateway.balancer = balancer.options
+        // The balancer switches and --no-retry-hint, as `gateway` sets them.
+        balancer.apply(to: &options.gateway)
         limits.apply(to: &options.gateway)
         options.accessLog = nil
         let ports = port.map { [$0] } ?? [8080, 0]

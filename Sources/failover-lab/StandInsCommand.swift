@@ -25,6 +25,10 @@ struct StandInsCommand: AsyncParsableCommand {
         let fleet: StandInFleet
         do {
             fleet = try await StandInFleet.start(scenario.standIns, host: listen)
+        } catch let errors as ConfigErrors {
+            // A bad behaviour text in the Scenario: the file's fault, with its line.
+            Console.error(errors.description)
+            throw ExitCode(2)
         } catch {
             Console.error("failover-lab: cannot start the stand-ins on \(listen): \(error)")
             throw ExitCode(1)

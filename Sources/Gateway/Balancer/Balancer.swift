@@ -77,11 +77,21 @@ public struct BalancerOptions: Sendable, Hashable {
     public var halfOpen = true
     /// 429s with a long hint or `insufficient_quota` are told apart as `quota`.
     public var classifyQuota = true
+    /// The longest any eviction lasts (`--max-eviction`): a reset hint, a policy's duration
+    /// and its backoff multiplier are all cut to it. A hint longer than this still counts
+    /// for the `quota` classification, which looks at the hint as the upstream sent it.
+    public var maxEviction = BalancerOptions.defaultMaxEviction
 
-    public init(deadlinesOnlyMoveForward: Bool = true, halfOpen: Bool = true, classifyQuota: Bool = true) {
+    /// One hour: longer than any per-minute or per-day-window rate limit needs, short
+    /// enough that a provider whose hint was wrong comes back the same session.
+    public static let defaultMaxEviction = Duration.seconds(3600)
+
+    public init(deadlinesOnlyMoveForward: Bool = true, halfOpen: Bool = true, classifyQuota: Bool = true,
+                maxEviction: Duration = BalancerOptions.defaultMaxEviction) {
         self.deadlinesOnlyMoveForward = deadlinesOnlyMoveForward
         self.halfOpen = halfOpen
         self.classifyQuota = classifyQuota
+        self.maxEviction = maxEviction
     }
 }
 
@@ -345,7 +355,7 @@ public struct BackendBalancer: Sendable {
         } else if wasProbing {
             // A failed probe that by itself would not evict still closes the half-open
             // window the same way: evict again for the last duration.
-            let duration = p.evictedFor ?? .seconds(3)
+            let duration = min(p.evictedFor ?? .seconds(3), options.maxEviction)
             let reason = Self.reason(for: outcome, hint: nil, classifyQuota: options.classifyQuota)
             events.append(stamp(BalancerEvent(provider: p.name, group: idx.group, kind: .probeFailed, at: now)))
             p.state = .evicted(until: now + duration, reason: reason)
@@ -390,7 +400,7 @@ public struct BackendBalancer: Sendable {
         switch p.rule {
         case .lab:
             guard outcome.status == 429, let hint else { return nil }
-            return (hint, reason)
+            return (min(hint, options.maxEviction), reason)
         case .policy(let rule):
             let e = rule.eviction
             var evict = e.consecutiveFailures == nil && e.healthThreshold == nil
@@ -398,8 +408,15 @@ public struct BackendBalancer: Sendable {
             if let threshold = e.healthThreshold, (p.health ?? 1) < threshold { evict = true }
             guard evict || probeFailed else { return nil }
             let base = e.duration ?? hint ?? rule.retryBackoff ?? .seconds(3)
-            return (base * (p.evictionStreak + 1), reason)
+            return (Self.scaled(base, by: p.evictionStreak + 1, atMost: options.maxEviction), reason)
         }
+    }
+
+    /// `base * times`, at most `limit`; decided by a division, so a long streak or a long
+    /// base can never overflow the multiplication.
+    static func scaled(_ base: Duration, by times: Int, atMost limit: Duration) -> Duration {
+        guard base > .zero, times > 0 else { return min(max(base, .zero), limit) }
+        return base > limit / times ? limit : base * times
     }
 
     static func reason(for outcome: AttemptOutcome, hint: Duration?, classifyQuota: Bool) -> EvictionReason {

@@ -112,7 +112,11 @@ extension LabConfig {
                         if let value = secret(named: name, namespace: backend.namespace)?.authorization {
                             auth = .bearer(Self.stripBearer(value))
                         } else if let variable = scenario?.secretsFromEnvironment[name], let value = options.environment[variable], !value.isEmpty {
-                            auth = .bearer(Self.stripBearer(value))
+                            if let problem = ManifestLoader.headerValueProblem(value) {
+                                fail(provider.location, "provider \(provider.name): the environment variable \(variable) (for Secret \(name)) \(problem); it is sent as a header value")
+                            } else {
+                                auth = .bearer(Self.stripBearer(value))
+                            }
                         } else if mapped == nil {
                             let hint = scenario?.secretsFromEnvironment[name].map { "; set \($0) in the environment" } ?? "; add a Secret with an Authorization key"
                             fail(provider.location, "provider \(provider.name) needs Secret \(backend.namespace)/\(name) for its Authorization, and it is not defined\(hint)")

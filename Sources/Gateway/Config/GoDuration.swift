@@ -1,4 +1,7 @@
 /// Parses Gateway API / Go style durations: `120s`, `100ms`, `1m30s`, `2h`, `1.5s`.
+/// The text comes from lab files, upstream headers and the admin API: every number is
+/// checked, and a total beyond Go's own range (2562047h, Int64 nanoseconds) is an error,
+/// never a trap.
 public enum GoDuration {
     /// Why a duration string was rejected.
     public struct ParseError: Error, CustomStringConvertible, Sendable {
@@ -8,23 +11,29 @@ public enum GoDuration {
     }
 
     private static let units: [(String, Double)] = [
-        ("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600),
+        ("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("μs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600),
     ]
+
+    /// The longest duration Go (and this parser) accepts: Int64 nanoseconds.
+    public static let maximum = Duration.nanoseconds(Int64.max)
 
     /// Parses `text`; a bare `0` is zero. Negative durations are rejected.
     public static func parse(_ text: String) throws(ParseError) -> Duration {
         let s = text.trimmingCharacters(in: .whitespaces)
         if s.isEmpty { throw ParseError(input: text, reason: "empty") }
         if s == "0" { return .zero }
+        // Long inputs are no duration anyone means; bounding them keeps the parse cheap.
+        if s.utf8.count > 64 { throw ParseError(input: String(text.prefix(64)) + "...", reason: "longer than 64 characters") }
         var seconds = 0.0
         var rest = Substring(s)
         while !rest.isEmpty {
-            let number = rest.prefix { $0.isNumber || $0 == "." }
-            guard !number.isEmpty, let value = Double(number) else {
+            // ASCII digits only: `isNumber` would also take "½" or Arabic-Indic digits.
+            let number = rest.prefix { ("0"..."9").contains($0) || $0 == "." }
+            guard !number.isEmpty, let value = Double(number), value.isFinite else {
                 throw ParseError(input: text, reason: "expected a number at \"\(rest)\"")
             }
             rest = rest.dropFirst(number.count)
-            let unitText = rest.prefix { !$0.isNumber && $0 != "." }
+            let unitText = rest.prefix { !("0"..."9").contains($0) && $0 != "." }
             guard let unit = units.first(where: { $0.0 == unitText }) else {
                 let shown = unitText.isEmpty ? "nothing" : "\"\(unitText)\""
                 throw ParseError(input: text, reason: "unknown unit \(shown) after \(number)")
@@ -32,7 +41,10 @@ public enum GoDuration {
             rest = rest.dropFirst(unitText.count)
             seconds += value * unit.1
         }
-        return .nanoseconds(Int64((seconds * 1e9).rounded()))
+        guard let duration = Duration.checked(seconds: seconds) else {
+            throw ParseError(input: text, reason: "out of range (the longest is 2562047h)")
+        }
+        return duration
     }
 }
 
@@ -45,14 +57,29 @@ extension Duration {
         return Double(s) + Double(atto) * 1e-18
     }
 
-    /// Builds a duration from (possibly fractional) seconds.
+    /// A duration from seconds when it is finite, not negative and fits Int64 nanoseconds
+    /// (about 292 years); nil otherwise. The checked way to turn a number from outside
+    /// into a `Duration`.
+    public static func checked(seconds value: Double) -> Duration? {
+        guard value.isFinite, value >= 0 else { return nil }
+        let nanoseconds = (value * 1e9).rounded()
+        // 2^63 is exactly representable; anything at or above it does not fit Int64.
+        guard nanoseconds < 9_223_372_036_854_775_808.0 else { return nil }
+        return .nanoseconds(Int64(nanoseconds))
+    }
+
+    /// Builds a duration from (possibly fractional) seconds, saturating: NaN and negative
+    /// values give zero, values past Int64 nanoseconds give the largest such duration.
     public static func seconds(double value: Double) -> Duration {
-        .nanoseconds(Int64((value * 1e9).rounded()))
+        if let duration = checked(seconds: value) { return duration }
+        return value > 0 ? GoDuration.maximum : .zero
     }
 
     /// Short human form used in logs and on screen: `2ms`, `1372ms`, `60s`, `2m30s`.
     public var compactDescription: String {
         let s = seconds
+        // Past what Int holds (in milliseconds) the count is shown as a Double rather than trapping.
+        guard s.magnitude < 9.2e15 else { return String(format: "%.0fs", s) }
         if s < 1 { return "\(Int((s * 1000).rounded()))ms" }
         if s < 60 { return s == s.rounded() ? "\(Int(s))s" : String(format: "%.1fs", s) }
         let whole = Int(s.rounded())

@@ -253,4 +253,8 @@ public struct StandInSpec: Sendable, Hashable {
     /// Between streamed chunks of the mock OpenAI.
     public var tokenDelay: Duration?
     public var location: SourceLocation
+
+    /// The longest `latency` or `tokenDelay` a stand-in takes (from a file or the admin API):
+    /// one hour. `hang` is the behaviour for never answering.
+    public static let longestDelay = Duration.seconds(3600)
 }

@@ -19,6 +19,13 @@ public enum ManifestLoader {
                 reason = "no such file"
             } else if isDirectory.boolValue {
                 reason = "is a directory, not a lab file"
+            } else if let attributes = try? FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: file).resolvingSymlinksInPath().path),
+                      let type = attributes[.type] as? FileAttributeType, type != .typeRegular {
+                // A FIFO or device (/dev/zero) would be read forever.
+                reason = "not a regular file"
+            } else if let size = (try? FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: file).resolvingSymlinksInPath().path))?[.size] as? NSNumber,
+                      size.int64Value > Int64(maxFileSize) {
+                reason = "larger than \(maxFileSize >> 20) MB; lab files are a few kilobytes"
             } else if let text = try? String(contentsOfFile: file, encoding: .utf8) {
                 sources.append((file, text))
                 reason = nil
@@ -39,7 +46,11 @@ public enum ManifestLoader {
         var diagnostics: [ConfigDiagnostic] = []
         for source in sources {
             let reader = YAMLReader(file: source.file)
-            readDocuments(source.text, reader: reader, into: &config)
+            let documents = readDocuments(source.text, reader: reader, into: &config)
+            if documents == 0 && !reader.hasErrors {
+                reader.error(at: SourceLocation(file: source.file, line: 0),
+                             "the lab file holds no YAML documents (it is empty or only comments); expected HTTPRoute, AgentgatewayBackend and other manifests")
+            }
             diagnostics += reader.diagnostics
             config.files.append(source.file)
         }
@@ -52,27 +63,43 @@ public enum ManifestLoader {
         return config
     }
 
-    private static func readDocuments(_ text: String, reader: YAMLReader, into config: inout LabConfig) {
+    /// The largest lab file read (bytes); lab files are a few kilobytes.
+    public static let maxFileSize = 4 << 20
+
+    /// Reads every document of one file; returns how many non-empty documents it held.
+    @discardableResult
+    private static func readDocuments(_ text: String, reader: YAMLReader, into config: inout LabConfig) -> Int {
+        if text.utf8.count > maxFileSize {
+            reader.error(at: SourceLocation(file: reader.file, line: 0), "the lab file is larger than \(maxFileSize >> 20) MB")
+            return 0
+        }
+        // Nesting depth needs no check here: libyaml stops at 1,000 levels with a parser
+        // error and its line, before Yams' recursive node building could overflow.
         let parser: Parser
         do {
             parser = try Parser(yaml: text)
+        } catch let error as YamlError {
+            reader.error(at: yamlErrorLocation(error, file: reader.file), "not valid YAML: \(yamlErrorMessage(error))")
+            return 0
         } catch {
             reader.error(at: SourceLocation(file: reader.file, line: 0), "not valid YAML: \(error)")
-            return
+            return 0
         }
+        var count = 0
         while true {
             let document: Node?
             do {
                 document = try parser.nextRoot()
             } catch let error as YamlError {
                 reader.error(at: yamlErrorLocation(error, file: reader.file), "not valid YAML: \(yamlErrorMessage(error))")
-                return
+                return count
             } catch {
                 reader.error(at: SourceLocation(file: reader.file, line: 0), "not valid YAML: \(error)")
-                return
+                return count
             }
-            guard let document else { return }
+            guard let document else { return count }
             if case .scalar(let s) = document, s.string.isEmpty { continue }
+            count += 1
             readDocument(document, reader: reader, into: &config)
         }
     }
@@ -83,6 +110,12 @@ public enum ManifestLoader {
             return SourceLocation(file: file, line: mark.line, column: mark.column)
         case .composer(_, _, let mark, _):
             return SourceLocation(file: file, line: mark.line, column: mark.column)
+        case .duplicatedKeysInMapping(_, let context):
+            return SourceLocation(file: file, line: context.mark.line, column: context.mark.column)
+        case .reader(_, let offset?, _, let yaml):
+            // libyaml reports a byte offset into the UTF-8 text; count the lines before it.
+            let line = 1 + yaml.utf8.prefix(max(0, offset)).reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            return SourceLocation(file: file, line: line)
         default:
             return SourceLocation(file: file, line: 0)
         }
@@ -92,6 +125,13 @@ public enum ManifestLoader {
         switch error {
         case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
             return [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ", ")
+        case .reader(let problem, _, let value, _):
+            // Yams' own description repeats the line; the location already says where.
+            return value >= 0 && value < 0x110000 ? "\(problem) (character U+\(String(value, radix: 16, uppercase: true)))" : problem
+        case .duplicatedKeysInMapping(let duplicates, _):
+            // The error's context holds the whole file; name only the keys.
+            let keys = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
+            return "a mapping has the key \(keys) more than once (this is the first); each key may appear once"
         default:
             return "\(error)"
         }
@@ -207,7 +247,7 @@ public enum ManifestLoader {
         let backoff = retry.duration("backoff")
         var codes: [Int] = []
         for node in retry.sequence("codes") {
-            guard let code = node.int, (100...599).contains(code) else {
+            guard let code = YAMLReader.integer(node), (100...599).contains(code) else {
                 retry.reader.error(node, "\(retry.path).codes must hold HTTP status codes (100-599), found \(retry.reader.describe(node))")
                 continue
             }
@@ -277,8 +317,18 @@ public enum ManifestLoader {
         if fields.has("host") != fields.has("port") {
             reader.error(node, "provider \(name): host and port go together; set both or neither")
         }
+        if let host, !isPlainHost(host) {
+            reader.error(fields["host"], "provider \(name): host \"\(host)\" must be a host name or IP address (letters, digits, '-', '.', ':' and [] only)")
+        }
         let upstreamPath = fields.string("path")
         let pathPrefix = fields.string("pathPrefix")
+        // Both go into the upstream request line: anything but a plain origin-form path
+        // (a space, CR, LF) would change the request.
+        for (key, value) in [("path", upstreamPath), ("pathPrefix", pathPrefix)] {
+            if let value, !isOriginFormPath(value) {
+                reader.error(fields[key], "provider \(name): \(key) \"\(value)\" must start with / and hold only URL characters (no spaces or control characters)")
+            }
+        }
         if upstreamPath != nil && pathPrefix != nil {
             reader.error(fields["pathPrefix"], "provider \(name): set path or pathPrefix, not both")
         }
@@ -310,7 +360,12 @@ public enum ManifestLoader {
             guard let ref = auth.mapping("secretRef", known: ["name"]), let name = ref.requiredString("name") else { return nil }
             return .secretRef(name: name)
         default:
-            return auth.string("key").map(AuthPolicy.key)
+            guard let key = auth.string("key") else { return nil }
+            if let problem = headerValueProblem(key) {
+                auth.reader.error(auth["key"], "\(auth.path).key \(problem); it is sent as a header value")
+                return nil
+            }
+            return .key(key)
         }
     }
 
@@ -370,10 +425,12 @@ public enum ManifestLoader {
 
     private static func readSecret(_ doc: Fields, name: String, namespace: String, location: SourceLocation, reader: YAMLReader) -> Secret {
         var authorization: String?
+        var authorizationNode: Node?
         if let data = doc.mapping("data", known: ["Authorization"]) {
             if let encoded = data.string("Authorization") {
                 if let decoded = Data(base64Encoded: encoded.trimmingCharacters(in: .whitespacesAndNewlines)), let text = String(data: decoded, encoding: .utf8) {
                     authorization = text
+                    authorizationNode = data["Authorization"]
                 } else {
                     reader.error(data["Authorization"], "Secret \(name): data.Authorization is not valid base64")
                 }
@@ -381,8 +438,34 @@ public enum ManifestLoader {
         }
         if let stringData = doc.mapping("stringData", known: ["Authorization"]), let text = stringData.string("Authorization") {
             authorization = text
+            authorizationNode = stringData["Authorization"]
+        }
+        if let value = authorization, let problem = headerValueProblem(value) {
+            reader.error(authorizationNode, "Secret \(namespace)/\(name): Authorization \(problem); it is sent as a header value")
+            authorization = nil
         }
         return Secret(name: name, namespace: namespace, location: location, authorization: authorization)
+    }
+
+    /// Why `value` cannot go into an HTTP header as it is (after trimming the surrounding
+    /// whitespace and newlines, as the gateway does), or nil when it can. A CR or LF
+    /// inside would end the header and inject others into the upstream request.
+    public static func headerValueProblem(_ value: String) -> String? {
+        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        for (offset, scalar) in trimmed.unicodeScalars.enumerated() {
+            let v = scalar.value
+            if v < 0x20 && v != 0x09 || v == 0x7F || (0x80...0x9F).contains(v) {
+                let name: String
+                switch v {
+                case 0x0D: name = "CR"
+                case 0x0A: name = "LF"
+                case 0x00: name = "NUL"
+                default: name = String(format: "U+%04X", v)
+                }
+                return "holds a control character (\(name)) at character \(offset + 1)"
+            }
+        }
+        return nil
     }
 
     // MARK: Scenario
@@ -406,7 +489,13 @@ public enum ManifestLoader {
             if case .scalar? = fields["answers"], let one = fields.string("answers") {
                 answers = [one]
             } else {
-                answers = fields.sequence("answers").compactMap(\.string)
+                for item in fields.sequence("answers") {
+                    guard case .scalar(let scalar) = item else {
+                        reader.error(item, "\(path).answers must hold host:port strings, found \(reader.describe(item))")
+                        continue
+                    }
+                    answers.append(scalar.string)
+                }
             }
             for address in answers where !isHostPort(address) {
                 reader.error(fields["answers"], "\(path).answers: \"\(address)\" is not host:port")
@@ -416,20 +505,36 @@ public enum ManifestLoader {
             }
             standIns.append(StandInSpec(name: standInName, kind: kind, answers: answers,
                                         retryAfterSeconds: fields.int("retryAfter", range: 0...86_400 * 366),
-                                        behavior: fields.string("behavior"), latency: fields.duration("latency"),
-                                        tokenDelay: fields.duration("tokenDelay"), location: reader.location(node)))
+                                        behavior: fields.string("behavior"), latency: fields.duration("latency", maximum: StandInSpec.longestDelay),
+                                        tokenDelay: fields.duration("tokenDelay", maximum: StandInSpec.longestDelay), location: reader.location(node)))
         }
         var fromEnv: [String: String] = [:]
         if let secrets = spec["secretsFromEnv"] {
             if case .mapping(let mapping) = secrets {
                 for (key, value) in mapping {
-                    if let k = key.string, let v = value.string { fromEnv[k] = v }
+                    guard case .scalar(let k) = key, case .scalar(let v) = value, !v.string.isEmpty else {
+                        reader.error(key, "spec.secretsFromEnv must map secret names to environment variable names")
+                        continue
+                    }
+                    fromEnv[k.string] = v.string
                 }
             } else {
                 reader.error(secrets, "spec.secretsFromEnv must map secret names to environment variables")
             }
         }
         return Scenario(name: name, description: spec.string("description"), location: location, standIns: standIns, secretsFromEnvironment: fromEnv)
+    }
+
+    /// A DNS name or an IP literal, as a `Host` header may carry it.
+    static func isPlainHost(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 253 && text.unicodeScalars.allSatisfy { s in
+            s.isASCII && (s.properties.isAlphabetic || ("0"..."9").contains(s) || "-.:[]_".unicodeScalars.contains(s))
+        }
+    }
+
+    /// An origin-form path: `/` then visible ASCII other than `#`.
+    static func isOriginFormPath(_ text: String) -> Bool {
+        text.hasPrefix("/") && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "#") }
     }
 
     private static func isHostPort(_ text: String) -> Bool {

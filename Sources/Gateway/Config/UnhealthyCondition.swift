@@ -28,7 +28,11 @@ public indirect enum UnhealthyCondition: Sendable, Hashable, CustomStringConvert
         public let expression: String
         public let position: Int
         public let message: String
-        public var description: String { "unhealthyCondition \"\(expression)\": \(message) at position \(position)" }
+        public var description: String {
+            // A long expression is cut: the position says where the problem is.
+            let shown = expression.count > 60 ? expression.prefix(60) + "..." : expression
+            return "unhealthyCondition \"\(shown)\": \(message) at position \(position)"
+        }
     }
 
     /// The default when a health policy sets none: a 5xx.
@@ -64,7 +68,21 @@ public indirect enum UnhealthyCondition: Sendable, Hashable, CustomStringConvert
         }
     }
 
+    /// The deepest nesting of `(` and `!` accepted: the parser and `evaluate` recurse once
+    /// per level, and a lab file must not be able to overflow the stack.
+    public static let maxNesting = 64
+    /// The most `&&` and `||` in one condition: a long chain is a tree as deep as it is long.
+    public static let maxOperators = 256
+    /// The longest condition text read (characters).
+    public static let maxLength = 8192
+
+    /// Parses a condition. Public for the fuzz target: any text gives a condition or a
+    /// `ParseError`, never a trap.
     public static func parse(_ text: String) throws(ParseError) -> UnhealthyCondition {
+        guard text.utf8.count <= maxLength else {
+            throw ParseError(expression: String(text.prefix(40)) + "...", position: maxLength + 1,
+                             message: "longer than \(maxLength) characters")
+        }
         var parser = Parser(text: text)
         return try parser.parseAll()
     }
@@ -81,6 +99,9 @@ public indirect enum UnhealthyCondition: Sendable, Hashable, CustomStringConvert
         let text: String
         var tokens: [Token] = []
         var index = 0
+        /// Open `(` and `!` around the current token.
+        var depth = 0
+        var operators = 0
 
         init(text: String) {
             self.text = text
@@ -95,10 +116,12 @@ public indirect enum UnhealthyCondition: Sendable, Hashable, CustomStringConvert
                 let c = chars[i]
                 let position = i + 1
                 if c.isWhitespace { i += 1; continue }
-                if c.isNumber {
+                if c.isASCII && c.isNumber {
                     var j = i
-                    while j < chars.count, chars[j].isNumber { j += 1 }
-                    tokens.append(Token(kind: .int(Int(String(chars[i..<j])) ?? Int.max), position: position))
+                    while j < chars.count, chars[j].isASCII && chars[j].isNumber { j += 1 }
+                    let digits = String(chars[i..<j])
+                    // Past Int is no status code: an error at its position, not a silent Int.max.
+                    tokens.append(Token(kind: Int(digits).map { .int($0) } ?? .unknown(digits), position: position))
                     i = j
                 } else if c.isLetter || c == "_" {
                     var j = i
@@ -140,6 +163,7 @@ public indirect enum UnhealthyCondition: Sendable, Hashable, CustomStringConvert
         mutating func parseOr() throws(ParseError) -> UnhealthyCondition {
             var lhs = try parseAnd()
             while current.kind == .op("||") {
+                try countOperator()
                 index += 1
                 lhs = .or(lhs, try parseAnd())
             }
@@ -149,16 +173,35 @@ public indirect enum UnhealthyCondition: Sendable, Hashable, CustomStringConvert
         mutating func parseAnd() throws(ParseError) -> UnhealthyCondition {
             var lhs = try parseUnary()
             while current.kind == .op("&&") {
+                try countOperator()
                 index += 1
                 lhs = .and(lhs, try parseUnary())
             }
             return lhs
         }
 
+        mutating func countOperator() throws(ParseError) {
+            operators += 1
+            if operators > UnhealthyCondition.maxOperators {
+                throw fail("more than \(UnhealthyCondition.maxOperators) && and || operators")
+            }
+        }
+
+        /// One more level of `(` or `!`; refused past the limit, before recursing.
+        mutating func enter() throws(ParseError) {
+            depth += 1
+            if depth > UnhealthyCondition.maxNesting {
+                throw fail("nested deeper than \(UnhealthyCondition.maxNesting) levels of ( and !")
+            }
+        }
+
         mutating func parseUnary() throws(ParseError) -> UnhealthyCondition {
             if current.kind == .op("!") {
+                try enter()
                 index += 1
-                return .not(try parseUnary())
+                let inner = try parseUnary()
+                depth -= 1
+                return .not(inner)
             }
             return try parsePrimary()
         }
@@ -167,10 +210,12 @@ public indirect enum UnhealthyCondition: Sendable, Hashable, CustomStringConvert
             let token = current
             switch token.kind {
             case .lparen:
+                try enter()
                 index += 1
                 let inner = try parseOr()
                 guard current.kind == .rparen else { throw fail("expected ) to close the ( at position \(token.position), found \(describe(current))") }
                 index += 1
+                depth -= 1
                 return inner
             case .ident("true"):
                 index += 1

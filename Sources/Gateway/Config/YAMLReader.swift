@@ -66,6 +66,16 @@ final class YAMLReader {
         return Array(seq)
     }
 
+    /// A plain decimal whole number, read without Yams' integer constructor: that one also
+    /// reads sexagesimal (`1:1:1:...`), whose arithmetic traps on overflow.
+    static func integer(_ node: Node) -> Int? {
+        guard case .scalar(let scalar) = node, scalar.style == .any || scalar.style == .plain else { return nil }
+        let text = scalar.string
+        let digits = text.hasPrefix("-") || text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+        guard !digits.isEmpty, digits.utf8.count <= 18, digits.allSatisfy({ ("0"..."9").contains($0) }) else { return nil }
+        return Int(text)
+    }
+
     func describe(_ node: Node) -> String {
         switch node {
         case .scalar(let s): return s.string.isEmpty ? "an empty value" : "\"\(s.string)\""
@@ -118,7 +128,7 @@ struct Fields {
 
     func int(_ key: String, range: ClosedRange<Int>? = nil) -> Int? {
         guard let node = values[key] else { return nil }
-        guard case .scalar = node, let value = node.int else {
+        guard let value = YAMLReader.integer(node) else {
             reader.error(node, "\(path).\(key) must be a whole number, found \(reader.describe(node))")
             return nil
         }
@@ -142,13 +152,25 @@ struct Fields {
         return value
     }
 
-    func duration(_ key: String) -> Duration? {
+    /// A Go duration of at most `maximum` (366 days unless given): timeouts, backoffs and
+    /// evictions turn into timer nanoseconds later, and nothing sensible is longer.
+    func duration(_ key: String, maximum: Duration = Fields.longestDuration) -> Duration? {
         guard let text = string(key) else { return nil }
         do {
-            return try GoDuration.parse(text)
+            let value = try GoDuration.parse(text)
+            guard value <= maximum else {
+                let hours = Int(maximum.components.seconds / 3600)
+                let shown = maximum == .seconds(hours * 3600) ? "\(hours)h" : maximum.compactDescription
+                reader.error(values[key], "\(path).\(key) must be at most \(shown), found \"\(text)\"")
+                return nil
+            }
+            return value
         } catch {
             reader.error(values[key], "\(path).\(key): \(error)")
             return nil
         }
     }
+
+    /// The longest duration a lab file may give: 366 days (8784h).
+    static let longestDuration = Duration.seconds(366 * 86_400)
 }
