@@ -27,6 +27,9 @@ public enum FuzzTargets {
         FuzzTarget(name: "record-line", summary: "one line of a --record file", run: recordLine),
         FuzzTarget(name: "replay-line", summary: "one line of a replay file (records or agentgateway access log)", run: replayLine),
         FuzzTarget(name: "attempts-header", summary: "x-failover-attempts as the driver reads it", run: attemptsHeader),
+        FuzzTarget(name: "http-request", summary: "client bytes through the gateway's parser, head checks and header forwarding", run: httpRequest),
+        FuzzTarget(name: "http-response", summary: "upstream bytes through the gateway's response parser", run: httpResponse),
+        FuzzTarget(name: "model-splice", summary: "the pinned model spliced into a client's JSON body", run: modelSplice),
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {
@@ -64,6 +67,106 @@ public enum FuzzTargets {
         }
         if again != condition { return "\(condition.description.debugDescription) reads back as \(again)" }
         return nil
+    }
+
+    /// Client bytes as the gateway reads them. Properties: the same requests whatever the
+    /// read sizes; no framing or hop-by-hop header is ever forwarded; targets are
+    /// origin-form with no dot segments left.
+    static func httpRequest(_ bytes: [UInt8]) -> String? {
+        let whole: [WireFuzzEntry.Request]
+        do { whole = try WireFuzzEntry.parseRequests(bytes) } catch { return nil }
+        for size in [1, 7] {
+            guard let cut = try? WireFuzzEntry.parseRequests(bytes, readSize: size) else {
+                return "refused when read \(size) bytes at a time, accepted whole"
+            }
+            if cut.map(\.target) != whole.map(\.target) || cut.map(\.body) != whole.map(\.body) {
+                return "different requests when read \(size) bytes at a time"
+            }
+        }
+        let framing: Set<String> = ["content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "host", "proxy-connection"]
+        for request in whole {
+            for header in request.forwardedHeaders where framing.contains(header.name.lowercased()) {
+                return "forwarded the client's \(header.name)"
+            }
+            if !request.target.hasPrefix("/") { return "target \(request.target.debugDescription) is not origin-form" }
+            let path = request.target.split(separator: "?", maxSplits: 1).first ?? ""
+            if path.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == ".." || $0 == "." }) {
+                return "target \(request.target.debugDescription) keeps a dot segment"
+            }
+        }
+        return nil
+    }
+
+    static func httpResponse(_ bytes: [UInt8]) -> String? {
+        guard let statuses = try? WireFuzzEntry.parseResponses(bytes) else { return nil }
+        if let bad = statuses.first(where: { !(100...599).contains($0) }) { return "accepted status \(bad)" }
+        return nil
+    }
+
+    /// After the splice, every reading of `model` gives the pinned one: Foundation's
+    /// decoder (which keeps the first of duplicate keys) and a last-key reading of our own.
+    static func modelSplice(_ bytes: [UInt8]) -> String? {
+        let pinned = "pinned-model"
+        guard case .spliced(let out) = ModelSplice.apply(bytes, model: pinned) else { return nil }
+        // Only bodies Foundation takes as JSON are forwarded; the property is about those.
+        guard (try? JSONSerialization.jsonObject(with: Data(bytes))) is [String: Any] else { return nil }
+        struct First: Decodable { var model: String? }
+        let first = try? JSONDecoder().decode(First.self, from: Data(out))
+        if first?.model != pinned { return "first-key reading gives \(String(describing: first?.model))" }
+        let last = lastTopLevelValue(of: "model", in: out)
+        if last != pinned { return "last-key reading gives \(String(describing: last))" }
+        return nil
+    }
+
+    /// The last top-level member whose key, unescaped, is `key`, decoded as a string: an
+    /// independent walk (depth and strings only; keys and values decoded by Foundation).
+    static func lastTopLevelValue(of key: String, in bytes: [UInt8]) -> String? {
+        var depth = 0
+        var i = 0
+        var found: String?
+        func stringEnd(_ start: Int) -> Int? {
+            var j = start + 1
+            while j < bytes.count {
+                if bytes[j] == UInt8(ascii: "\\") { j += 2; continue }
+                if bytes[j] == UInt8(ascii: "\"") { return j + 1 }
+                j += 1
+            }
+            return nil
+        }
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") {
+                guard let end = stringEnd(i) else { return found }
+                if depth == 1 {
+                    var j = end
+                    while j < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[j]) { j += 1 }
+                    if j < bytes.count, bytes[j] == UInt8(ascii: ":"),
+                       let name = (try? JSONSerialization.jsonObject(with: Data(bytes[i..<end]), options: .fragmentsAllowed)) as? String,
+                       name == key {
+                        // The value: up to the next top-level comma or the closing brace.
+                        var k = j + 1
+                        var d = 0
+                        while k < bytes.count {
+                            let b = bytes[k]
+                            if b == UInt8(ascii: "\"") { guard let e = stringEnd(k) else { break }; k = e; continue }
+                            if b == UInt8(ascii: "{") || b == UInt8(ascii: "[") { d += 1 }
+                            if b == UInt8(ascii: "}") || b == UInt8(ascii: "]") { if d == 0 { break }; d -= 1 }
+                            if b == UInt8(ascii: ","), d == 0 { break }
+                            k += 1
+                        }
+                        found = (try? JSONSerialization.jsonObject(with: Data(bytes[(j + 1)..<k]), options: .fragmentsAllowed)) as? String
+                        i = k
+                        continue
+                    }
+                }
+                i = end
+                continue
+            }
+            if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") { depth += 1 }
+            if c == UInt8(ascii: "}") || c == UInt8(ascii: "]") { depth -= 1 }
+            i += 1
+        }
+        return found
     }
 
     // MARK: Upstreams
