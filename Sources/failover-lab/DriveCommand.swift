@@ -281,6 +281,9 @@ struct DriveEngineOptions: ParsableArguments {
         }
         config.connectTimeout = try DriveCLI.positiveDuration(connectTimeout, flag: "--connect-timeout")
         config.http2 = http2
+        if http2 && Driver.http2ReuseBroken {
+            DriveCLI.printError("note: libcurl \(Driver.curlVersion) cannot reuse HTTP/2 prior-knowledge connections (curl bug #10634, fixed in 8.0); --http2 opens a fresh h2c connection per http:// request")
+        }
         config.seed = seed ?? plan?.seed ?? 1
     }
 }
