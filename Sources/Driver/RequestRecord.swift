@@ -223,7 +223,13 @@ public struct RequestRecord: Sendable, Equatable {
             }
             interToken = InterTokenLatency(events: events, mean: try nanos(in: itl, "mean"), max: try nanos(in: itl, "max"))
         }
-        let wall = json["intended_at"]?.string.flatMap(WallTime.parse) ?? 0
+        var wall: Int64 = 0
+        if let text = json["intended_at"]?.string {
+            guard let w = WallTime.parse(text) else {
+                throw DecodeError(message: "\"intended_at\" is not an RFC 3339 time in \(WallTime.representableRange)")
+            }
+            wall = w
+        }
         // intended_at is the run's start (whole microseconds) plus the offset, cut to microseconds.
         let (start, overflow) = wall.subtractingReportingOverflow(Int64(intended / 1000) * 1000)
         guard !overflow else { throw DecodeError(message: "\"intended_at\" minus \"intended_offset_ns\" is out of range") }

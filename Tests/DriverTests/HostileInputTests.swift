@@ -54,6 +54,7 @@ private func hostileFile(_ name: String, _ text: String) throws -> String {
         #""tokens":{"prompt":9e18,"completion":9e18}"#, #""status":1e300"#, #""bytes_in":-1"#,
         #""attempts":[{"provider":"a","status":1e300}]"#, #""attempts":[{"provider":"a","failure":"NOT A WORD"}]"#,
         #""intended_at":"2262-04-11T23:47:16Z","intended_offset_ns":9000000000000000000"#,
+        #""intended_at":"9999-01-01T00:00:00Z""#, #""intended_at":"yesterday""#,
     ])
     func hostileRecordFieldsAreAnErrorNotATrap(field: String) {
         let line = "{" + Self.base + "," + field + "}"
