@@ -119,7 +119,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WireTests",
-            dependencies: ["Wire"]
+            dependencies: ["Wire", "Gateway", "Driver"]
         ),
     ]
 )
