@@ -108,8 +108,8 @@ struct DriveCommand: ParsableCommand {
         guard !targets.isEmpty else { throw DriveCLI.usage("no target: give a URL, e.g. failover-lab drive http://127.0.0.1:8080/http-429") }
         if let weights {
             let ws = weights.split(separator: ",").map { Double(DriveCLI.trim($0)) }
-            guard ws.count == targets.count, ws.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-                throw DriveCLI.usage("--weights \(weights): give one number >= 0 per target URL (\(targets.count) URLs)")
+            guard ws.count == targets.count, ws.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 1e9 }) else {
+                throw DriveCLI.usage("--weights \(weights): give one number in 0...1e9 per target URL (\(targets.count) URLs)")
             }
             for i in targets.indices { targets[i].weight = ws[i]! }
         }
