@@ -327,19 +327,9 @@ public enum ResponseFacts {
         if !body.isEmpty {
             body.withUnsafeBufferPointer { buf in
                 if isEventStream {
-                    var start = 0
-                    for i in 0...buf.count where i == buf.count || buf[i] == 0x0A {
-                        let line = UnsafeBufferPointer(rebasing: buf[start..<i])
-                        start = i + 1
-                        // "data:" then optional space, then JSON.
-                        guard line.count > 6, line[0] == 0x64, line[1] == 0x61, line[2] == 0x74, line[3] == 0x61,
-                              line[4] == 0x3A else { continue }
-                        var from = 5
-                        while from < line.count, line[from] == 0x20 { from += 1 }
-                        var to = line.count
-                        if to > from, line[to - 1] == 0x0D { to -= 1 }
-                        guard to > from, line[from] == 0x7B else { continue }
-                        take(UnsafeBufferPointer(rebasing: line[from..<to]))
+                    // Each `data:` payload that is a JSON object.
+                    SSE.forEachData(in: buf) { payload in
+                        if payload.first == 0x7B { take(payload) }
                     }
                 } else {
                     take(buf)

@@ -100,3 +100,22 @@ import Wire
         #expect(String(decoding: bytes, as: UTF8.self) == JSONString.quoted(all))
     }
 }
+
+@Suite struct SSEContract {
+    @Test func eventsWrittenAreReadBack() {
+        let body = SSE.event(#"{"a":1}"#) + "data:{\"b\":2}\r\n\r\n" + ": comment\n" + "event: x\n" + SSE.event("") + SSE.done
+        var payloads: [String] = []
+        Array(body.utf8).withUnsafeBufferPointer { buf in
+            SSE.forEachData(in: buf) { payloads.append(String(decoding: $0, as: UTF8.self)) }
+        }
+        #expect(payloads == [#"{"a":1}"#, #"{"b":2}"#, "", "[DONE]"])
+    }
+
+    @Test func cutAndHostileBodiesDoNotTrap() {
+        for text in ["data", "data:", "data:   ", "\n\n\n", "data: \r", "d\u{0}ata: x", String(repeating: "data: ", count: 10_000)] {
+            var count = 0
+            Array(text.utf8).withUnsafeBufferPointer { SSE.forEachData(in: $0) { _ in count += 1 } }
+            #expect(count <= 1 || text.hasPrefix("data: data"))
+        }
+    }
+}
