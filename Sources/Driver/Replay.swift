@@ -75,6 +75,13 @@ public enum ReplayParser {
         return item(json, line: line)
     }
 
+    /// `parseLine` from bytes (the fuzz entry): never traps.
+    public static func parseLine(bytes: [UInt8], line: Int = 1) -> ReplayItem {
+        let json: JSONValue
+        do { json = try JSONValue.parse(bytes: bytes) } catch { return .malformed("malformed JSON (\(error))") }
+        return item(json, line: line)
+    }
+
     /// Hostile text quoted in a message: at most 60 characters, control characters escaped.
     static func shown(_ text: String) -> String {
         let cut = text.unicodeScalars.count > 60 ? String(String.UnicodeScalarView(text.unicodeScalars.prefix(60))) + "..." : text

@@ -293,6 +293,13 @@ public struct RequestRecord: Sendable, Equatable {
         return out
     }
 
+    /// Parses one line of a records file from its bytes (the fuzz entry): never traps.
+    public init(bytes: [UInt8]) throws(DecodeError) {
+        let json: JSONValue
+        do { json = try JSONValue.parse(bytes: bytes) } catch { throw DecodeError(message: "invalid JSON: \(error)") }
+        try self.init(json: json)
+    }
+
     /// Parses one line of a records file.
     public init(line: String) throws(DecodeError) {
         let json: JSONValue

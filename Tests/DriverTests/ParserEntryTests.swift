@@ -66,6 +66,8 @@ import Wire
     @Test func recordLinesNeverTrap() {
         var accepted = 0
         Self.runs(Self.recordSeed) { if (try? RequestRecord(line: $0)) != nil { accepted += 1 } }
+        var rng = SeededRandom(seed: 7)
+        for _ in 0..<1500 { _ = try? RequestRecord(bytes: Self.mutate(Array(Self.recordSeed.utf8), &rng)) }
         #expect(accepted > 0) // some mutations still parse: the test reaches past the JSON parser
         // Nesting far beyond Foundation's limit, and numbers beyond Double.
         for text in [String(repeating: "[", count: 100_000), "{\"seq\":1e999,\"intended_offset_ns\":0,\"url\":\"u\"}",
@@ -78,6 +80,8 @@ import Wire
         var entries = 0
         Self.runs(Self.accessSeed) { if case .entry = ReplayParser.parseLine($0) { entries += 1 } }
         Self.runs(Self.recordSeed, 500) { _ = ReplayParser.parseLine($0) }
+        var rng = SeededRandom(seed: 9)
+        for _ in 0..<1500 { _ = ReplayParser.parseLine(bytes: Self.mutate(Array(Self.accessSeed.utf8), &rng)) }
         #expect(entries > 0)
     }
 
