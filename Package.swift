@@ -31,8 +31,8 @@ let package = Package(
             name: "CHTTPParser",
             providers: [.apt(["libhttp-parser-dev"])]
         ),
-        // Wire formats the targets share (x-failover-attempts, JSON string escaping): one
-        // writer and one reader each, so gateway, driver and dashboard cannot drift apart.
+        // Wire formats the targets share (x-failover-attempts, JSON string escaping, SSE
+        // framing): one writer and one reader each, so gateway, driver and dashboard cannot drift.
         .target(name: "Wire"),
         // Config, balancer, proxy and telemetry of the in-process gateway.
         .target(
