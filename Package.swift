@@ -119,7 +119,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WireTests",
-            dependencies: ["Wire", "Gateway", "Driver"]
+            dependencies: ["Wire", "Gateway", "Driver", "TUI"]
         ),
     ]
 )

@@ -2,6 +2,7 @@ import Testing
 import Wire
 @testable import Gateway
 @testable import Driver
+import TUI
 
 /// The gateway writes, the driver reads: every outcome the gateway's exchange records
 /// (a status, or `connect`, `timeout`, `broken`, and `error` when neither) arrives intact.
@@ -32,5 +33,23 @@ import Wire
         var driver = ""
         JSONValue.writeString(hostile, into: &driver)
         #expect(line.finish() == "{\"k\":" + driver + "}")
+    }
+
+    /// `run --target`: the dashboard's model gets the driver's records; a timed-out try is a
+    /// try of its provider with no response (it was dropped before, so it was never counted).
+    @Test func theDashboardCountsATimedOutTry() {
+        let facts = ResponseFacts.extract(attemptsHeader: "http-429-provider=429,openai-provider=timeout,backup=200",
+                                          body: [], isEventStream: false)
+        let record = RequestRecord(seq: 0, intended: 0, sent: 0, url: "http://gw/x", status: 200, latency: 1_000_000,
+                                   provider: facts.provider, attempts: facts.attempts)
+        let entry = Feed.entry(record, at: 1)
+        #expect(entry.attempts == [AttemptEntry(provider: "http-429-provider", status: 429),
+                                   AttemptEntry(provider: "openai-provider", status: nil, failure: "timeout"),
+                                   AttemptEntry(provider: "backup", status: 200)])
+        var model = LabModel(scenario: "s", gatewayURL: "http://gw", plan: "p", rate: 1, external: true)
+        model.apply(.request(entry))
+        #expect(model.providerCounts["openai-provider"]?.noResponse == 1)
+        #expect(model.providerCounts["http-429-provider"]?.rateLimited == 1)
+        #expect(model.providerCounts["backup"]?.ok == 1)
     }
 }
