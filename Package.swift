@@ -32,8 +32,9 @@ let package = Package(
             providers: [.apt(["libhttp-parser-dev"])]
         ),
         // Wire formats the targets share (x-failover-attempts, JSON string escaping, SSE
-        // framing): one writer and one reader each, so gateway, driver and dashboard cannot drift.
-        .target(name: "Wire"),
+        // framing, the response usage scanner): one writer and one reader each, so gateway, driver
+        // and dashboard cannot drift. They are on the hot paths of both: same release setting.
+        .target(name: "Wire", swiftSettings: uncheckedExclusivityInRelease),
         // Config, balancer, proxy and telemetry of the in-process gateway.
         .target(
             name: "Gateway",

@@ -136,14 +136,5 @@ public enum JSONValue: Equatable, Sendable {
     }
 }
 
-/// Why a JSON text did not parse (Foundation's reason), or where the response scanner stopped.
-public struct JSONError: Error, Equatable, CustomStringConvertible {
-    public var message: String
-    /// The byte offset where the scanner stopped; nil for Foundation's errors, whose message says where.
-    public var offset: Int?
-    public init(message: String, offset: Int? = nil) {
-        self.message = message
-        self.offset = offset
-    }
-    public var description: String { offset.map { "\(message) at byte \($0 + 1)" } ?? message }
-}
+/// Why a JSON text did not parse (Wire's, shared with the response scanner).
+public typealias JSONError = Wire.JSONError

@@ -4,17 +4,8 @@ import Wire
 /// a status, or the gateway's word when there was no response (Wire's one reader).
 public typealias Attempt = FailoverAttempts.Entry
 
-/// Token counts from the response's `usage`.
-public struct TokenUsage: Sendable, Equatable {
-    public var prompt: Int?
-    public var completion: Int?
-    public var total: Int?
-    public init(prompt: Int? = nil, completion: Int? = nil, total: Int? = nil) {
-        self.prompt = prompt
-        self.completion = completion
-        self.total = total
-    }
-}
+/// Token counts from the response's `usage` (Wire's, which the scanner fills).
+public typealias TokenUsage = Wire.TokenUsage
 
 /// What happened to one request: written as one JSON line, read back by `report` and `replay`.
 public struct RequestRecord: Sendable, Equatable {
