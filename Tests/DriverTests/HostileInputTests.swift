@@ -37,6 +37,18 @@ private func hostileFile(_ name: String, _ text: String) throws -> String {
         #expect(openai?.failedAttempts == 1)
     }
 
+    @Test func theTimelineNamesTheWordBeforeAFailover() {
+        var b = ReportBuilder()
+        b.add(RequestRecord(seq: 0, intended: 0, sent: 0, url: "http://h/", status: 200, latency: 1000, provider: "a",
+                            attempts: [Attempt(provider: "a", status: 200)]))
+        b.add(RequestRecord(seq: 1, intended: 10, sent: 10, url: "http://h/", status: 200, latency: 1000, provider: "b",
+                            attempts: [Attempt(provider: "a", outcome: .connect), Attempt(provider: "b", status: 200)]))
+        let report = b.build()
+        #expect(report.timeline.last?.precededBy == nil)
+        #expect(report.timeline.last?.precededByFailure == "connect")
+        #expect(report.text.contains("a -> b  after connect"))
+    }
+
     @Test func oldRecordsWithOnlyStatusesStillRead() throws {
         let line = #"{"seq":0,"intended_offset_ns":0,"url":"http://h/","attempts":[{"provider":"a","status":429},{"provider":"b","status":200}]}"#
         #expect(try RequestRecord(line: line).attempts == [Attempt(provider: "a", status: 429), Attempt(provider: "b", status: 200)])
