@@ -31,11 +31,15 @@ let package = Package(
             name: "CHTTPParser",
             providers: [.apt(["libhttp-parser-dev"])]
         ),
+        // Wire formats the targets share (x-failover-attempts, JSON string escaping, SSE
+        // framing, the response usage scanner): one writer and one reader each, so gateway, driver
+        // and dashboard cannot drift. They are on the hot paths of both: same release setting.
+        .target(name: "Wire", swiftSettings: uncheckedExclusivityInRelease),
         // Config, balancer, proxy and telemetry of the in-process gateway.
         .target(
             name: "Gateway",
             dependencies: [
-                "CHTTPParser",
+                "CHTTPParser", "Wire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -60,7 +64,7 @@ let package = Package(
         .target(
             name: "Driver",
             dependencies: [
-                "CShims",
+                "CShims", "Wire",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -83,7 +87,7 @@ let package = Package(
         .target(
             name: "TUI",
             dependencies: [
-                "CShims", "Gateway", "Driver", "Lab",
+                "CShims", "Gateway", "Driver", "Lab", "Wire",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -127,7 +131,11 @@ let package = Package(
         ),
         .testTarget(
             name: "DriverTests",
-            dependencies: ["Driver", "CShims"]
+            dependencies: ["Driver", "CShims", "Wire"]
+        ),
+        .testTarget(
+            name: "WireTests",
+            dependencies: ["Wire", "Gateway", "Driver", "TUI"]
         ),
     ]
 )

@@ -9,6 +9,22 @@ import Darwin
 /// `curl_multi_poll` loop, and hands each finished request to a sink. Control calls
 /// (pause, rate, send-one, stop) are thread-safe and wake the loop at once.
 public final class Driver: @unchecked Sendable {
+    /// libcurl 7.88.x (Debian 12's) adds a second HTTP/2 layer when it reuses a connection
+    /// opened with prior knowledge (curl issue #10634, fixed in 8.0.0): every request on a
+    /// reused h2c connection fails with "Error in the HTTP2 framing layer". On those versions
+    /// `--http2` gives each http:// request a fresh h2c connection (still HTTP/2, not multiplexed).
+    public static let http2ReuseBroken: Bool = {
+        guard let info = curl_version_info(CURLVERSION_FIRST) else { return false }
+        let v = info.pointee.version_num
+        return v >= 0x07_58_00 && v < 0x08_00_00
+    }()
+
+    /// libcurl's version text, for notes.
+    public static var curlVersion: String {
+        guard let info = curl_version_info(CURLVERSION_FIRST), let v = info.pointee.version else { return "?" }
+        return String(cString: v)
+    }
+
     public let configuration: DriverConfiguration
     private let sink: RecordSink
     // Everything below is guarded by `lock`.
@@ -145,8 +161,12 @@ final class PreparedRequest {
     /// Bodies this large or larger get `Expect:` (libcurl sends `Expect: 100-continue` for none smaller).
     static let expectThreshold = 1024
 
+    /// An http:// URL: HTTP/2 there is h2c with prior knowledge.
+    let cleartext: Bool
+
     init(_ spec: RequestSpec) {
         self.spec = spec
+        cleartext = spec.url.utf8.count >= 7 && spec.url.prefix(7).lowercased() == "http://"
         var list: UnsafeMutablePointer<curl_slist>?
         var lines = spec.headers
         // Without this, curl waits for 100-continue on larger bodies. libcurl never asks for it on
@@ -521,7 +541,7 @@ final class Engine {
         _ = fl_curl_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
         _ = fl_curl_setopt_long(easy, CURLOPT_HTTP_VERSION,
                                 config.http2 ? 5 /* CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE */ : 2 /* 1.1 */)
-        if config.http2 { _ = fl_curl_setopt_long(easy, CURLOPT_PIPEWAIT, 1) } // multiplex, not a connection each
+        if config.http2 && !Driver.http2ReuseBroken { _ = fl_curl_setopt_long(easy, CURLOPT_PIPEWAIT, 1) } // multiplex, not a connection each
         _ = fl_curl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, writeCallback)
         _ = fl_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, UnsafeMutableRawPointer(t.response))
         _ = fl_curl_setopt_data_callback(easy, CURLOPT_HEADERFUNCTION, headerCallback)
@@ -557,6 +577,12 @@ final class Engine {
         let e = t.easy
         let spec = p.spec
         _ = fl_curl_setopt_string(e, CURLOPT_URL, spec.url)
+        if config.http2 && Driver.http2ReuseBroken {
+            // See `Driver.http2ReuseBroken`: h2c with prior knowledge only on a fresh connection.
+            let cleartext = p.cleartext ? 1 : 0
+            _ = fl_curl_setopt_long(e, CURLOPT_FRESH_CONNECT, cleartext)
+            _ = fl_curl_setopt_long(e, CURLOPT_FORBID_REUSE, cleartext)
+        }
         _ = fl_curl_setopt_pointer(e, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(p.headerList))
         let method = spec.method.uppercased()
         _ = fl_curl_setopt_long(e, CURLOPT_NOBODY, method == "HEAD" ? 1 : 0)

@@ -69,13 +69,10 @@ public struct Expectation: Sendable, Equatable, CustomStringConvertible {
         metric = m
         switch m {
         case .latency:
-            guard let ns = Units.parseDuration(rhs), rhs.contains(where: { $0.isLetter }) else {
-                throw fail("'\(rhs)' is not a duration with a unit (50ms, 1.5s, 800us)")
-            }
-            value = .duration(ns)
+            guard rhs.contains(where: { $0.isLetter }) else { throw fail("'\(rhs)' is not a duration with a unit (50ms, 1.5s, 800us)") }
+            do { value = .duration(try Units.duration(rhs)) } catch { throw fail("\(error)") }
         case .rate:
-            guard let r = Units.parseRate(rhs) else { throw fail("'\(rhs)' is not a rate (200/s)") }
-            value = .rate(r)
+            do { value = .rate(try Units.rate(rhs)) } catch { throw fail("\(error)") }
         default:
             if rhs.hasSuffix("%") {
                 guard let v = Double(rhs.dropLast().trimmed()), v >= 0 else { throw fail("'\(rhs)' is not a percentage") }

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// A JSON value: what records and access-log lines read into, and what `--json` reports are
 /// built from. Text is parsed by Foundation's `JSONSerialization`; objects built in code keep
@@ -129,43 +130,11 @@ public enum JSONValue: Equatable, Sendable {
         return n.isFinite ? "\(n)" : "null"
     }
 
-    /// Appends `s` as a JSON string literal.
+    /// Appends `s` as a JSON string literal (Wire's one escaper, which the access log uses too).
     public static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        var plain = true
-        for u in s.utf8 where u < 0x20 || u == 0x22 || u == 0x5C { plain = false; break }
-        if plain {
-            out += s
-        } else {
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                default:
-                    if scalar.value < 0x20 {
-                        let hex = String(scalar.value, radix: 16)
-                        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                    } else {
-                        out.unicodeScalars.append(scalar)
-                    }
-                }
-            }
-        }
-        out += "\""
+        JSONString.append(s, to: &out)
     }
 }
 
-/// Why a JSON text did not parse (Foundation's reason), or where the response scanner stopped.
-public struct JSONError: Error, Equatable, CustomStringConvertible {
-    public var message: String
-    /// The byte offset where the scanner stopped; nil for Foundation's errors, whose message says where.
-    public var offset: Int?
-    public init(message: String, offset: Int? = nil) {
-        self.message = message
-        self.offset = offset
-    }
-    public var description: String { offset.map { "\(message) at byte \($0 + 1)" } ?? message }
-}
+/// Why a JSON text did not parse (Wire's, shared with the response scanner).
+public typealias JSONError = Wire.JSONError

@@ -24,11 +24,17 @@ public enum Pacing: Sendable, Equatable {
     /// `size` arrivals at once every `every`, on top of an even `baseRate`.
     case bursts(size: Int, every: Nanos, baseRate: Double)
 
+    /// `every` times `count`, at most `Nanos.max` (a long list of long steps must not trap).
+    static func saturatingProduct(_ every: Nanos, _ count: Int) -> Nanos {
+        let (p, overflow) = every.multipliedReportingOverflow(by: Nanos(max(0, count)))
+        return overflow ? .max : p
+    }
+
     /// How long the pacing lasts by itself (ramps and steps have a length), if it has one.
     public var naturalLength: Nanos? {
         switch self {
         case let .ramp(_, _, over): return over
-        case let .steps(rates, every): return every * Nanos(rates.count)
+        case let .steps(rates, every): return Pacing.saturatingProduct(every, rates.count)
         default: return nil
         }
     }
@@ -64,7 +70,7 @@ public struct Pacer<G: RandomNumberGenerator> {
         var flat: [Phase] = []
         for phase in phases {
             if case let .steps(rates, every) = phase.pacing {
-                var remaining = phase.duration ?? every * Nanos(rates.count)
+                var remaining = phase.duration ?? Pacing.saturatingProduct(every, rates.count)
                 for rate in rates where remaining > 0 {
                     let len = min(every, remaining)
                     flat.append(Phase(.constant(rate: rate), duration: len))

@@ -15,12 +15,55 @@ struct PlanYAML {
 
     /// The document's root node; nil for an empty file. YAML errors carry Yams' position.
     func root(_ text: String) throws(PlanError) -> Node? {
+        try checkNesting(text)
         do {
             return try Yams.compose(yaml: text)
         } catch let error as YamlError {
             throw planError(error, text)
         } catch {
             throw PlanError(path, 0, "not valid YAML: \(error)")
+        }
+    }
+
+    /// A plan is small and shallow. Yams builds nodes recursively, so a hostile file of
+    /// 50,000 `[` (or `- - - ...`) would overflow the stack: refuse it before Yams sees it.
+    static let maxBytes = 1 << 20
+    static let maxDepth = 64
+
+    func checkNesting(_ text: String) throws(PlanError) {
+        guard text.utf8.count <= Self.maxBytes else { throw PlanError(path, 0, "larger than \(Self.maxBytes) bytes; a plan is a short file") }
+        var flow = 0, line = 1, column = 0, leading = true, comment = false
+        var quote: UInt8 = 0, escaped = false
+        var previous: UInt8 = 0x0A
+        for b in text.utf8 {
+            defer { previous = b }
+            if b == 0x0A {
+                line += 1; column = 0; leading = true; comment = false
+                continue // a quoted scalar may span lines: `quote` stays
+            }
+            column += 1
+            if comment { continue }
+            if quote != 0 {
+                if escaped { escaped = false } else if quote == 0x22, b == 0x5C { escaped = true } else if b == quote { quote = 0 }
+                continue
+            }
+            // Block nesting needs a column each (indentation or `- `/`? `/`: ` indicators).
+            if leading, b != 0x20, b != 0x2D, b != 0x3F, b != 0x3A, b != 0x09 { leading = false }
+            if leading, column > Self.maxDepth * 4 {
+                throw PlanError(path, line, "nested deeper than a plan needs (more than \(Self.maxDepth * 4) columns of indentation)")
+            }
+            // Quotes open a scalar, and `#` a comment, only where a token starts; `it's` is plain text.
+            let tokenStart = previous == 0x0A || previous == 0x20 || previous == 0x09 || previous == 0x5B || previous == 0x7B
+                || previous == 0x2C || previous == 0x3A || previous == 0x2D || previous == 0x3F
+            switch b {
+            case 0x22 where tokenStart, 0x27 where tokenStart: quote = b
+            case 0x23 where previous == 0x0A || previous == 0x20 || previous == 0x09: comment = true
+            case 0x5B, 0x7B:
+                flow += 1
+                if flow > Self.maxDepth { throw PlanError(path, line, "nested deeper than \(Self.maxDepth) brackets") }
+            case 0x5D, 0x7D: flow = max(0, flow - 1)
+            default: break
+            }
         }
     }
 
@@ -126,13 +169,11 @@ public struct PlanFile: Sendable {
         }
         func duration(_ node: Node, _ what: String) throws(PlanError) -> Nanos {
             let s = try string(node, what)
-            guard let d = Units.parseDuration(s) else { throw fail(node, "\(what): '\(s)' is not a duration (30s, 500ms, 1m)") }
-            return d
+            do { return try Units.duration(s) } catch { throw fail(node, "\(what): \(error)") }
         }
         func rate(_ node: Node, _ what: String) throws(PlanError) -> Double {
             let s = try string(node, what)
-            guard let r = Units.parseRate(s) else { throw fail(node, "\(what): '\(s)' is not a rate (200/s, 12000/m)") }
-            return r
+            do { return try Units.rate(s) } catch { throw fail(node, "\(what): \(error)") }
         }
         func int(_ node: Node, _ what: String) throws(PlanError) -> Int {
             let s = try string(node, what)
@@ -155,7 +196,7 @@ public struct PlanFile: Sendable {
                         guard let u = fields.first(where: { $0.key == "url" })?.value else { throw fail(item, "a target needs a url") }
                         var w = 1.0
                         if let wn = fields.first(where: { $0.key == "weight" })?.value {
-                            guard let v = Double(try string(wn, "weight")), v >= 0 else { throw fail(wn, "weight must be a number >= 0") }
+                            guard let v = Double(try string(wn, "weight")), v >= 0, v <= 1e9 else { throw fail(wn, "weight must be a number in 0...1e9") }
                             w = v
                         }
                         plan.targets.append(Target(url: try string(u, "url"), weight: w))
@@ -206,13 +247,13 @@ public struct PlanFile: Sendable {
                 plan.phases = phases
             case "concurrency":
                 let n = try int(node, "concurrency")
-                guard n > 0 else { throw fail(node, "concurrency must be at least 1") }
+                guard n > 0, n <= Units.maxConcurrency else { throw fail(node, "concurrency must be 1...\(Units.maxConcurrency)") }
                 plan.concurrency = n
             case "duration": plan.duration = try duration(node, "duration")
             case "requests": plan.requests = UInt64(try int(node, "requests"))
             case "max-in-flight":
                 let n = try int(node, "max-in-flight")
-                guard n > 0 else { throw fail(node, "max-in-flight must be at least 1") }
+                guard n > 0, n <= Units.maxConcurrency else { throw fail(node, "max-in-flight must be 1...\(Units.maxConcurrency)") }
                 plan.maxInFlight = n
             case "timeout": plan.timeout = try duration(node, "timeout")
             case "seed": plan.seed = UInt64(try int(node, "seed"))
@@ -266,6 +307,7 @@ public struct PlanFile: Sendable {
                 return Phase(.steps(rates: rates, every: try duration(e, "every")), duration: length)
             default: // burst
                 let size = try int(value, "burst")
+                guard size > 0, size <= Units.maxConcurrency else { throw fail(value, "burst must be 1...\(Units.maxConcurrency)") }
                 guard let e = field("every") else { throw fail(item, "burst needs every: DURATION") }
                 let base = try field("rate").map { (n: Node) throws(PlanError) -> Double in try rate(n, "rate") } ?? 0
                 return Phase(.bursts(size: size, every: try duration(e, "every"), baseRate: base), duration: length)

@@ -36,14 +36,19 @@ public enum ReplayParser {
         return cur
     }
 
-    /// Classifies one parsed JSON object of a replay file.
+    /// Classifies one parsed JSON object of a replay file. What it gives is safe to send:
+    /// the method is an HTTP token, the target origin-form (or an http(s) URL whose path is).
     public static func item(_ json: JSONValue, line: Int) -> ReplayItem {
         guard case .object = json else { return .skipped }
         if json["seq"] != nil, json["intended_offset_ns"] != nil {
             do {
                 let r = try RequestRecord(json: json)
-                let time = r.runStartWall != 0 ? r.runStartWall + Int64(r.intended) : Int64(r.intended)
-                return .entry(ReplayEntry(time: time, method: r.method, target: r.url, model: r.model, line: line))
+                let (sum, overflow) = r.runStartWall.addingReportingOverflow(Int64(r.intended))
+                guard !overflow else { return .malformed("not a usable record: its start plus \"intended_offset_ns\" is out of range") }
+                if let why = methodProblem(r.method) { return .malformed("not a usable record: \(why)") }
+                if let why = urlProblem(r.url) { return .malformed("not a usable record: \(why)") }
+                return .entry(ReplayEntry(time: r.runStartWall != 0 ? sum : Int64(r.intended), method: r.method, target: r.url,
+                                          model: r.model, line: line))
             } catch {
                 return .malformed("not a usable record: \(error)")
             }
@@ -53,9 +58,88 @@ public enum ReplayParser {
         }
         if let scope = json["scope"]?.string, scope != "request" { return .skipped }
         guard let timeText = json["time"]?.string else { return .malformed("access-log line without \"time\"") }
-        guard let time = WallTime.parse(timeText) else { return .malformed("\"time\" is not an RFC 3339 time: \(timeText)") }
+        guard let time = WallTime.parse(timeText) else {
+            return .malformed("\"time\" is not an RFC 3339 time in \(WallTime.representableRange): \(shown(timeText))")
+        }
+        if let why = methodProblem(method) { return .malformed(why) }
+        if let why = originFormProblem(path, what: "\"http.path\"") { return .malformed(why) }
         let model = field(json, "gen_ai.request.model")?.string
         return .entry(ReplayEntry(time: time, method: method, target: path, model: model, line: line))
+    }
+
+    /// Parses one line (or jq-style object) of a replay file: the fuzz entry. Never traps;
+    /// text that is not JSON is `.malformed`, JSON that is not a request is `.skipped`.
+    public static func parseLine(_ text: String, line: Int = 1) -> ReplayItem {
+        let json: JSONValue
+        do { json = try JSONValue.parse(text) } catch { return .malformed("malformed JSON (\(error))") }
+        return item(json, line: line)
+    }
+
+    /// `parseLine` from bytes (the fuzz entry): never traps.
+    public static func parseLine(bytes: [UInt8], line: Int = 1) -> ReplayItem {
+        let json: JSONValue
+        do { json = try JSONValue.parse(bytes: bytes) } catch { return .malformed("malformed JSON (\(error))") }
+        return item(json, line: line)
+    }
+
+    /// Hostile text quoted in a message: at most 60 characters, control characters escaped.
+    static func shown(_ text: String) -> String {
+        let cut = text.unicodeScalars.count > 60 ? String(String.UnicodeScalarView(text.unicodeScalars.prefix(60))) + "..." : text
+        return JSONValue.string(cut).serialized
+    }
+
+    static let maxMethodLength = 32
+    static let maxTargetLength = 8192
+
+    /// Why `method` cannot be sent: it must be an RFC 9110 token (no CR/LF, space, or `:`), short.
+    public static func methodProblem(_ method: String) -> String? {
+        guard !method.isEmpty, method.utf8.count <= maxMethodLength, method.utf8.allSatisfy(isTokenByte) else {
+            return "\"http.method\" is not an HTTP method (token characters, at most \(maxMethodLength)): \(shown(method))"
+        }
+        return nil
+    }
+
+    /// Why `path` is not origin-form (`/path?query`, RFC 9112 3.2.1): absolute-form, spaces,
+    /// control or non-ASCII bytes, a fragment, or bytes RFC 3986 leaves out.
+    public static func originFormProblem(_ path: String, what: String) -> String? {
+        let bytes = path.utf8
+        guard bytes.first == UInt8(ascii: "/") else { return "\(what) is not origin-form (it must start with /): \(shown(path))" }
+        guard bytes.count <= maxTargetLength else { return "\(what) is longer than \(maxTargetLength) bytes" }
+        guard bytes.allSatisfy(isTargetByte) else {
+            return "\(what) holds a byte a request target may not (space, control character, non-ASCII or #): \(shown(path))"
+        }
+        return nil
+    }
+
+    /// Why a record's URL cannot be replayed: `http://` or `https://`, an authority of
+    /// visible characters, then an origin-form path (or none).
+    public static func urlProblem(_ url: String) -> String? {
+        let lower = url.lowercased()
+        let afterScheme: Substring
+        if lower.hasPrefix("http://") { afterScheme = url.dropFirst(7) } else if lower.hasPrefix("https://") { afterScheme = url.dropFirst(8) } else {
+            return "\"url\" is not an http:// or https:// URL: \(shown(url))"
+        }
+        let slash = afterScheme.firstIndex(of: "/") ?? afterScheme.endIndex
+        let authority = afterScheme[..<slash]
+        guard !authority.isEmpty, authority.utf8.allSatisfy({ isTargetByte($0) && $0 != UInt8(ascii: "?") }) else {
+            return "\"url\" has no usable host: \(shown(url))"
+        }
+        if slash == afterScheme.endIndex { return nil }
+        return originFormProblem(String(afterScheme[slash...]), what: "the path of \"url\"")
+    }
+
+    /// tchar (RFC 9110 5.6.2).
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        default: return "!#$%&'*+-.^_`|~".utf8.contains(b)
+        }
+    }
+
+    /// Visible ASCII but `#` (a fragment is never sent). Characters RFC 3986 wants encoded
+    /// but servers take as they are (`{`, `|`, ...) pass: they cannot change the request's framing.
+    static func isTargetByte(_ b: UInt8) -> Bool {
+        b > 0x20 && b < 0x7F && b != UInt8(ascii: "#")
     }
 
     /// Depth of unclosed `{`/`[` after `text`, outside strings (for JSON spread over lines, as jq prints it).
@@ -101,7 +185,9 @@ public struct ReplayTimer: Sendable, Equatable {
             return 0
         }
         guard let prev = previous else { return offset } // first of a new pass
-        let gap = time > prev ? Double(time - prev) / speed : 0
+        // Times from a file may be so far apart that `time - prev` overflows: then in Double.
+        let (diff, overflow) = time.subtractingReportingOverflow(prev)
+        let gap = time > prev ? (overflow ? Double(time) - Double(prev) : Double(diff)) / speed : 0
         var g = gap >= 1.8e19 ? Nanos.max / 4 : Nanos(gap.rounded())
         if let maxGap { g = min(g, maxGap) }
         offset &+= g
@@ -112,7 +198,8 @@ public struct ReplayTimer: Sendable, Equatable {
     public mutating func newPass() {
         guard started else { return }
         let passLength = offset - passStart
-        var gap = inPass > 1 ? passLength / Nanos(inPass - 1) : Nanos(1e9 / speed)
+        let oneSecond = 1e9 / speed // a tiny --speed makes this huge: clamp before converting
+        var gap = inPass > 1 ? passLength / Nanos(inPass - 1) : (oneSecond >= 1.8e19 ? Nanos.max / 4 : Nanos(oneSecond))
         if let maxGap { gap = min(gap, maxGap) }
         offset &+= gap
         passStart = offset

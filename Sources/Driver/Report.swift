@@ -36,6 +36,8 @@ public struct FailoverChange: Sendable, Equatable {
     /// The status that came before the change: the failed attempt within the same request,
     /// else the status of the previous request.
     public var precededBy: Int?
+    /// The failed attempt's word when it had no status (`timeout`, `connect`, `broken`).
+    public var precededByFailure: String? = nil
     public var seq: UInt64
 }
 
@@ -174,7 +176,13 @@ public struct ReportBuilder: Sendable {
 
     public init() {}
 
-    @inline(__always) static func us(_ ns: Nanos) -> UInt64 { Swift.max(1, Swift.min(highest, (ns + 500) / 1000)) }
+    @inline(__always) static func us(_ ns: Nanos) -> UInt64 { Swift.max(1, Swift.min(highest, ns / 1000 &+ (ns % 1000 >= 500 ? 1 : 0))) }
+
+    /// `a + b`, at most Int.max (sums of counts read from files).
+    static func sum(_ a: Int, _ b: Int) -> Int {
+        let (s, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? .max : .min) : s
+    }
 
     public mutating func add(_ r: RequestRecord) {
         requests += 1
@@ -224,15 +232,17 @@ public struct ReportBuilder: Sendable {
             }
         }
         if let t = r.tokens {
-            tokens.prompt! += t.prompt ?? 0
-            tokens.completion! += t.completion ?? 0
-            tokens.total! += t.total ?? ((t.prompt ?? 0) + (t.completion ?? 0))
+            // Saturating: counts come from files, and a report must not trap on their sum.
+            tokens.prompt = Self.sum(tokens.prompt!, t.prompt ?? 0)
+            tokens.completion = Self.sum(tokens.completion!, t.completion ?? 0)
+            tokens.total = Self.sum(tokens.total!, t.total ?? Self.sum(t.prompt ?? 0, t.completion ?? 0))
         }
         if let attempts = r.attempts {
             for (k, a) in attempts.enumerated() {
                 let i = accumulator(a.provider)
                 providerAccs[i].1.attempts += 1
-                if k < attempts.count - 1 || !(200..<300).contains(a.status) { providerAccs[i].1.failedAttempts += 1 }
+                // A try with a word (timeout, connect, broken) failed as surely as a 5xx.
+                if k < attempts.count - 1 || !a.outcome.isSuccess { providerAccs[i].1.failedAttempts += 1 }
             }
         }
         if let p = r.provider {
@@ -255,16 +265,21 @@ public struct ReportBuilder: Sendable {
                 if providerAccs[i].1.latency == nil { providerAccs[i].1.latency = Self.histogram() }
                 _ = providerAccs[i].1.latency!.record(Self.us(l))
             }
-            providerAccs[i].1.tokens += UInt64(Swift.max(0, r.tokens?.total ?? ((r.tokens?.prompt ?? 0) + (r.tokens?.completion ?? 0))))
+            let more = UInt64(Swift.max(0, r.tokens?.total ?? Self.sum(r.tokens?.prompt ?? 0, r.tokens?.completion ?? 0)))
+            let (t, overflow) = providerAccs[i].1.tokens.addingReportingOverflow(more)
+            providerAccs[i].1.tokens = overflow ? .max : t
             if p != currentProvider {
                 var preceding = previousStatus
+                var precedingWord: String?
                 if let attempts = r.attempts, attempts.count >= 2 {
                     preceding = attempts[attempts.count - 2].status
+                    precedingWord = attempts[attempts.count - 2].failure
                 }
                 let at = r.sent ?? r.intended
-                let change = FailoverChange(at: at, wall: r.runStartWall == 0 ? 0 : r.runStartWall + Int64(at),
+                let change = FailoverChange(at: at, wall: r.runStartWall == 0 ? 0 : r.runStartWall &+ Int64(clamping: at),
                                             from: currentProvider, to: p,
-                                            precededBy: currentProvider == nil ? nil : preceding, seq: r.seq)
+                                            precededBy: currentProvider == nil ? nil : preceding,
+                                            precededByFailure: currentProvider == nil ? nil : precedingWord, seq: r.seq)
                 if timeline.count < timelineLimit { timeline.append(change) } else { timelineDropped += 1 }
                 currentProvider = p
             }
@@ -409,7 +424,7 @@ extension Report {
                 let when = "+" + Units.fixed(Double(c.at) / 1e9, 3) + "s" + (c.wall != 0 ? "  " + WallTime.format(c.wall) : "")
                 if let from = c.from {
                     line("  " + when + "  " + from + " -> " + c.to
-                         + (c.precededBy.map { "  after \($0)" } ?? "") + "  (request \(c.seq))")
+                         + ((c.precededBy.map(String.init) ?? c.precededByFailure).map { "  after \($0)" } ?? "") + "  (request \(c.seq))")
                 } else {
                     line("  " + when + "  first served by " + c.to + "  (request \(c.seq))")
                 }
@@ -467,7 +482,7 @@ extension Report {
         var changes: [JSONValue] = []
         for c in timeline {
             let from: JSONValue = c.from.map { .string($0) } ?? .null
-            let preceded: JSONValue = c.precededBy.map { .number(Double($0)) } ?? .null
+            let preceded: JSONValue = c.precededBy.map { .number(Double($0)) } ?? c.precededByFailure.map { .string($0) } ?? .null
             let wall: JSONValue = c.wall != 0 ? .string(WallTime.format(c.wall)) : .null
             let members: [(String, JSONValue)] = [
                 ("at_s", .number(Double(c.at) / 1e9)), ("at", wall), ("from", from), ("to", .string(c.to)),

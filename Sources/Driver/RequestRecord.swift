@@ -1,35 +1,11 @@
-/// One provider's answer within a request, from `x-failover-attempts: name=status,...`.
-public struct Attempt: Sendable, Equatable {
-    public var provider: String
-    public var status: Int
-    public init(provider: String, status: Int) {
-        self.provider = provider
-        self.status = status
-    }
+import Wire
 
-    /// Parses `http-429-provider=429,openai-provider=200`; entries that do not parse are skipped.
-    public static func parseHeader(_ value: Substring) -> [Attempt] {
-        value.split(separator: ",").compactMap { part in
-            let kv = part.split(separator: "=", maxSplits: 1)
-            guard kv.count == 2 else { return nil }
-            let name = kv[0].trimmed(" \t")
-            guard !name.isEmpty, let status = Int(kv[1].trimmed(" \t\r\n")) else { return nil }
-            return Attempt(provider: name, status: status)
-        }
-    }
-}
+/// One provider's try within a request, from `x-failover-attempts: name=status,name=timeout,...`:
+/// a status, or the gateway's word when there was no response (Wire's one reader).
+public typealias Attempt = FailoverAttempts.Entry
 
-/// Token counts from the response's `usage`.
-public struct TokenUsage: Sendable, Equatable {
-    public var prompt: Int?
-    public var completion: Int?
-    public var total: Int?
-    public init(prompt: Int? = nil, completion: Int? = nil, total: Int? = nil) {
-        self.prompt = prompt
-        self.completion = completion
-        self.total = total
-    }
-}
+/// Token counts from the response's `usage` (Wire's, which the scanner fills).
+public typealias TokenUsage = Wire.TokenUsage
 
 /// What happened to one request: written as one JSON line, read back by `report` and `replay`.
 public struct RequestRecord: Sendable, Equatable {
@@ -107,10 +83,10 @@ public struct RequestRecord: Sendable, Equatable {
     public var jsonLine: String {
         var o = "{\"seq\":"
         o += String(seq)
-        o += ",\"intended_at\":\"" + WallTime.format(runStartWall + Int64(intended)) + "\""
+        o += ",\"intended_at\":\"" + WallTime.format(runStartWall &+ Int64(clamping: intended)) + "\""
         o += ",\"intended_offset_ns\":" + String(intended)
         if let sent {
-            o += ",\"sent_at\":\"" + WallTime.format(runStartWall + Int64(sent)) + "\""
+            o += ",\"sent_at\":\"" + WallTime.format(runStartWall &+ Int64(clamping: sent)) + "\""
             o += ",\"sent_offset_ns\":" + String(sent)
         } else {
             o += ",\"sent_at\":null,\"sent_offset_ns\":null"
@@ -145,7 +121,14 @@ public struct RequestRecord: Sendable, Equatable {
                 if i > 0 { o += "," }
                 o += "{\"provider\":"
                 JSONValue.writeString(a.provider, into: &o)
-                o += ",\"status\":" + String(a.status) + "}"
+                // A try without a status keeps its word in "failure" (readers before it skip the entry).
+                if let status = a.status {
+                    o += ",\"status\":" + String(status) + "}"
+                } else {
+                    o += ",\"status\":null,\"failure\":"
+                    JSONValue.writeString(a.failure ?? "error", into: &o)
+                    o += "}"
+                }
             }
             o += "]"
         } else {
@@ -188,54 +171,124 @@ public struct RequestRecord: Sendable, Equatable {
             throw DecodeError(message: "missing or invalid \"intended_offset_ns\"")
         }
         guard let url = json["url"]?.string else { throw DecodeError(message: "missing \"url\"") }
+        guard Nanos(intended) <= Self.maxNanos else { throw DecodeError(message: "\"intended_offset_ns\" out of range (more than \(Self.maxNanos) ns)") }
         func nanos(_ key: String) throws(DecodeError) -> Nanos? {
-            guard let v = json[key], !v.isNull else { return nil }
-            guard let n = v.number, n >= 0, n.isFinite else { throw DecodeError(message: "invalid \"\(key)\"") }
-            return Nanos((n * 1e6).rounded())
+            try Self.milliseconds(json[key], key)
         }
         func optString(_ key: String) -> String? { json[key]?.string }
         func nanos(in object: JSONValue, _ key: String) throws(DecodeError) -> Nanos? {
-            guard let v = object[key], !v.isNull else { return nil }
-            guard let n = v.number, n >= 0, n.isFinite else { throw DecodeError(message: "invalid \"itl_ms.\(key)\"") }
-            return Nanos((n * 1e6).rounded())
+            try Self.milliseconds(object[key], "itl_ms.\(key)")
+        }
+        var sent: Nanos?
+        if let v = json["sent_offset_ns"], !v.isNull {
+            guard let n = v.int, n >= 0, Nanos(n) <= Self.maxNanos else {
+                throw DecodeError(message: "\"sent_offset_ns\" is not a whole number of ns in 0...\(Self.maxNanos)")
+            }
+            sent = Nanos(n)
+        }
+        func count(_ key: String) throws(DecodeError) -> Int {
+            guard let v = json[key], !v.isNull else { return 0 }
+            guard let n = v.int, n >= 0 else { throw DecodeError(message: "\"\(key)\" is not a whole number >= 0") }
+            return n
+        }
+        func tokenCount(_ t: JSONValue, _ key: String) throws(DecodeError) -> Int? {
+            guard let v = t[key], !v.isNull else { return nil }
+            guard let n = v.int, n >= 0, n <= Self.maxCount else {
+                throw DecodeError(message: "\"tokens.\(key)\" is not a whole number in 0...\(Self.maxCount)")
+            }
+            return n
+        }
+        var tokens: TokenUsage?
+        if let t = json["tokens"], case .object = t {
+            tokens = TokenUsage(prompt: try tokenCount(t, "prompt"), completion: try tokenCount(t, "completion"), total: try tokenCount(t, "total"))
+        }
+        var status: Int?
+        if let v = json["status"], !v.isNull {
+            guard let n = v.int, (0...999).contains(n) else { throw DecodeError(message: "\"status\" is not a status (0...999)") }
+            status = n
         }
         var interToken: InterTokenLatency?
         if let itl = json["itl_ms"], !itl.isNull {
-            guard case .object = itl, let events = itl["events"]?.int, events >= 0 else {
+            guard case .object = itl, let events = itl["events"]?.int, events >= 0, events <= Self.maxCount else {
                 throw DecodeError(message: "invalid \"itl_ms\"")
             }
             interToken = InterTokenLatency(events: events, mean: try nanos(in: itl, "mean"), max: try nanos(in: itl, "max"))
         }
-        let wall = json["intended_at"]?.string.flatMap(WallTime.parse) ?? 0
+        var wall: Int64 = 0
+        if let text = json["intended_at"]?.string {
+            guard let w = WallTime.parse(text) else {
+                throw DecodeError(message: "\"intended_at\" is not an RFC 3339 time in \(WallTime.representableRange)")
+            }
+            wall = w
+        }
+        // intended_at is the run's start (whole microseconds) plus the offset, cut to microseconds.
+        let (start, overflow) = wall.subtractingReportingOverflow(Int64(intended / 1000) * 1000)
+        guard !overflow else { throw DecodeError(message: "\"intended_at\" minus \"intended_offset_ns\" is out of range") }
         self.init(
             seq: UInt64(seq),
-            // intended_at is the run's start (whole microseconds) plus the offset, cut to microseconds.
-            runStartWall: wall == 0 ? 0 : wall - Int64(intended / 1000) * 1000,
+            runStartWall: wall == 0 ? 0 : start,
             intended: Nanos(intended),
-            sent: json["sent_offset_ns"]?.int.map { Nanos(max(0, $0)) },
+            sent: sent,
             late: json["late"]?.bool ?? false,
             method: optString("method") ?? "POST",
             url: url,
             model: optString("model"),
-            status: json["status"]?.int,
+            status: status,
             latency: try nanos("latency_ms"),
             correctedLatency: try nanos("latency_corrected_ms"),
             ttfb: try nanos("ttfb_ms"),
             ttft: try nanos("ttft_ms"),
             interToken: interToken,
-            bytesIn: json["bytes_in"]?.int ?? 0,
-            bytesOut: json["bytes_out"]?.int ?? 0,
+            bytesIn: try count("bytes_in"),
+            bytesOut: try count("bytes_out"),
             error: optString("error"),
             provider: optString("provider"),
-            attempts: json["attempts"]?.array?.compactMap { a in
-                guard let p = a["provider"]?.string, let s = a["status"]?.int else { return nil }
-                return Attempt(provider: p, status: s)
-            },
-            tokens: json["tokens"].flatMap { t in
-                guard case .object = t else { return nil }
-                return TokenUsage(prompt: t["prompt"]?.int, completion: t["completion"]?.int, total: t["total"]?.int)
-            }
+            attempts: try Self.attempts(json["attempts"]),
+            tokens: tokens
         )
+    }
+
+    /// The longest time a record may hold (about 31 years): sums of a few such values
+    /// (sent + latency, start + offset) stay far inside 64 bits.
+    public static let maxNanos: Nanos = 1_000_000_000_000_000_000
+    /// The largest token or event count a record may hold: sums over billions of records stay inside 64 bits.
+    public static let maxCount = 1_000_000_000_000
+
+    /// A `*_ms` field: null, or milliseconds in 0...maxNanos/1e6; anything else (1e308, -1, "x") is an error.
+    static func milliseconds(_ v: JSONValue?, _ key: String) throws(DecodeError) -> Nanos? {
+        guard let v, !v.isNull else { return nil }
+        guard let n = v.number, n.isFinite, n >= 0, n <= Double(maxNanos) / 1e6 else {
+            throw DecodeError(message: "\"\(key)\" is not a number of milliseconds in 0...\(maxNanos / 1_000_000)")
+        }
+        return Nanos((n * 1e6).rounded())
+    }
+
+    /// The `attempts` array: `{"provider", "status"}`, or `{"provider", "status": null, "failure": word}`.
+    static func attempts(_ v: JSONValue?) throws(DecodeError) -> [Attempt]? {
+        guard let v, !v.isNull else { return nil }
+        guard let items = v.array else { throw DecodeError(message: "\"attempts\" is not an array") }
+        var out: [Attempt] = []
+        for a in items.prefix(FailoverAttempts.maxEntries) {
+            guard let p = a["provider"]?.string else { throw DecodeError(message: "an attempt without \"provider\"") }
+            if let s = a["status"], !s.isNull {
+                guard let n = s.int, (100...999).contains(n) else { throw DecodeError(message: "an attempt's \"status\" is not a status (100...999)") }
+                out.append(Attempt(provider: p, status: n))
+            } else {
+                // Words as the header has them; a missing one is the gateway's fallback, `error`.
+                let word = a["failure"]?.string ?? "error"
+                let parsed = FailoverAttempts.parse("x=" + word).entries
+                guard parsed.count == 1 else { throw DecodeError(message: "an attempt's \"failure\" is not a word: \(word.prefix(40))") }
+                out.append(Attempt(provider: p, outcome: parsed[0].outcome))
+            }
+        }
+        return out
+    }
+
+    /// Parses one line of a records file from its bytes (the fuzz entry): never traps.
+    public init(bytes: [UInt8]) throws(DecodeError) {
+        let json: JSONValue
+        do { json = try JSONValue.parse(bytes: bytes) } catch { throw DecodeError(message: "invalid JSON: \(error)") }
+        try self.init(json: json)
     }
 
     /// Parses one line of a records file.
@@ -255,7 +308,7 @@ public enum ResponseFacts {
         var provider: String?
         var attempts: [Attempt]?
         if let header = attemptsHeader {
-            let parsed = Attempt.parseHeader(header)
+            let parsed = FailoverAttempts.parse(header).entries
             if !parsed.isEmpty {
                 attempts = parsed
                 provider = parsed.last?.provider
@@ -272,19 +325,9 @@ public enum ResponseFacts {
         if !body.isEmpty {
             body.withUnsafeBufferPointer { buf in
                 if isEventStream {
-                    var start = 0
-                    for i in 0...buf.count where i == buf.count || buf[i] == 0x0A {
-                        let line = UnsafeBufferPointer(rebasing: buf[start..<i])
-                        start = i + 1
-                        // "data:" then optional space, then JSON.
-                        guard line.count > 6, line[0] == 0x64, line[1] == 0x61, line[2] == 0x74, line[3] == 0x61,
-                              line[4] == 0x3A else { continue }
-                        var from = 5
-                        while from < line.count, line[from] == 0x20 { from += 1 }
-                        var to = line.count
-                        if to > from, line[to - 1] == 0x0D { to -= 1 }
-                        guard to > from, line[from] == 0x7B else { continue }
-                        take(UnsafeBufferPointer(rebasing: line[from..<to]))
+                    // Each `data:` payload that is a JSON object.
+                    SSE.forEachData(in: buf) { payload in
+                        if payload.first == 0x7B { take(payload) }
                     }
                 } else {
                     take(buf)

@@ -3,25 +3,55 @@ public typealias Nanos = UInt64
 
 /// Parsing and printing of the units a user types: durations, rates, speeds.
 public enum Units {
+    /// The longest duration a user may give (a year and a day): sums and products of a plan's
+    /// durations then stay far inside 64-bit nanoseconds.
+    public static let maxDuration: Nanos = 366 * 86_400 * 1_000_000_000
+    /// The highest rate a user may give, per second (far beyond what one engine sends).
+    public static let maxRate: Double = 10_000_000
+    /// The most requests in flight (--concurrency, --max-in-flight): each is a libcurl handle.
+    public static let maxConcurrency = 100_000
+
+    /// Why a unit text was refused.
+    public struct UnitError: Error, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
     /// Parses `30s`, `500ms`, `1m30s`, `2h`, `250us`, `10ns`; a bare number means seconds.
-    public static func parseDuration(_ text: String) -> Nanos? {
+    /// Nil for anything else, negative, or longer than `maxDuration`.
+    public static func parseDuration(_ text: String) -> Nanos? { try? duration(text) }
+
+    /// `parseDuration` with the reason: the fuzz and flag entry. Never traps.
+    public static func duration(_ text: String) throws(UnitError) -> Nanos {
         let s = text.trimmed()
-        guard !s.isEmpty else { return nil }
-        if let seconds = Double(s), seconds >= 0, seconds.isFinite { return Nanos(seconds * 1e9) }
-        var total: Double = 0
-        var rest = Substring(s)
-        while !rest.isEmpty {
-            let numberEnd = rest.firstIndex(where: { !($0.isNumber || $0 == ".") }) ?? rest.endIndex
-            guard numberEnd != rest.startIndex, let value = Double(rest[rest.startIndex..<numberEnd]) else { return nil }
-            rest = rest[numberEnd...]
-            let unitEnd = rest.firstIndex(where: { $0.isNumber || $0 == "." }) ?? rest.endIndex
-            let unit = rest[rest.startIndex..<unitEnd]
-            rest = rest[unitEnd...]
-            guard let scale = durationScale(unit) else { return nil }
-            total += value * scale
+        let shown = s.count > 40 ? String(s.prefix(40)) + "..." : s
+        guard !s.isEmpty else { throw UnitError(description: "empty; write a duration such as 30s, 500ms or 2m") }
+        var total: Double
+        if let seconds = Double(s) {
+            guard seconds.isFinite, seconds >= 0 else { throw UnitError(description: "'\(shown)' is not a duration >= 0") }
+            total = seconds * 1e9
+        } else {
+            total = 0
+            var rest = Substring(s)
+            while !rest.isEmpty {
+                let numberEnd = rest.firstIndex(where: { !($0.isASCII && ($0.isNumber || $0 == ".")) }) ?? rest.endIndex
+                guard numberEnd != rest.startIndex, let value = Double(rest[rest.startIndex..<numberEnd]) else {
+                    throw UnitError(description: "'\(shown)' is not a duration; write 30s, 500ms, 1m30s or 2h")
+                }
+                rest = rest[numberEnd...]
+                let unitEnd = rest.firstIndex(where: { $0.isASCII && ($0.isNumber || $0 == ".") }) ?? rest.endIndex
+                let unit = rest[rest.startIndex..<unitEnd]
+                rest = rest[unitEnd...]
+                guard let scale = durationScale(unit) else {
+                    throw UnitError(description: "'\(shown)': unknown unit '\(unit.prefix(20))'; use ns, us, ms, s, m, h")
+                }
+                total += value * scale
+            }
         }
-        guard total.isFinite, total >= 0, total < 1e19 else { return nil }
-        return Nanos(total)
+        // Checked as a Double before any conversion: 1e300 or 99999999999h is an error, not a trap.
+        guard total.isFinite, total >= 0, total <= Double(maxDuration) else {
+            throw UnitError(description: "'\(shown)' is longer than the longest allowed, 366 days")
+        }
+        return Nanos(total.rounded())
     }
 
     private static func durationScale(_ unit: Substring) -> Double? {
@@ -37,32 +67,46 @@ public enum Units {
     }
 
     /// Parses a rate per second: `200/s`, `200`, `12000/m`, `3/ms`, `100/min`, `1000/h`.
-    public static func parseRate(_ text: String) -> Double? {
+    /// Nil for anything else, negative, or above `maxRate`.
+    public static func parseRate(_ text: String) -> Double? { try? rate(text) }
+
+    /// `parseRate` with the reason: the fuzz and flag entry. Never traps.
+    public static func rate(_ text: String) throws(UnitError) -> Double {
         let s = text.trimmed()
+        let shown = s.count > 40 ? String(s.prefix(40)) + "..." : s
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 1 || parts.count == 2,
-              let value = Double(parts[0].trimmed(" ")), value >= 0, value.isFinite
-        else { return nil }
-        if parts.count == 1 { return value }
-        let unit = parts[1].trimmed(" ")
-        let per: Double
-        switch unit {
-        case "s", "sec", "1s": per = 1
-        case "ms": per = 1e-3
-        case "m", "min": per = 60
-        case "h": per = 3600
-        default:
-            guard let ns = parseDuration(unit), ns > 0 else { return nil }
-            per = Double(ns) / 1e9
+        guard parts.count == 1 || parts.count == 2, let value = Double(parts[0].trimmed(" ")), value >= 0, value.isFinite else {
+            throw UnitError(description: "'\(shown)' is not a rate; write 200/s, 200 or 12000/m")
         }
-        return value / per
+        var perSecond = value
+        if parts.count == 2 {
+            let unit = parts[1].trimmed(" ")
+            let per: Double
+            switch unit {
+            case "s", "sec", "1s": per = 1
+            case "ms": per = 1e-3
+            case "m", "min": per = 60
+            case "h": per = 3600
+            default:
+                guard let ns = parseDuration(unit), ns > 0 else {
+                    throw UnitError(description: "'\(shown)': '\(unit.prefix(20))' is not a time unit (s, ms, m, h, 10s)")
+                }
+                per = Double(ns) / 1e9
+            }
+            perSecond = value / per
+        }
+        guard perSecond.isFinite, perSecond <= maxRate else {
+            throw UnitError(description: "'\(shown)' is above the highest rate allowed, \(Int(maxRate))/s")
+        }
+        return perSecond
     }
 
     /// Parses a replay speed: `2x`, `0.5x`, `2`.
     public static func parseSpeed(_ text: String) -> Double? {
         var s = text.trimmed()
         if s.hasSuffix("x") || s.hasSuffix("X") { s.removeLast() }
-        guard let v = Double(s), v > 0, v.isFinite else { return nil }
+        // Bounded so gaps divided or multiplied by it stay convertible to nanoseconds.
+        guard let v = Double(s), v >= 1e-6, v <= 1e6 else { return nil }
         return v
     }
 

@@ -2,10 +2,12 @@
 public enum WallTime {
     /// Formats nanoseconds since 1970 as `2026-11-20T10:00:00.123456Z`.
     public static func format(_ ns: Int64) -> String {
-        let secs = ns >= 0 ? ns / 1_000_000_000 : (ns - 999_999_999) / 1_000_000_000
-        let micros = (ns - secs * 1_000_000_000) / 1000
-        var days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
-        let rem = secs - days * 86400
+        // Floor division without `ns - 999_999_999`, which overflows near Int64.min.
+        var secs = ns / 1_000_000_000, subsecond = ns % 1_000_000_000
+        if subsecond < 0 { secs -= 1; subsecond += 1_000_000_000 }
+        let micros = subsecond / 1000
+        var days = secs / 86400, rem = secs % 86400
+        if rem < 0 { days -= 1; rem += 86400 }
         let (y, m, d) = civil(fromDays: &days)
         return pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2) + "T" + pad(rem / 3600, 2) + ":"
             + pad(rem / 60 % 60, 2) + ":" + pad(rem % 60, 2) + "." + pad(micros, 6) + "Z"
@@ -66,8 +68,16 @@ public enum WallTime {
         }
         guard i == b.count else { return nil }
         let days = days(fromCivil: y, mo, d)
-        return ((days * 86400 + h * 3600 + mi * 60 + s) - offset) * 1_000_000_000 + frac
+        // Nanoseconds since 1970 in 64 bits reach from 1677 to 2262: outside that, nil, not a trap.
+        let seconds = days * 86400 + h * 3600 + mi * 60 + s - offset
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return nil }
+        let (ns, overflow2) = whole.addingReportingOverflow(frac)
+        return overflow2 ? nil : ns
     }
+
+    /// The range `parse` can give, as text for error messages.
+    public static let representableRange = "1677-09-21T00:12:43Z ... 2262-04-11T23:47:16Z"
 
     private static func pad(_ v: Int64, _ width: Int) -> String {
         let s = String(v)

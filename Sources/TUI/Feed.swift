@@ -54,7 +54,7 @@ public struct Feed: Sendable {
         RequestEntry(
             at: at, status: r.status, provider: r.provider, group: nil,
             latency: Double(r.latency ?? 0) / 1e9, tokens: r.tokens?.total,
-            attempts: (r.attempts ?? []).map { AttemptEntry(provider: $0.provider, status: $0.status) },
+            attempts: (r.attempts ?? []).map { AttemptEntry(provider: $0.provider, status: $0.status, failure: $0.failure) },
             error: r.error)
     }
 

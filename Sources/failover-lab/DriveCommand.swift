@@ -108,8 +108,8 @@ struct DriveCommand: ParsableCommand {
         guard !targets.isEmpty else { throw DriveCLI.usage("no target: give a URL, e.g. failover-lab drive http://127.0.0.1:8080/http-429") }
         if let weights {
             let ws = weights.split(separator: ",").map { Double(DriveCLI.trim($0)) }
-            guard ws.count == targets.count, ws.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-                throw DriveCLI.usage("--weights \(weights): give one number >= 0 per target URL (\(targets.count) URLs)")
+            guard ws.count == targets.count, ws.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 1e9 }) else {
+                throw DriveCLI.usage("--weights \(weights): give one number in 0...1e9 per target URL (\(targets.count) URLs)")
             }
             for i in targets.indices { targets[i].weight = ws[i]! }
         }
@@ -128,7 +128,7 @@ struct DriveCommand: ParsableCommand {
         if poisson && rate == nil { throw DriveCLI.usage("--poisson needs --rate") }
         if rampTo != nil && rate == nil { throw DriveCLI.usage("--ramp-to needs --rate, the rate to start from") }
         if let n = concurrency {
-            guard n > 0 else { throw DriveCLI.usage("--concurrency must be at least 1") }
+            guard n > 0, n <= Units.maxConcurrency else { throw DriveCLI.usage("--concurrency \(n): give 1...\(Units.maxConcurrency)") }
             workload = .closedLoop(concurrency: n)
         } else if shapes > 0 {
             workload = .openLoop(try phases(duration: duration))
@@ -156,33 +156,31 @@ struct DriveCommand: ParsableCommand {
         var phases: [Phase] = []
         var base: Double?
         if let rate {
-            guard let r = Units.parseRate(rate) else { throw DriveCLI.usage("--rate \(rate): not a rate; write 200/s, 200 or 12000/m") }
-            base = r
+            do { base = try Units.rate(rate) } catch { throw DriveCLI.usage("--rate \(rate): \(error)") }
         }
         if let steps {
             var rates: [Double] = []
             for s in steps.split(separator: ",") {
-                guard let r = Units.parseRate(String(s)) else { throw DriveCLI.usage("--steps \(steps): '\(s)' is not a rate") }
-                rates.append(r)
+                do { rates.append(try Units.rate(String(s))) } catch { throw DriveCLI.usage("--steps \(steps): \(error)") }
             }
-            guard let every = Units.parseDuration(stepEvery), every > 0 else { throw DriveCLI.usage("--step-every \(stepEvery): not a duration") }
+            let every = try DriveCLI.positiveDuration(stepEvery, flag: "--step-every")
             phases.append(Phase(.steps(rates: rates, every: every)))
             if base != nil { throw DriveCLI.usage("--steps already sets the rates; drop --rate") }
             return phases
         }
         if let burst {
-            guard burst > 0 else { throw DriveCLI.usage("--burst must be at least 1") }
-            guard let every = Units.parseDuration(burstEvery), every > 0 else { throw DriveCLI.usage("--burst-every \(burstEvery): not a duration") }
+            guard burst > 0, burst <= Units.maxConcurrency else { throw DriveCLI.usage("--burst must be 1...\(Units.maxConcurrency)") }
+            let every = try DriveCLI.positiveDuration(burstEvery, flag: "--burst-every")
             if poisson || rampTo != nil { throw DriveCLI.usage("--burst combines with an even --rate only") }
             return [Phase(.bursts(size: burst, every: every, baseRate: base ?? 0))]
         }
         guard let base else { throw DriveCLI.usage("--rate is needed") }
         if let rampTo {
-            guard let to = Units.parseRate(rampTo) else { throw DriveCLI.usage("--ramp-to \(rampTo): not a rate") }
+            let to: Double
+            do { to = try Units.rate(rampTo) } catch { throw DriveCLI.usage("--ramp-to \(rampTo): \(error)") }
             var over = duration
             if let rampOver {
-                guard let d = Units.parseDuration(rampOver), d > 0 else { throw DriveCLI.usage("--ramp-over \(rampOver): not a duration") }
-                over = d
+                over = try DriveCLI.positiveDuration(rampOver, flag: "--ramp-over")
             }
             guard let over else { throw DriveCLI.usage("--ramp-to needs --duration (or --ramp-over) for the length of the ramp") }
             if poisson { throw DriveCLI.usage("--poisson with --ramp-to is not supported; use a plan with phases") }
@@ -204,8 +202,7 @@ struct DriveLimitOptions: ParsableArguments {
 
     func durationValue() throws -> Nanos? {
         guard let duration else { return nil }
-        guard let d = Units.parseDuration(duration), d > 0 else { throw DriveCLI.usage("--duration \(duration): not a duration; write 30s, 500ms or 2m") }
-        return d
+        return try DriveCLI.positiveDuration(duration, flag: "--duration")
     }
 }
 
@@ -274,18 +271,19 @@ struct DriveEngineOptions: ParsableArguments {
 
     func apply(to config: inout DriverConfiguration, plan: PlanFile?) throws {
         if let n = maxInFlight ?? plan?.maxInFlight {
-            guard n > 0 else { throw DriveCLI.usage("--max-in-flight must be at least 1") }
+            guard n > 0, n <= Units.maxConcurrency else { throw DriveCLI.usage("--max-in-flight \(n): give 1...\(Units.maxConcurrency)") }
             config.maxInFlight = n
         }
         if let timeout {
-            guard let t = Units.parseDuration(timeout), t > 0 else { throw DriveCLI.usage("--timeout \(timeout): not a duration") }
-            config.timeout = t
+            config.timeout = try DriveCLI.positiveDuration(timeout, flag: "--timeout")
         } else if let t = plan?.timeout {
             config.timeout = t
         }
-        guard let c = Units.parseDuration(connectTimeout), c > 0 else { throw DriveCLI.usage("--connect-timeout \(connectTimeout): not a duration") }
-        config.connectTimeout = c
+        config.connectTimeout = try DriveCLI.positiveDuration(connectTimeout, flag: "--connect-timeout")
         config.http2 = http2
+        if http2 && Driver.http2ReuseBroken {
+            DriveCLI.printError("note: libcurl \(Driver.curlVersion) cannot reuse HTTP/2 prior-knowledge connections (curl bug #10634, fixed in 8.0); --http2 opens a fresh h2c connection per http:// request")
+        }
         config.seed = seed ?? plan?.seed ?? 1
     }
 }
@@ -319,6 +317,14 @@ enum DriveCLI {
     static func usage(_ message: String) -> Error {
         printError("error: " + message)
         return ExitCode(64)
+    }
+
+    /// A duration flag: > 0 and within `Units.maxDuration`, or a usage error naming the flag.
+    static func positiveDuration(_ text: String, flag: String) throws -> Nanos {
+        let d: Nanos
+        do { d = try Units.duration(text) } catch { throw usage("\(flag) \(text): \(error)") }
+        guard d > 0 else { throw usage("\(flag) \(text): must be longer than 0") }
+        return d
     }
 
     static func trim(_ text: some StringProtocol) -> String {

@@ -52,10 +52,11 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         let expectations = try output.parsedExpectations()
-        guard let speedValue = Units.parseSpeed(speed) else { throw DriveCLI.usage("--speed \(speed): write a factor such as 2x or 0.5x") }
+        guard let speedValue = Units.parseSpeed(speed) else { throw DriveCLI.usage("--speed \(speed): write a factor from 0.000001x to 1000000x, such as 2x or 0.5x") }
         var gap: Nanos?
         if let maxGap {
-            guard let g = Units.parseDuration(maxGap) else { throw DriveCLI.usage("--max-gap \(maxGap): not a duration") }
+            let g: Nanos
+            do { g = try Units.duration(maxGap) } catch { throw DriveCLI.usage("--max-gap \(maxGap): \(error)") }
             gap = g
         }
         if let target { try DriveCLI.checkURL(target, what: "--target") }

@@ -1,5 +1,6 @@
 import Testing
 @testable import Driver
+import Wire
 
 @Suite struct JSONAndTimeTests {
     @Test func parsesAndWritesJSON() throws {

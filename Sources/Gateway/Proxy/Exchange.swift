@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import CHTTPParser
+import Wire
 import NIOPosix
 
 /// One client request on its way through the gateway: route, choose a provider, send,
@@ -702,18 +703,10 @@ final class Exchange: UpstreamResponseDelegate {
         out.writeStaticString("\r\n")
     }
 
-    /// The value of `x-failover-attempts`: each try in its `headerForm`, written without
-    /// building Strings.
+    /// The value of `x-failover-attempts`, by Wire's one writer, straight into the buffer.
     private func writeAttempts(to out: inout ByteBuffer) {
         for (i, attempt) in attempts.enumerated() {
-            if i > 0 { out.writeStaticString(",") }
-            out.writeString(attempt.provider)
-            out.writeStaticString("=")
-            if let status = attempt.status {
-                out.writeDecimal(status)
-            } else {
-                out.writeString(attempt.missingResponse)
-            }
+            FailoverAttempts.write(provider: attempt.provider, outcome: attempt.outcome, first: i == 0, into: &out)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// Builds one JSON object on one line with its fields in the order given, as
 /// agentgateway's access log prints them. Values are escaped per RFC 8259.
@@ -65,34 +66,10 @@ public struct JSONLine {
     /// The finished object, without a newline.
     public func finish() -> String { String(decoding: finishBytes(), as: UTF8.self) }
 
-    /// Appends `value` as a JSON string: quote, backslash and control characters escaped,
-    /// everything else (UTF-8 included) copied as is.
+    /// Appends `value` as a JSON string (Wire's one escaper, inlined here).
+    @inline(__always)
     static func appendString(_ value: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        var value = value
-        value.withUTF8 { bytes in
-            // Runs of bytes that need no escape are copied at once.
-            var runStart = 0
-            for (i, byte) in bytes.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i]))
-                appendEscape(byte, to: &out)
-                runStart = i + 1
-            }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
-    private static func appendEscape(_ byte: UInt8, to out: inout [UInt8]) {
-        switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(byte)
-        case UInt8(ascii: "\n"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
-        case UInt8(ascii: "\r"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
-        case UInt8(ascii: "\t"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
-        default:
-            let hex: StaticString = "0123456789abcdef"
-            out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex.utf8Start[Int(byte >> 4)], hex.utf8Start[Int(byte & 0xF)]])
-        }
+        JSONString.append(value, to: &out)
     }
 
     /// `value` as a JSON string literal.

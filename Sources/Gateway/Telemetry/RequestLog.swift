@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// One upstream try of a request: which provider, and what it gave.
 public struct AttemptRecord: Sendable, Hashable {
@@ -16,10 +17,14 @@ public struct AttemptRecord: Sendable, Hashable {
     public var failOpen = false
 
     /// `name=429`, `name=connect`: the form of `x-failover-attempts`.
-    public var headerForm: String { "\(provider)=\(status.map(String.init) ?? missingResponse)" }
+    public var headerForm: String { FailoverAttempts.value([FailoverAttempts.Entry(provider: provider, outcome: outcome)]) }
 
-    /// What stands after `=` when there was no status.
-    var missingResponse: String { failure ?? "error" }
+    /// This try as `x-failover-attempts` states it: the status, else the failure word
+    /// (`error` when there is neither).
+    public var outcome: FailoverAttempts.Outcome {
+        if let status { return .status(status) }
+        return FailoverAttempts.Outcome(word: failure ?? "error")
+    }
 }
 
 /// Everything the access log says about one request. Secrets are never stored here.
@@ -51,13 +56,13 @@ public struct RequestLog: Sendable {
     /// Streamed responses: the time between chunks, per output token after the first.
     public var timePerOutputToken: Duration?
 
+    /// The value of `x-failover-attempts` (also the log's `attempts`), by Wire's one writer.
     public var failoverHeader: String {
-        var out = ""
+        var out: [UInt8] = []
         for (i, attempt) in attempts.enumerated() {
-            if i > 0 { out += "," }
-            out += attempt.headerForm
+            FailoverAttempts.write(provider: attempt.provider, outcome: attempt.outcome, first: i == 0, into: &out)
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The access-log line: agentgateway's field names, then ours (`provider`, `group`, `attempts`).

@@ -18,11 +18,16 @@ import Darwin
 ///   decoded properly (string escapes, surrogate pairs, numbers);
 /// - a body that stops early throws `JSONError` with the byte offset, and the caller drops the
 ///   facts of that body; nothing after the closing `}` is looked at.
-struct ModelUsageScanner {
+///
+/// In Wire so the gateway's access log (`UsageReader`) can read usage the same way.
+public struct ModelUsageScanner {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    public init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+    /// Where the scanner stopped (after the object, or where it threw).
+    public var offset: Int { index }
 
     func error(_ message: String) -> JSONError { JSONError(message: message, offset: index) }
 
@@ -249,7 +254,7 @@ extension ModelUsageScanner {
 
     /// Reads only the top-level `model` (a string) and `usage` (an object) of an object,
     /// skipping everything else without building it: the engine does this for every response.
-    mutating func modelAndUsage() throws(JSONError) -> (model: String?, usage: TokenUsage?) {
+    public mutating func modelAndUsage() throws(JSONError) -> (model: String?, usage: TokenUsage?) {
         let end = bytes.count
         guard let p = bytes.baseAddress else { throw error("not an object") }
         var i = Self.skipWhitespace(p, index, end)
@@ -331,4 +336,28 @@ extension ModelUsageScanner {
             guard b == UInt8(ascii: ",") else { throw error("expected ',' or '}'") }
         }
     }
+}
+
+/// Token counts from a response's `usage`.
+public struct TokenUsage: Sendable, Equatable {
+    public var prompt: Int?
+    public var completion: Int?
+    public var total: Int?
+    public init(prompt: Int? = nil, completion: Int? = nil, total: Int? = nil) {
+        self.prompt = prompt
+        self.completion = completion
+        self.total = total
+    }
+}
+
+/// Why a JSON text did not parse (Foundation's reason), or where the response scanner stopped.
+public struct JSONError: Error, Equatable, CustomStringConvertible {
+    public var message: String
+    /// The byte offset where the scanner stopped; nil for Foundation's errors, whose message says where.
+    public var offset: Int?
+    public init(message: String, offset: Int? = nil) {
+        self.message = message
+        self.offset = offset
+    }
+    public var description: String { offset.map { "\(message) at byte \($0 + 1)" } ?? message }
 }
