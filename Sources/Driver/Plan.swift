@@ -150,7 +150,13 @@ public struct PlanFile: Sendable {
         let reader: LineReader
         do { reader = try LineReader(path: path) } catch { throw PlanError(path, 0, "cannot read the plan: \(error)") }
         var lines: [String] = []
-        while let l = reader.next() { lines.append(l) }
+        var total = 0
+        while let l = reader.next() {
+            total += l.utf8.count + 1
+            guard total <= PlanYAML.maxBytes else { throw PlanError(path, reader.lineNumber, "larger than \(PlanYAML.maxBytes) bytes; a plan is a short file") }
+            lines.append(l)
+        }
+        if reader.overlongLines > 0 { throw PlanError(path, 0, "a line longer than \(LineReader.maxLineBytes >> 20) MiB; a plan is a short file") }
         return try parse(lines.joined(separator: "\n"), path: path)
     }
 

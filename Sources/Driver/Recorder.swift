@@ -90,16 +90,28 @@ public final class SimpleLock: @unchecked Sendable {
     }
 }
 
-/// Reads a file line by line (streaming), giving 1-based line numbers.
+/// Reads a file line by line (streaming), giving 1-based line numbers. A line longer than
+/// `maxLineBytes` is never held: it is skipped, its number still counts, and `overlong`
+/// hears of it (a hostile file of one endless line must not take the machine's memory).
 public final class LineReader {
     private let file: UnsafeMutablePointer<FILE>
-    private var linePointer: UnsafeMutablePointer<CChar>?
-    private var capacity = 0
     public private(set) var lineNumber = 0
     /// Bytes read so far, and the most to read (lines starting before it are read whole).
     private var consumed: Int64 = 0
     /// The byte count this reader stops at, if any (see `init(path:limit:)`).
     public let limit: Int64?
+    /// The longest line kept (records and access-log lines are a few hundred bytes).
+    public static let maxLineBytes = 16 << 20
+    /// Called with the number of each line longer than `maxLineBytes`, which is skipped.
+    public var overlong: ((Int) -> Void)?
+    /// Lines skipped for their length.
+    public private(set) var overlongLines = 0
+
+    private var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    private var bufferStart = 0
+    private var bufferEnd = 0
+    private var atEOF = false
+    private var line: [UInt8] = []
 
     public struct OpenError: Error, CustomStringConvertible {
         public var description: String
@@ -125,21 +137,72 @@ public final class LineReader {
     }
 
     deinit {
-        free(linePointer)
         fclose(file)
+    }
+
+    /// Refills the buffer; false at the end of the file.
+    private func fill() -> Bool {
+        guard !atEOF else { return false }
+        let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+        bufferStart = 0
+        bufferEnd = n
+        if n == 0 { atEOF = true }
+        return n > 0
     }
 
     /// The next line without its newline, or nil at the end of the file.
     public func next() -> String? {
-        if let limit, consumed >= limit { return nil }
-        let n = getline(&linePointer, &capacity, file)
-        guard n >= 0, let p = linePointer else { return nil }
-        consumed += Int64(n)
-        lineNumber += 1
-        var len = n
-        while len > 0, p[len - 1] == 0x0A || p[len - 1] == 0x0D { len -= 1 }
-        return p.withMemoryRebound(to: UInt8.self, capacity: len) {
-            String(decoding: UnsafeBufferPointer(start: $0, count: len), as: UTF8.self)
+        while true {
+            if let limit, consumed >= limit { return nil }
+            line.removeAll(keepingCapacity: line.count <= 1 << 20)
+            var length = 0 // bytes of this line, newline included, kept or not
+            var tooLong = false
+            var ended = false
+            while !ended {
+                if bufferStart == bufferEnd, !fill() { break }
+                let chunk = buffer.withUnsafeBufferPointer { b -> (Int, Bool) in
+                    let base = b.baseAddress! + bufferStart
+                    let available = bufferEnd - bufferStart
+                    if let nl = memchr(base, 0x0A, available) {
+                        return (base.distance(to: nl.assumingMemoryBound(to: UInt8.self)) + 1, true)
+                    }
+                    return (available, false)
+                }
+                let (take, foundNewline) = chunk
+                if foundNewline, length == 0 {
+                    // The common case: the whole line is in the buffer; no copy before the String.
+                    let from = bufferStart
+                    var to = bufferStart + take
+                    bufferStart = to
+                    consumed += Int64(take)
+                    lineNumber += 1
+                    // (The buffer is far smaller than `maxLineBytes`: such a line is never too long.)
+                    while to > from, buffer[to - 1] == 0x0A || buffer[to - 1] == 0x0D { to -= 1 }
+                    return buffer.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[from..<to]), as: UTF8.self) }
+                }
+                if !tooLong {
+                    if line.count + take > Self.maxLineBytes + 2 {
+                        tooLong = true
+                        line.removeAll()
+                    } else {
+                        line.append(contentsOf: buffer[bufferStart..<(bufferStart + take)])
+                    }
+                }
+                bufferStart += take
+                length += take
+                ended = foundNewline
+            }
+            guard length > 0 else { return nil }
+            consumed += Int64(length)
+            lineNumber += 1
+            if tooLong {
+                overlongLines += 1
+                overlong?(lineNumber)
+                continue
+            }
+            var len = line.count
+            while len > 0, line[len - 1] == 0x0A || line[len - 1] == 0x0D { len -= 1 }
+            return String(decoding: line[0..<len], as: UTF8.self)
         }
     }
 }

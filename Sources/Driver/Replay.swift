@@ -247,6 +247,9 @@ public final class JSONObjectReader {
         self.path = path
         lines = try LineReader(path: path, limit: limit, snapshotLimit: snapshotLimit)
         self.diagnostics = diagnostics
+        lines.overlong = { [diagnostics] n in
+            diagnostics.bad("\(path):\(n): line longer than \(LineReader.maxLineBytes >> 20) MiB; line skipped")
+        }
     }
 
     /// Where the underlying reader stops, if anywhere.

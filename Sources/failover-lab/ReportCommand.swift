@@ -37,6 +37,7 @@ struct ReportCommand: ParsableCommand {
         for file in files {
             let reader: LineReader
             do { reader = try LineReader(path: file) } catch { throw DriveCLI.usage("\(error)") }
+            reader.overlong = { n in DriveCLI.printError("\(file):\(n): line longer than \(LineReader.maxLineBytes >> 20) MiB; line skipped") }
             while let line = reader.next() {
                 if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
                 guard line.first == "{" else {
@@ -51,6 +52,7 @@ struct ReportCommand: ParsableCommand {
                     builder.skippedLines += 1
                 }
             }
+            builder.skippedLines += UInt64(reader.overlongLines)
         }
         if malformed > 20 { DriveCLI.printError("... \(malformed) malformed lines in all") }
         let report = builder.build()

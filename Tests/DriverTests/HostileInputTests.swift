@@ -232,3 +232,42 @@ private func hostileFile(_ name: String, _ text: String) throws -> String {
         #expect(all.allSatisfy { !$0.contains("\r") && !$0.contains("\n") })
     }
 }
+
+@Suite struct LongLineTests {
+    /// One line far past the cap is skipped with its number, never held; the next line reads.
+    @Test func anEndlessLineIsSkippedAndTheRestReads() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fl-long-\(getpid())").path
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        h.write(Data("first\r\n".utf8))
+        let block = Data(repeating: UInt8(ascii: "x"), count: 1 << 20)
+        for _ in 0..<(LineReader.maxLineBytes >> 20) + 2 { h.write(block) }
+        h.write(Data("\nlast".utf8))
+        try h.close()
+        let reader = try LineReader(path: path)
+        var skipped: [Int] = []
+        reader.overlong = { skipped.append($0) }
+        var lines: [String] = []
+        while let l = reader.next() { lines.append(l) }
+        #expect(lines == ["first", "last"])
+        #expect(skipped == [2])
+        #expect(reader.lineNumber == 3)
+    }
+
+    @Test func linesAcrossBufferBoundariesAndLimitsReadAsBefore() throws {
+        let text = (0..<5000).map { "line \($0) " + String(repeating: "y", count: $0 % 97) }.joined(separator: "\n") + "\n"
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fl-lines-\(getpid())").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let reader = try LineReader(path: path)
+        var lines: [String] = []
+        while let l = reader.next() { lines.append(l) }
+        #expect(lines == text.split(separator: "\n").map(String.init))
+        // A limit inside line 2 still gives line 2 whole, then stops.
+        let limited = try LineReader(path: path, limit: Int64(lines[0].utf8.count + 3))
+        #expect(limited.next() == lines[0])
+        #expect(limited.next() == lines[1])
+        #expect(limited.next() == nil)
+    }
+}
