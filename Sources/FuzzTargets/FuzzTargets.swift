@@ -2,6 +2,7 @@ import Driver
 import Foundation
 import Gateway
 import Upstreams
+import Wire
 
 /// One parser fed hostile bytes. `run` must never trap; it returns a description when a
 /// property the parser promises does not hold (the fuzzer then stops on it as a finding).
@@ -201,8 +202,8 @@ public enum FuzzTargets {
 
     static func units(_ bytes: [UInt8]) -> String? {
         let s = text(bytes)
-        _ = Units.parseDuration(s)
-        if let r = Units.parseRate(s), !(r.isFinite && r >= 0) { return "rate \(r) from \(s.debugDescription)" }
+        _ = try? Units.duration(s)
+        if let r = try? Units.rate(s), !(r.isFinite && r >= 0) { return "rate \(r) from \(s.debugDescription)" }
         if let v = Units.parseSpeed(s), !(v.isFinite && v > 0) { return "speed \(v) from \(s.debugDescription)" }
         return nil
     }
@@ -218,20 +219,31 @@ public enum FuzzTargets {
     }
 
     static func recordLine(_ bytes: [UInt8]) -> String? {
-        _ = try? RequestRecord(line: text(bytes))
+        _ = try? RequestRecord(bytes: bytes)
         return nil
     }
 
     static func replayLine(_ bytes: [UInt8]) -> String? {
-        guard let json = try? JSONValue.parse(bytes: bytes) else { return nil }
-        guard case .entry(let entry) = ReplayParser.item(json, line: 1) else { return nil }
+        guard case .entry(let entry) = ReplayParser.parseLine(bytes: bytes) else { return nil }
+        // What replay sends goes onto the wire as request text: a token method and a
+        // target with no spaces or control bytes, or it must not be an entry at all.
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+        if entry.method.isEmpty || !entry.method.utf8.allSatisfy(tchar.contains) {
+            return "replay would send the method \(entry.method.debugDescription)"
+        }
+        if entry.target.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
+            return "replay would send the target \(entry.target.debugDescription)"
+        }
         let builder = ReplayRequestBuilder(target: "http://127.0.0.1:9")
         _ = builder.request(for: entry)
         return nil
     }
 
+    /// Whatever it reads, written again and read back, gives the same entries.
     static func attemptsHeader(_ bytes: [UInt8]) -> String? {
-        _ = Attempt.parseHeader(Substring(text(bytes)))
+        let parsed = FailoverAttempts.parse(bytes: bytes)
+        let again = FailoverAttempts.parse(FailoverAttempts.value(parsed.entries))
+        if again.entries != parsed.entries { return "\(parsed.entries) reads back as \(again.entries)" }
         return nil
     }
 }
