@@ -112,5 +112,49 @@ extension OverSockets {
             #expect(lines.count == 4)
             #expect(lines.allSatisfy { $0.contains("\"http.status\":499") })
         }
+
+        @Test("the gateway process on SIGTERM under load: every request in flight is answered, lines = responses, exit 0, no NIO warning")
+        func sigterm() async throws {
+            let log = temporaryLogPath()
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
+            process.arguments = ["gateway", "--port", "0", "--admin-port", "0", "--access-log", log, "--drain-timeout", "5s"]
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            defer { if process.isRunning { process.terminate() } }
+            var stderrText = ""
+            var port: Int?, admin: Int?
+            let deadline = Date().addingTimeInterval(20)
+            while port == nil && Date() < deadline {
+                let chunk = err.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                stderrText += String(decoding: chunk, as: UTF8.self)
+                for line in stderrText.split(separator: "\n") {
+                    if line.hasPrefix("listening on http://") { port = line.split(separator: ":").last.flatMap { Int($0) } }
+                    if line.hasPrefix("admin on http://") { admin = line.split(separator: ":").dropFirst(2).first.flatMap { Int($0.prefix { $0.isNumber }) } }
+                }
+            }
+            let gatewayPort = try #require(port, "\(stderrText)")
+            let adminPort = try #require(admin, "\(stderrText)")
+            // The first request evicts http-429; the rest go to a slow openai stand-in.
+            #expect(try await TestClient.post(port: gatewayPort, path: "/http-429").status == 429)
+            let set = try await TestClient.request(port: adminPort, method: .POST, path: "/standins/openai/behavior", body: "slow 800ms")
+            #expect(set.status == 200)
+            let requests = (0..<6).map { _ in Task { try? await TestClient.post(port: gatewayPort, path: "/http-429").status } }
+            try await Task.sleep(for: .milliseconds(250))
+            kill(process.processIdentifier, SIGTERM)
+            var statuses: [Int?] = []
+            for request in requests { statuses.append(await request.value) }
+            process.waitUntilExit()
+            stderrText += String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(statuses == Array(repeating: 200, count: 6))
+            #expect(process.terminationStatus == 0)
+            #expect(accessLogLines(log).count == 7)
+            #expect(stderrText.contains("draining"))
+            #expect(!stderrText.lowercased().contains("shut down") && !stderrText.contains("NIO"), "\(stderrText)")
+        }
     }
 }
