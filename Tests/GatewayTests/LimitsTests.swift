@@ -161,5 +161,23 @@ extension OverSockets {
             #expect(at >= .milliseconds(300) && at < .milliseconds(2000), "504 after \(at)")
             #expect(events.requests.first?.attempts.first?.failure == "timeout")
         }
+
+        @Test("limit flags: in --help of gateway and run; out-of-range values are clear errors (exit 64), never a trap", arguments: [
+            ["--client-header-timeout", "99999999999h"], ["--client-body-timeout", "999999h999999h"], ["--idle-timeout", "0s"],
+            ["--upstream-header-timeout", "-5s"], ["--drain-timeout", "2h"], ["--max-body-buffer", "99999999999999G"],
+            ["--max-connections", "0"], ["--idle-timeout", "1e400s"],
+        ])
+        func flags(_ arguments: [String]) throws {
+            let result = try CommandLineTests.run(["gateway"] + arguments)
+            #expect(result.status == 64, "\(result.stderr)")
+            #expect(result.stderr.contains(arguments[0]), "\(result.stderr)")
+            #expect(!result.stderr.contains("Fatal error"))
+            for command in ["gateway", "run"] {
+                let help = try CommandLineTests.run([command, "--help"]).stdout
+                for flag in ["--client-header-timeout", "--client-body-timeout", "--idle-timeout", "--upstream-header-timeout", "--max-connections", "--max-body-buffer", "--drain-timeout"] {
+                    #expect(help.contains(flag), "\(command) --help lacks \(flag)")
+                }
+            }
+        }
     }
 }
