@@ -179,5 +179,45 @@ extension OverSockets {
                 }
             }
         }
+
+        @Test("out of descriptors (ulimit -n 80, 200 clients, cap set above it): accept pauses instead of spinning; served again once they leave")
+        func outOfDescriptors() async throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n 80; exec \"$0\" gateway --port 0 --admin-port 0 --threads 1 --max-connections 1000", CommandLineTests.binary]
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            defer { if process.isRunning { process.terminate() } }
+            var stderrText = ""
+            var port: Int?
+            while port == nil {
+                let chunk = err.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                stderrText += String(decoding: chunk, as: UTF8.self)
+                port = stderrText.split(separator: "\n").first { $0.hasPrefix("listening on http://") }?.split(separator: ":").last.flatMap { Int($0) }
+            }
+            let gatewayPort = try #require(port, "\(stderrText)")
+            var held: [HeldSocket] = []
+            for _ in 0..<200 { held.append(try HeldSocket(port: gatewayPort)) }
+            try await Task.sleep(for: .milliseconds(300))
+            func cpuSeconds() throws -> Double {
+                let stat = try String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8)
+                let fields = stat.split(separator: ")").last!.split(separator: " ")
+                return (Double(fields[11])! + Double(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            }
+            let before = try cpuSeconds()
+            try await Task.sleep(for: .seconds(2))
+            let used = try cpuSeconds() - before
+            #expect(used < 0.5, "the gateway used \(used) s of CPU in 2 s while out of descriptors")
+            held.removeAll()
+            var status: Int?
+            for _ in 0..<30 where status == nil {
+                try await Task.sleep(for: .milliseconds(100))
+                status = try? await TestClient.post(port: gatewayPort, path: "/http-429").status
+            }
+            #expect(status == 429)
+        }
     }
 }
