@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -9,6 +10,8 @@ public final class GatewayServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let channel: Channel
     private let pools: [NIOLoopBound<UpstreamPool>]
+    /// `stop` ran (a second call must not submit work to loops that are shut down).
+    private let stopped = NIOLockedValueBox(false)
     /// Where the gateway listens.
     public let address: SocketAddress
 
@@ -74,6 +77,7 @@ public final class GatewayServer: Sendable {
     /// Stops listening, lets requests in flight finish (up to `options.drainTimeout`),
     /// closes every connection, writes the last log lines, then ends the event loops.
     public func stop() async {
+        guard stopped.withLockedValue({ was in defer { was = true }; return !was }) else { return }
         try? await channel.close()
         let open = await eachLoop { $0.clients.drain(); return $0.clients.count }
         if open > 0 {
