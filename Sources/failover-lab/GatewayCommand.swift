@@ -183,6 +183,13 @@ struct LimitFlags: ParsableArguments {
 
     /// Durations take Go's forms (300ms, 30s, 2m, 1h30m) and must lie in 1ms...24h (drain 0...1h).
     static func duration(_ text: String, flag: String, allowZero: Bool = false, most: Duration = .seconds(86_400)) throws -> Duration {
+        // Bounded before parsing: no more than 16 characters and 6 digits a number, so no
+        // parse can overflow (at most about 2 x 999999h), whatever the parser does with it.
+        var run = 0
+        for c in text.utf8 {
+            run = (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) ? run + 1 : 0
+            guard run <= 6, text.utf8.count <= 16 else { throw ValidationError("--\(flag) \(text): too large; at most \(most.compactDescription)") }
+        }
         let value: Duration
         do {
             value = try GoDuration.parse(text)

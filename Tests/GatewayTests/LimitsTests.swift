@@ -161,5 +161,63 @@ extension OverSockets {
             #expect(at >= .milliseconds(300) && at < .milliseconds(2000), "504 after \(at)")
             #expect(events.requests.first?.attempts.first?.failure == "timeout")
         }
+
+        @Test("limit flags: in --help of gateway and run; out-of-range values are clear errors (exit 64), never a trap", arguments: [
+            ["--client-header-timeout", "99999999999h"], ["--client-body-timeout", "999999h999999h"], ["--idle-timeout", "0s"],
+            ["--upstream-header-timeout", "-5s"], ["--drain-timeout", "2h"], ["--max-body-buffer", "99999999999999G"],
+            ["--max-connections", "0"], ["--idle-timeout", "1e400s"],
+        ])
+        func flags(_ arguments: [String]) throws {
+            let result = try CommandLineTests.run(["gateway"] + arguments)
+            #expect(result.status == 64, "\(result.stderr)")
+            #expect(result.stderr.contains(arguments[0]), "\(result.stderr)")
+            #expect(!result.stderr.contains("Fatal error"))
+            for command in ["gateway", "run"] {
+                let help = try CommandLineTests.run([command, "--help"]).stdout
+                for flag in ["--client-header-timeout", "--client-body-timeout", "--idle-timeout", "--upstream-header-timeout", "--max-connections", "--max-body-buffer", "--drain-timeout"] {
+                    #expect(help.contains(flag), "\(command) --help lacks \(flag)")
+                }
+            }
+        }
+
+        @Test("out of descriptors (ulimit -n 80, 200 clients, cap set above it): accept pauses instead of spinning; served again once they leave")
+        func outOfDescriptors() async throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n 80; exec \"$0\" gateway --port 0 --admin-port 0 --threads 1 --max-connections 1000", CommandLineTests.binary]
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            defer { if process.isRunning { process.terminate() } }
+            var stderrText = ""
+            var port: Int?
+            while port == nil {
+                let chunk = err.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                stderrText += String(decoding: chunk, as: UTF8.self)
+                port = stderrText.split(separator: "\n").first { $0.hasPrefix("listening on http://") }?.split(separator: ":").last.flatMap { Int($0) }
+            }
+            let gatewayPort = try #require(port, "\(stderrText)")
+            var held: [HeldSocket] = []
+            for _ in 0..<200 { held.append(try HeldSocket(port: gatewayPort)) }
+            try await Task.sleep(for: .milliseconds(300))
+            func cpuSeconds() throws -> Double {
+                let stat = try String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8)
+                let fields = stat.split(separator: ")").last!.split(separator: " ")
+                return (Double(fields[11])! + Double(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            }
+            let before = try cpuSeconds()
+            try await Task.sleep(for: .seconds(2))
+            let used = try cpuSeconds() - before
+            #expect(used < 0.5, "the gateway used \(used) s of CPU in 2 s while out of descriptors")
+            held.removeAll()
+            var status: Int?
+            for _ in 0..<30 where status == nil {
+                try await Task.sleep(for: .milliseconds(100))
+                status = try? await TestClient.post(port: gatewayPort, path: "/http-429").status
+            }
+            #expect(status == 429)
+        }
     }
 }

@@ -420,7 +420,7 @@ extension OverSockets {
             #expect(reply.text.hasSuffix(Self.completion))
         }
 
-        @Test("bytes that are not HTTP: 400 with a JSON error naming the problem, closed, nothing sent upstream")
+        @Test("bytes that are not HTTP: 400 with a JSON error naming the problem, closed, nothing sent upstream, logged")
         func malformedClient() async throws {
             let upstream = try await RawUpstream { _ in .init(bytes: Self.sized()) }
             defer { Task { await upstream.stop() } }
@@ -431,7 +431,9 @@ extension OverSockets {
             #expect(reply.text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
             #expect(reply.text.contains(#""message":"malformed HTTP request: "#))
             #expect(upstream.requests.withLockedValue { $0.isEmpty })
-            #expect(events.requests.isEmpty)
+            // Every answer has its log line, wire-level 400s too.
+            #expect(events.requests.map(\.status) == [400])
+            #expect(events.requests.first?.reason == "bad_request")
         }
 
         @Test("a body over the limit, announced by its length: 413 before the body is read, then closed")
@@ -440,7 +442,7 @@ extension OverSockets {
             defer { Task { await upstream.stop() } }
             let (lab, _) = try await EndToEndTests.start(try loadLab(EndToEndTests.directLab(port: upstream.port))) { $0.gateway.maxRequestBody = 100 }
             defer { Task { await lab.stop() } }
-            let reply = try await RawClient.exchange(port: lab.gateway.port, send: ["POST /lab HTTP/1.1\r\nContent-Length: 5000\r\n\r\n{\"model\":"])
+            let reply = try await RawClient.exchange(port: lab.gateway.port, send: ["POST /lab HTTP/1.1\r\nHost: gw\r\nContent-Length: 5000\r\n\r\n{\"model\":"])
             #expect(reply.closed)
             #expect(reply.text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
             #expect(reply.text.contains("larger than 100 bytes"))

@@ -34,6 +34,7 @@ enum HeadCheck {
         var host = 0
         var contentLength = 0
         var transferEncoding = 0
+        /// `connection` fields that may name other fields.
         var connection = 0
         var otherCoding = false
     }
@@ -76,8 +77,11 @@ enum HeadCheck {
                 case 17 where headers.nameIs("transfer-encoding", at: index):
                     counts.transferEncoding += 1
                     // Only `chunked` alone: the gateway de-chunks and knows no other coding.
-                    if !isChunked(b, Int(f.valueStart)..<Int(f.valueEnd)) { counts.otherCoding = true }
-                case 10 where headers.nameIs("connection", at: index): counts.connection += 1
+                    if !isWord(b, Int(f.valueStart)..<Int(f.valueEnd), "chunked") { counts.otherCoding = true }
+                case 10 where headers.nameIs("connection", at: index):
+                    // `keep-alive` or `close` alone (the usual values) name no other field.
+                    let value = Int(f.valueStart)..<Int(f.valueEnd)
+                    if !isWord(b, value, "keep-alive") && !isWord(b, value, "close") { counts.connection += 1 }
                 default: break
                 }
             }
@@ -88,12 +92,11 @@ enum HeadCheck {
         return nil
     }
 
-    /// The value is `chunked` (any case), with optional whitespace around it.
-    private static func isChunked(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+    /// The value is `word` (lower case, compared without case), with optional whitespace around it.
+    private static func isWord(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ word: StaticString) -> Bool {
         var lower = range.lowerBound, upper = range.upperBound
         while lower < upper, b[lower] == 0x20 || b[lower] == 0x09 { lower += 1 }
         while upper > lower, b[upper - 1] == 0x20 || b[upper - 1] == 0x09 { upper -= 1 }
-        let word: StaticString = "chunked"
         guard upper - lower == word.utf8CodeUnitCount else { return false }
         for k in 0..<word.utf8CodeUnitCount where b[lower + k] | 0x20 != word.utf8Start[k] { return false }
         return true

@@ -21,7 +21,10 @@ enum RequestTarget {
                 return .success(resolveDots("/" + String(Substring(utf8))))
             }
         }
-        guard mayHaveDots(utf8) else { return .success(String(Substring(utf8))) }
+        guard mayHaveDots(utf8) else {
+            // The usual case: the target as it came, without a copy.
+            return .success(first == UInt8(ascii: "/") ? target : String(Substring(utf8)))
+        }
         return .success(resolveDots(String(Substring(utf8))))
     }
 

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -9,6 +10,8 @@ public final class GatewayServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let channel: Channel
     private let pools: [NIOLoopBound<UpstreamPool>]
+    /// `stop` ran (a second call must not submit work to loops that are shut down).
+    private let stopped = NIOLockedValueBox(false)
     /// Where the gateway listens.
     public let address: SocketAddress
 
@@ -41,10 +44,10 @@ public final class GatewayServer: Sendable {
                 .serverChannelOption(.backlog, value: 1024)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 // Out of descriptors (EMFILE, ENFILE) accept fails at once, again and again:
-                // wait a little before the next accept instead of spinning the loop.
+                // pause accepting a little instead of spinning the loop.
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { _ in .milliseconds(100) })
+                        try channel.pipeline.syncOperations.addHandler(AcceptPause())
                     }
                 }
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -74,6 +77,7 @@ public final class GatewayServer: Sendable {
     /// Stops listening, lets requests in flight finish (up to `options.drainTimeout`),
     /// closes every connection, writes the last log lines, then ends the event loops.
     public func stop() async {
+        guard stopped.withLockedValue({ was in defer { was = true }; return !was }) else { return }
         try? await channel.close()
         let open = await eachLoop { $0.clients.drain(); return $0.clients.count }
         if open > 0 {
@@ -103,5 +107,40 @@ public final class GatewayServer: Sendable {
             total += (try? await pool.eventLoop.submit { body(pool.value) }.get()) ?? 0
         }
         return total
+    }
+}
+
+/// Pauses accepting for a while when accept fails for want of descriptors or memory.
+///
+/// NIO's `AcceptBackoffHandler` delays the next `read()`, but when accept fails on the
+/// first try of a readable event NIO still has a read pending and keeps the listener
+/// registered, so epoll reports it readable again at once and the loop spins (seen: 100 %
+/// of a core with `ulimit -n 80` and 200 clients). Turning `autoRead` off unregisters the
+/// listener; after the pause it is turned on again and one read asked for.
+final class AcceptPause: ChannelInboundHandler {
+    typealias InboundIn = Channel
+    typealias InboundOut = Channel
+
+    static let pause = TimeAmount.milliseconds(100)
+    private var paused = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard let io = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(io.errnoCode) else {
+            context.fireErrorCaught(error)
+            return
+        }
+        guard !paused else { return }
+        paused = true
+        try? context.channel.syncOptions?.setOption(.autoRead, value: false)
+        context.eventLoop.assumeIsolated().scheduleTask(in: Self.pause) { [self] in
+            paused = false
+            guard context.channel.isActive else { return }
+            try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+            context.read()
+        }
     }
 }
