@@ -1,3 +1,4 @@
+import Wire
 /// One try of a request, as the dashboard shows it in the attempt chain.
 public struct AttemptEntry: Sendable, Hashable {
     public var provider: String
@@ -320,7 +321,7 @@ public struct LabModel: Sendable {
                 noteSeen(a.provider)
             }
         }
-        let second = Int(r.at.rounded(.down))
+        let second = Checked.clampedInt(r.at.rounded(.down))
         if (seconds.last?.second ?? Int.min) < second {
             // Seconds with no requests stay implicit; the charts read missing seconds as zero.
             seconds.append(SecondBucket(second: second))
@@ -348,7 +349,7 @@ public struct LabModel: Sendable {
 
     /// Requests per second, one value per second of the last `n` whole seconds (oldest first).
     public func perSecond(last n: Int, _ value: (SecondBucket) -> Double) -> [Double] {
-        let current = Int(now.rounded(.down))
+        let current = Checked.clampedInt(now.rounded(.down))
         var byStart: [Int: SecondBucket] = [:]
         for b in seconds.elements where b.second > current - n - 1 { byStart[b.second] = b }
         return ((current - n)..<current).map { s in byStart[s].map(value) ?? 0 }
@@ -356,7 +357,7 @@ public struct LabModel: Sendable {
 
     /// Counts by status code in the last `window` seconds (the current second included).
     public func recentCodes(window: Int = 10) -> [Int: Int] {
-        let current = Int(now.rounded(.down))
+        let current = Checked.clampedInt(now.rounded(.down))
         var out: [Int: Int] = [:]
         for b in seconds.elements where b.second > current - window {
             for (code, n) in b.codes { out[code, default: 0] += n }
@@ -366,7 +367,7 @@ public struct LabModel: Sendable {
 
     /// Requests per second over the last five whole seconds (or the time since the start or clear).
     public var achievedRate: Double {
-        let span = min(5.0, max(0, Double(Int(now.rounded(.down))) - countingSince.rounded(.down)))
+        let span = min(5.0, max(0, Double(Checked.clampedInt(now.rounded(.down))) - countingSince.rounded(.down)))
         guard span >= 1 else { return 0 }
         let counts = perSecond(last: Int(span)) { Double($0.count) }
         return counts.reduce(0, +) / span
@@ -379,7 +380,7 @@ public struct LabModel: Sendable {
 /// Number and time formatting shared by panels and headless output.
 public enum Format {
     public static func rate(_ r: Double) -> String {
-        r >= 100 || r == r.rounded() ? "\(Int(r.rounded()))/s" : fixed(r, 1) + "/s"
+        r >= 100 || r == r.rounded() ? "\(Checked.clampedInt(r))/s" : fixed(r, 1) + "/s"
     }
 
     public static func fixed(_ v: Double, _ decimals: Int) -> String {
@@ -397,13 +398,13 @@ public enum Format {
     /// `12ms`, `1.4s`, `850µs`.
     public static func latency(_ seconds: Double) -> String {
         if seconds < 0.001 { return "\(Int((seconds * 1_000_000).rounded()))µs" }
-        if seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
+        if seconds < 1 { return "\(Checked.clampedInt(seconds * 1000))ms" }
         return fixed(seconds, seconds < 10 ? 2 : 1) + "s"
     }
 
     /// `mm:ss` (or `h:mm:ss`) since start.
     public static func clock(_ seconds: Double) -> String {
-        let s = max(0, Int(seconds.rounded(.down)))
+        let s = max(0, Checked.clampedInt(seconds.rounded(.down)))
         let h = s / 3600, m = (s / 60) % 60, sec = s % 60
         let mm = m < 10 ? "0\(m)" : "\(m)", ss = sec < 10 ? "0\(sec)" : "\(sec)"
         return h > 0 ? "\(h):\(mm):\(ss)" : "\(mm):\(ss)"
@@ -429,6 +430,6 @@ public enum Format {
 
     public static func percent(_ part: Int, _ whole: Int) -> String {
         guard whole > 0 else { return "-" }
-        return "\(Int((Double(part) * 100 / Double(whole)).rounded()))%"
+        return "\(Checked.clampedInt(Double(part) * 100 / Double(whole)))%"
     }
 }

@@ -1,3 +1,4 @@
+import Wire
 /// How to draw, beyond the model.
 public struct RenderOptions: Sendable {
     public var glyphs: Glyphs
@@ -314,7 +315,7 @@ enum Panels {
         var out = String.UnicodeScalarView()
         for v in values {
             if v <= 0 || top <= 0 { out.append(" "); continue }
-            let level = min(g.spark.count - 1, Int((v / top * Double(g.spark.count - 1)).rounded()))
+            let level = min(g.spark.count - 1, Checked.clampedInt(v / top * Double(g.spark.count - 1), 0...Int.max))
             out.append(g.spark[level])
         }
         return String(out)

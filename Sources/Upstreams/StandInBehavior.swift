@@ -96,7 +96,7 @@ extension StandInBehavior {
             guard ms <= Double(longestDelayMs) else {
                 throw ParseError(text: text, reason: "\(what) \(value) is longer than \(longestDelayMs / 60_000) minutes; use hang for no answer")
             }
-            return Int(ms.rounded())
+            return Int(ms.rounded())  // checked: 0 <= ms <= longestDelayMs above
         }
         switch head {
         case "healthy":

@@ -80,9 +80,9 @@ extension Duration {
         let s = seconds
         // Past what Int holds (in milliseconds) the count is shown as a Double rather than trapping.
         guard s.magnitude < 9.2e15 else { return String(format: "%.0fs", s) }
-        if s < 1 { return "\(Int((s * 1000).rounded()))ms" }
+        if s < 1 { return "\(Int((s * 1000).rounded()))ms" }  // checked: |s| < 9.2e15 above
         if s < 60 { return s == s.rounded() ? "\(Int(s))s" : String(format: "%.1fs", s) }
-        let whole = Int(s.rounded())
+        let whole = Int(s.rounded())  // checked: |s| < 9.2e15 above
         return whole % 60 == 0 ? "\(whole / 60)m" : "\(whole / 60)m\(whole % 60)s"
     }
 }

@@ -159,7 +159,7 @@ struct Fields {
         do {
             let value = try GoDuration.parse(text)
             guard value <= maximum else {
-                let hours = Int(maximum.components.seconds / 3600)
+                let hours = Int(maximum.components.seconds / 3600)  // checked: Int64 to Int, no Double
                 let shown = maximum == .seconds(hours * 3600) ? "\(hours)h" : maximum.compactDescription
                 reader.error(values[key], "\(path).\(key) must be at most \(shown), found \"\(text)\"")
                 return nil

@@ -409,7 +409,7 @@ final class Exchange: UpstreamResponseDelegate {
         writeAttempts(to: &out)
         out.writeStaticString("\r\n")
         if let retryHint, !headers.contains("retry-after-ms") {
-            out.writeHeader("retry-after-ms", Int(retryHint.seconds * 1000))
+            out.writeHeader("retry-after-ms", Checked.clampedInt(retryHint.seconds * 1000, 0...Int.max))
         }
         writeConnectionHeader(to: &out)
         out.writeStaticString("\r\n")

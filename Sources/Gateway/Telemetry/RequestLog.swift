@@ -116,7 +116,7 @@ public struct RequestLog: Sendable {
         var t = time_t(date.timeIntervalSince1970.rounded(.down))
         var parts = tm()
         gmtime_r(&t, &parts)
-        let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
+        let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)  // checked: a fraction of a second of the wall clock
         func put(_ n: Int, _ width: Int) {
             var divisor = 1
             for _ in 1..<width { divisor *= 10 }
