@@ -1,6 +1,7 @@
 import Driver
 import Foundation
 import Gateway
+import Wire
 
 /// What the dashboard may do to the lab it watches; absent with `run --target`.
 public struct LabHooks: Sendable {
@@ -228,7 +229,12 @@ public enum Headless {
             if let g = r.group { line += " (group \(g + 1))" }
             line += "  " + Format.latency(r.latency)
             if let t = r.tokens { line += "  \(t) tokens" }
-            if r.attempts.count > 1 { line += "  attempts " + r.attempts.map { "\($0.provider)=\($0.status.map(String.init) ?? $0.failure ?? "error")" }.joined(separator: ",") }
+            if r.attempts.count > 1 {
+                // As the gateway wrote it: the same writer.
+                line += "  attempts " + FailoverAttempts.value(r.attempts.map {
+                    FailoverAttempts.Entry(provider: $0.provider, outcome: $0.status.map { .status($0) } ?? .init(word: $0.failure ?? "error"))
+                })
+            }
             if let e = r.error { line += "  error: " + e }
             return line
         case .health(let h):

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// Builds OpenAI-shaped answers for the mock OpenAI stand-in.
 public enum MockOpenAI {
@@ -85,7 +86,7 @@ public enum MockOpenAI {
             let completion = tokenCount(text)
             events.append(head + #"[],"usage":{"prompt_tokens":\#(request.promptTokens),"completion_tokens":\#(completion),"total_tokens":\#(request.promptTokens + completion)}}"#)
         }
-        return events.map { "data: \($0)\n\n" } + ["data: [DONE]\n\n"]
+        return events.map(SSE.event) + [SSE.done]
     }
 
     /// Splits text into word-sized pieces that concatenate back to it.
@@ -104,8 +105,6 @@ public enum MockOpenAI {
     }
 
     static func quote(_ s: String) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
-        let wrapped = String(decoding: data, as: UTF8.self)
-        return String(wrapped.dropFirst().dropLast())
+        JSONString.quoted(s)
     }
 }

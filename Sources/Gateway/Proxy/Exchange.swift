@@ -133,7 +133,7 @@ final class Exchange: UpstreamResponseDelegate {
     /// when the action answers the client with an error. Then arms the one timer the
     /// machine wants (request deadline, head timeout or backoff).
     private func handle(_ input: ExchangeMachine.Input, error: @autoclosure () -> String = "") {
-        let action = machine.handle(input, now: .now())
+        let action = machine.handle(input, now: .now())  // read only when a deadline is set
         perform(action, error: error)
         rearm()
     }
@@ -666,7 +666,7 @@ final class Exchange: UpstreamResponseDelegate {
 
     /// Answers the client with a JSON error made by the gateway.
     func reject(status: Int, message: String, type: String, reason: String, closeAfter: Bool = false) {
-        _ = machine.handle(.answered, now: .now())
+        _ = machine.handle(.answered, now: .now())  // not read: .answered sets no deadline
         var line = JSONLine()
         line.add("message", message)
         line.add("type", type)

@@ -128,23 +128,25 @@ struct ExchangeMachine {
         return next
     }
 
-    mutating func handle(_ input: Input, now: NIODeadline) -> Action {
+    /// `now` is read only when the input sets a deadline or a timer fired: most inputs on
+    /// the data path need no clock.
+    mutating func handle(_ input: Input, now clock: @autoclosure () -> NIODeadline) -> Action {
         switch input {
         case .start:
             guard state == .idle else { return .none }
-            requestDeadline = policy.requestTimeout.map { Self.adding($0, to: now) }
+            requestDeadline = policy.requestTimeout.map { Self.adding($0, to: clock()) }
             state = .connecting
             return .attempt
 
         case .sent:
             guard state == .connecting else { return .none }
             state = .awaitingHead
-            headDeadline = policy.headTimeout.map { Self.adding($0, to: now) }
+            headDeadline = policy.headTimeout.map { Self.adding($0, to: clock()) }
             return .none
 
         case .connectFailed:
             guard state == .connecting else { return .none }
-            return failTry(.connect, now: now)
+            return failTry(.connect, now: clock())
 
         case .closedBeforeHead(let reused):
             switch state {
@@ -154,30 +156,30 @@ struct ExchangeMachine {
                 state = .connecting
                 return .reconnect
             case .awaitingHead:
-                return failTry(.connect, now: now)
+                return failTry(.connect, now: clock())
             case .holding:
-                return failTry(.broken, now: now)
+                return failTry(.broken, now: clock())
             default:
                 return .none
             }
 
         case .malformed:
             guard state == .awaitingHead || state == .holding else { return .none }
-            return failTry(.broken, now: now)
+            return failTry(.broken, now: clock())
 
         case .head(let status, let failure):
             guard state == .awaitingHead else { return .none }
             headDeadline = nil
-            guard (100...599).contains(status) else { return failTry(.broken, now: now) }
+            guard (100...599).contains(status) else { return failTry(.broken, now: clock()) }
             if status == 429 {
                 state = .holding
                 return .hold
             }
-            return decide(status: status, failure: failure, now: now)
+            return decide(status: status, failure: failure, now: clock())
 
         case .heldEnded(let failure):
             guard state == .holding else { return .none }
-            return decide(status: 429, failure: failure, now: now)
+            return decide(status: 429, failure: failure, now: clock())
 
         case .ended:
             guard case .streaming(let pendingSuccess) = state else { return .none }
@@ -190,13 +192,13 @@ struct ExchangeMachine {
                 end()
                 return .finishBroken(recordFailure: pendingSuccess)
             case .holding:
-                return failTry(.broken, now: now)
+                return failTry(.broken, now: clock())
             default:
                 return .none
             }
 
         case .timer:
-            return timer(now: now)
+            return timer(now: clock())
 
         case .answered:
             end()
@@ -239,10 +241,10 @@ struct ExchangeMachine {
     }
 
     /// A head (or a held 429's end) that goes to the client, or is retried.
-    private mutating func decide(status: Int, failure: Bool, now: NIODeadline) -> Action {
+    private mutating func decide(status: Int, failure: Bool, now: @autoclosure () -> NIODeadline) -> Action {
         tries += 1
         if failure, let next = retryNext(status: status) {
-            start(next, now: now)
+            start(next, now: now())
             return .discard(next: next)
         }
         state = .streaming(pendingSuccess: !failure)
@@ -250,24 +252,24 @@ struct ExchangeMachine {
     }
 
     /// A try ended with nothing to pass on: retry, back off, or answer.
-    private mutating func failTry(_ failure: TryFailure, now: NIODeadline) -> Action {
+    private mutating func failTry(_ failure: TryFailure, now: @autoclosure () -> NIODeadline) -> Action {
         tries += 1
         headDeadline = nil
         guard let next = retryNext(status: nil) else {
             end()
             return .tryFailed(failure, next: .answer(status: failure == .timeout ? 504 : 502))
         }
-        start(next, now: now)
+        start(next, now: now())
         return .tryFailed(failure, next: next)
     }
 
-    private mutating func start(_ next: Next, now: NIODeadline) {
+    private mutating func start(_ next: Next, now: @autoclosure () -> NIODeadline) {
         switch next {
         case .attempt:
             state = .connecting
         case .backoff:
             state = .backoff
-            backoffUntil = Self.adding(policy.retry?.backoff ?? .zero, to: now)
+            backoffUntil = Self.adding(policy.retry?.backoff ?? .zero, to: now())
         case .answer:
             end()
         }
