@@ -1,7 +1,8 @@
-import Foundation
+import Wire
 
 /// Reads `model` and `usage` from a chat completion, or from the chunks of a
-/// Server-Sent Events stream, for the access log.
+/// Server-Sent Events stream, for the access log: with the driver's scanner and SSE
+/// reader (Wire), so the log and the driver's records read a response the same way.
 enum UsageReader {
     struct Usage {
         var model: String?
@@ -10,20 +11,23 @@ enum UsageReader {
     }
 
     static func read(_ bytes: some Collection<UInt8>, contentType: String?) -> Usage {
-        if contentType.map(isEventStream) == true {
-            var usage = Usage()
-            let text = String(decoding: bytes, as: UTF8.self)
-            for line in text.split(separator: "\n") where line.hasPrefix("data:") {
-                let payload = line.dropFirst(5).trimmingCharacters(in: .whitespaces)
-                guard payload != "[DONE]", let object = parse(Data(payload.utf8)) else { continue }
-                merge(object, into: &usage)
-            }
+        let stream = contentType.map(isEventStream) == true
+        return bytes.withContiguousStorageIfAvailable { read($0, stream: stream) }
+            ?? Array(bytes).withUnsafeBufferPointer { read($0, stream: stream) }
+    }
+
+    static func read(_ bytes: UnsafeBufferPointer<UInt8>, stream: Bool) -> Usage {
+        var usage = Usage()
+        guard stream else {
+            merge(bytes, into: &usage)
             return usage
         }
-        let scanned = bytes.withContiguousStorageIfAvailable(scan) ?? Array(bytes).withUnsafeBufferPointer(scan)
-        if let usage = scanned { return usage }
-        var usage = Usage()
-        if let object = parse(Data(bytes)) { merge(object, into: &usage) }
+        // A stream's copy keeps its tail, so its first line may be cut: that event does not
+        // scan and is skipped; the usage chunk comes last.
+        SSE.forEachData(in: bytes) { payload in
+            guard !(payload.count == 6 && payload.elementsEqual("[DONE]".utf8)) else { return }
+            merge(payload, into: &usage)
+        }
         return usage
     }
 
@@ -32,38 +36,12 @@ enum UsageReader {
         contentType.utf8.starts(with: "text/event-stream".utf8)
     }
 
-    static let modelKey = Array("model".utf8)
-    static let usageKey = Array("usage".utf8)
-    static let promptTokensKey = Array("prompt_tokens".utf8)
-    static let completionTokensKey = Array("completion_tokens".utf8)
-
-    /// Reads a chat completion's `model` and `usage` without decoding the whole body;
-    /// nil when the body is not the plain shape this expects.
-    static func scan(_ b: UnsafeBufferPointer<UInt8>) -> Usage? {
-        guard let ranges = TopLevelJSON.valueRanges(b, modelKey, usageKey) else { return nil }
-        var usage = Usage()
-        if let model = ranges.first {
-            guard let text = TopLevelJSON.plainString(b, model) else { return nil }
-            usage.model = text
-        }
-        if let counts = ranges.second {
-            let inner = UnsafeBufferPointer(rebasing: b[counts])
-            guard let values = TopLevelJSON.valueRanges(inner, promptTokensKey, completionTokensKey) else { return usage }
-            usage.inputTokens = values.first.flatMap { TopLevelJSON.digits(inner, $0) }
-            usage.outputTokens = values.second.flatMap { TopLevelJSON.digits(inner, $0) }
-        }
-        return usage
-    }
-
-    private static func parse(_ data: Data) -> [String: Any]? {
-        (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-    }
-
-    private static func merge(_ object: [String: Any], into usage: inout Usage) {
-        if let model = object["model"] as? String { usage.model = model }
-        if let counts = object["usage"] as? [String: Any] {
-            if let input = counts["prompt_tokens"] as? Int { usage.inputTokens = input }
-            if let output = counts["completion_tokens"] as? Int { usage.outputTokens = output }
-        }
+    /// What one JSON object says; a later object's facts replace an earlier one's.
+    private static func merge(_ bytes: UnsafeBufferPointer<UInt8>, into usage: inout Usage) {
+        var scanner = ModelUsageScanner(bytes: bytes)
+        guard let found = try? scanner.modelAndUsage() else { return }
+        if let model = found.model { usage.model = model }
+        if let prompt = found.usage?.prompt { usage.inputTokens = prompt }
+        if let completion = found.usage?.completion { usage.outputTokens = completion }
     }
 }
