@@ -262,15 +262,8 @@ final class HeldSocket: @unchecked Sendable {
     private var pending: [UInt8] = []
 
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard fd >= 0, connected == 0 else { throw RawClient.Failure(description: "connect to \(port) failed") }
+        guard let fd = connectLoopback(port: port) else { throw RawClient.Failure(description: "connect to \(port) failed") }
+        self.fd = fd
     }
 
     deinit { close(fd) }

@@ -227,19 +227,10 @@ enum RawClient {
 
     static func exchange(port: Int, send pieces: [String], pause: Duration = .milliseconds(20), done: @escaping @Sendable (String) -> Bool = { _ in false }) async throws -> (text: String, closed: Bool) {
         try await Task.detached {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw Failure(description: "socket failed") }
+            guard let fd = connectLoopback(port: port) else { throw Failure(description: "connect to \(port) failed") }
             defer { close(fd) }
             var timeout = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { throw Failure(description: "connect to \(port) failed") }
             for (i, piece) in pieces.enumerated() {
                 if i > 0 { try await Task.sleep(for: pause) }
                 let bytes = Array(piece.utf8)
