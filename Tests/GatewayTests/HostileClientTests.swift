@@ -69,6 +69,20 @@ struct HostileHeadTests {
         #expect(Self.refusal(Self.request("POST /lab HTTP/1.1\r\nHost: a\r\nX-A: b  c \t d\r\nX-B: \r\n")) == nil)
     }
 
+    @Test("trailers after a chunked request body are 400 (a bare CR in the chunk framing would otherwise turn the next bytes into trailer lines); a response's are dropped")
+    func trailers() throws {
+        let chunked = "POST /lab HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+        #expect(Self.refusal(Array((chunked + "X-T: 1\r\n\r\n").utf8))?.description.contains("trailer") == true)
+        // Found by the fuzzer: "0\r" and no LF; accepted whole, refused when cut into 7-byte reads.
+        let bareCR = "POST /http-429 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\rkeep-alivep://x/a/../http-429?q=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        #expect(Self.refusal(Array(bareCR.utf8)) != nil)
+        #expect(try WireFuzzEntry.parseRequests(Array((chunked + "\r\n").utf8)).count == 1, "no trailers: accepted")
+        let response = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\ndata\r\n0\r\nx-t: 1\r\n\r\n"
+        for size in [Int.max, 1, 5] {
+            #expect(try WireFuzzEntry.parseResponses(Array(response.utf8), readSize: size) == [200])
+        }
+    }
+
     @Test("a target over 8 KiB is 414; header lines over 64 KiB are 431")
     func sizes() throws {
         let long = String(repeating: "a", count: 8 * 1024)

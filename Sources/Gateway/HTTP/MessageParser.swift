@@ -289,6 +289,7 @@ final class MessageParser {
         }
         s.on_header_field = { p, at, length in
             let me = MessageParser.of(p)
+            if me.headDone { return me.trailer() }
             let piece = UnsafeRawBufferPointer(start: at, count: length)
             if me.nameMayContinue && !me.head.headers.isEmpty {
                 me.head.headers.continueName(piece)
@@ -305,6 +306,7 @@ final class MessageParser {
         }
         s.on_header_value = { p, at, length in
             let me = MessageParser.of(p)
+            if me.headDone { return me.trailer() }
             if me.isFold(at) {
                 me.stopped = Failure(name: "OBS_FOLD", description: "folded header line (obs-fold) in \(me.head.headers.isEmpty ? "a header" : me.head.headers.name(at: me.head.headers.count - 1))")
                 return -1
@@ -324,6 +326,16 @@ final class MessageParser {
         pointer.initialize(to: s)
         return UnsafePointer(pointer)
     }()
+
+    /// A field after a chunked body (a trailer). A request's is refused: nothing upstream
+    /// needs one, and http-parser, built non-strict, reads bytes after a bare CR in the
+    /// chunk framing as trailer lines, so accepting them would let framing differ from
+    /// other parsers'. A response's are dropped (the gateway writes no trailers).
+    private func trailer() -> Int32 {
+        guard kind == .request else { return 0 }
+        stopped = Failure(name: "TRAILERS", description: "trailer fields after a chunked request body are not accepted")
+        return -1
+    }
 
     private func headTooLarge() -> Int32 {
         stopped = Failure(name: "HEAD_TOO_LARGE", description: "header fields larger than \(limits.maxHead) bytes", status: 431)
