@@ -351,6 +351,7 @@ extension OverSockets {
             Case(name: "target over 8 KiB", bytes: "POST \(path)?\(String(repeating: "q", count: 8200)) HTTP/1.1\r\nHost: a\r\nContent-Length: 26\r\n\r\n\(body)", status: 414, says: "longer than 8192"),
             Case(name: "head over 64 KiB", bytes: "POST \(path) HTTP/1.1\r\nHost: a\r\nX-Big: \(String(repeating: "b", count: 70_000))\r\nContent-Length: 26\r\n\r\n\(body)", status: 431, says: "larger than 65536"),
             Case(name: "100-continue for a body over the limit", bytes: "POST \(path) HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 9000000\r\n\r\n", status: 413, says: "larger than 8388608"),
+            Case(name: "100-continue for a path no route takes", bytes: "POST /nowhere HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 26\r\n\r\n", status: 404, says: "no route matches"),
             Case(name: "model twice, one escaped", bytes: Wire.post(#"{"model":"","mod\u0065l":"client-chosen","messages":[]}"#), status: 400, says: "names \\\"model\\\" 2 times"),
             Case(name: "number out of range", bytes: Wire.post(#"{"model":"","messages":[],"temperature":1e999999}"#), status: 400, says: "not strict JSON"),
             // \u{1} stands for a lone 0xFF byte (a Swift String cannot hold one), put in when sent.
@@ -379,7 +380,7 @@ extension OverSockets {
             #expect(reply.text.hasPrefix("HTTP/1.1 \(c.status) "), "\(reply.text.prefix(300))")
             #expect(reply.text.contains(c.says), "\(reply.text.prefix(300))")
             #expect(!reply.text.contains("100 Continue"))
-            if [400, 413, 414, 431].contains(c.status) && !c.says.contains("model") && !c.says.contains("strict") {
+            if [400, 404, 413, 414, 431].contains(c.status) && !c.says.contains("model") && !c.says.contains("strict") {
                 #expect(reply.text.lowercased().contains("connection: close"))
             }
             #expect(upstream.requests.withLockedValue { $0.isEmpty })

@@ -140,6 +140,12 @@ final class ProxyHandler: ChannelInboundHandler, MessageParserDelegate {
             return true
         }
         if let i = head.headers.index(of: "expect"), head.headers.valueHasToken("100-continue", at: i) {
+            // Nor for a request no route takes: its 404 comes instead, and the connection
+            // closes rather than read a body nobody wants.
+            if runtime.plan.route(forPath: head.uri) == nil {
+                refuseBeforeBody(context, head: head, status: 404, message: "no route matches path \(head.uri)", type: "not_found_error", reason: "no_route")
+                return true
+            }
             var out = context.channel.allocator.buffer(capacity: 32)
             out.writeStaticString(head.isHTTP10 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n")
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)
@@ -173,10 +179,16 @@ final class ProxyHandler: ChannelInboundHandler, MessageParserDelegate {
     }
 
     private func tooLarge(_ context: ChannelHandlerContext, head: MessageHead) {
+        refuseBeforeBody(context, head: head, status: 413, message: "request body is larger than \(runtime.options.maxRequestBody) bytes (--max-body-buffer)", type: "invalid_request_error", reason: "body_too_large")
+    }
+
+    /// Answers a request whose body will not be read (nor `100 Continue` sent), logs it like
+    /// any answer, and closes the connection.
+    private func refuseBeforeBody(_ context: ChannelHandlerContext, head: MessageHead, status: Int, message: String, type: String, reason: String) {
         rejecting = true
         let exchange = Exchange(runtime: runtime, pool: pool, handler: self, context: context, head: head, body: body)
         body = ByteBuffer()
-        exchange.reject(status: 413, message: "request body is larger than \(runtime.options.maxRequestBody) bytes (--max-body-buffer)", type: "invalid_request_error", reason: "body_too_large", closeAfter: true)
+        exchange.reject(status: status, message: message, type: type, reason: reason, closeAfter: true)
         closed = true
     }
 
