@@ -212,7 +212,7 @@ public enum ModelShapeJSON {
             let text: String
             if let s = v as? String, !s.contains(where: \.isWhitespace) {
                 text = s
-            } else if let n = v as? NSNumber, !(v is Bool) {
+            } else if let n = v as? NSNumber, String(cString: n.objCType) != "c" {  // "c": JSON true/false (`is Bool` holds for 0 and 1 too)
                 let d = n.doubleValue
                 text = d == d.rounded() && abs(d) < 1e15 ? String(Checked.clampedInt(d)) : d.description
             } else {

@@ -161,6 +161,8 @@ final class StandInHandler: ChannelInboundHandler {
     /// A shaped answer: TTFT, then `count` tokens each after a drawn gap. Only one task is
     /// scheduled per stream at a time (the next token's, from the previous one's), and each
     /// token's event is built when it is sent, so a long answer holds no list of events.
+    /// Token k is due at start + TTFT + the first k gaps: a late event loop delays a token
+    /// but not the ones after it, so a loaded mock keeps the configured rate.
     private func completeShaped(context: ChannelHandlerContext, head: HTTPRequestHead, request: MockOpenAI.Request,
                                 headers: HTTPHeaders, id: String, created: Int, tokenDelay: Duration, shape: ModelShape, seed: UInt64) {
         var rng = ShapeRandom(seed: seed)
@@ -190,8 +192,9 @@ final class StandInHandler: ChannelInboundHandler {
         let chunk = MockOpenAI.chunkHead(for: request, id: id, created: created)
         writeText(MockOpenAI.roleEvent(head: chunk), context: context)
         let stream = ShapedStream(chunk: chunk, request: request, pieces: sentence, count: count, cut: cut,
-                                  shape: shape, tokenDelayNanos: delayNanos, rng: rng, keepAlive: head.isKeepAlive)
-        scheduleToken(0, of: stream, after: first, context: context)
+                                  shape: shape, tokenDelayNanos: delayNanos, rng: rng, keepAlive: head.isKeepAlive,
+                                  due: .now() + .nanoseconds(first))
+        scheduleToken(0, of: stream, context: context)
     }
 
     /// What a shaped stream needs between its tokens (a value: each task carries its own copy).
@@ -205,10 +208,12 @@ final class StandInHandler: ChannelInboundHandler {
         let tokenDelayNanos: Int64
         var rng: ShapeRandom
         let keepAlive: Bool
+        /// When the next token is due.
+        var due: NIODeadline
     }
 
-    private func scheduleToken(_ i: Int, of stream: ShapedStream, after nanos: Int64, context: ChannelHandlerContext) {
-        context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanos)) { [self] in
+    private func scheduleToken(_ i: Int, of stream: ShapedStream, context: ChannelHandlerContext) {
+        context.eventLoop.assumeIsolated().scheduleTask(deadline: stream.due) { [self] in
             guard context.channel.isActive else { return }
             var stream = stream
             var text = MockOpenAI.tokenEvent(head: stream.chunk, piece: MockOpenAI.shapedPiece(i, of: stream.pieces))
@@ -221,8 +226,8 @@ final class StandInHandler: ChannelInboundHandler {
                 return
             }
             self.writeText(text, context: context)
-            let gap = stream.shape.interTokenNanos(tokenDelayNanos: stream.tokenDelayNanos, using: &stream.rng)
-            self.scheduleToken(i + 1, of: stream, after: gap, context: context)
+            stream.due = stream.due + .nanoseconds(stream.shape.interTokenNanos(tokenDelayNanos: stream.tokenDelayNanos, using: &stream.rng))
+            self.scheduleToken(i + 1, of: stream, context: context)
         }
     }
 
