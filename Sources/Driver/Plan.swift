@@ -377,9 +377,11 @@ public struct Shard: Sendable, Equatable, CustomStringConvertible {
         guard parts.count == 2 else { throw ShardError("give K/N (shard K of N, K from 0) or /N (K from \(indexVariable)), found \"\(text)\"") }
         func number(_ s: Substring, _ what: String) throws(ShardError) -> Int {
             let t = String(s)
-            guard !t.isEmpty, t.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), t.utf8.count <= 9, let n = Int(t) else {
+            guard !t.isEmpty, t.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
                 throw ShardError("\(what) must be a whole number from 0, found \"\(s)\"")
             }
+            // Nine digits are below Int.max and well above Shard.most: Int(t) cannot fail.
+            guard t.utf8.count <= 9, let n = Int(t) else { throw ShardError("\(what) is too large (shards: at most \(Self.most)), found \"\(s)\"") }
             return n
         }
         let count = try number(parts[1], "N (the shard count) in \"\(text)\"")

@@ -50,7 +50,7 @@ extension StandInBehavior {
         public let text: String
         public let reason: String
         public var description: String {
-            "invalid stand-in behavior \"\(text)\": \(reason) (expected healthy, 429 [retry-after=S], rate-limited R/s [burst=N], 5xx|503 [P%], slow MSms [jitter=MSms], hang or down)"
+            "invalid stand-in behavior \"\(text)\": \(reason) (expected healthy, 429 [retry-after=S], rate-limited R/s [burst=N], 5xx|503 [P%], slow MSms [jitter=MSms], hang or down; then, for the mock OpenAI, ttft D, tokens N|A-B|max_tokens, rate R/s, jitter P% or model default)"
         }
     }
 
@@ -177,7 +177,7 @@ public struct StandInSetting: Sendable, Hashable {
         do {
             setting.shape = try ModelShape.parse(shapeWords.isEmpty ? "default" : shapeWords.joined(separator: " "))
         } catch {
-            throw .init(text: text, reason: error.description)
+            throw .init(text: text, reason: error.reason)
         }
         return setting
     }

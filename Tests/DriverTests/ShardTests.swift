@@ -17,7 +17,7 @@ import Testing
     @Test(arguments: [
         ("3/2", [:], "shard 3 of 2 does not exist"), ("2/2", [:], "K runs from 0 to 1"), ("0/0", [:], "shard count must be 1...10000"),
         ("-1/4", [:], "K (the shard index) in \"-1/4\" must be a whole number"), ("1/-4", [:], "N (the shard count)"),
-        ("1/99999999999999999999", [:], "must be a whole number"), ("1/20000", [:], "shard count must be 1...10000"),
+        ("1/99999999999999999999", [:], "N (the shard count) in \"1/99999999999999999999\" is too large"), ("99999999999/4", [:], "is too large"), ("1/20000", [:], "shard count must be 1...10000"),
         ("1/4/2", [:], "give K/N"), ("4", [:], "give K/N"), ("a/4", [:], "must be a whole number"), ("1/", [:], "N (the shard count)"),
         (" 1/4", [:], "must be a whole number"), ("/4", [:], "JOB_COMPLETION_INDEX, which is not set"),
         ("/4", ["JOB_COMPLETION_INDEX": "4"], "shard 4 of 4 does not exist"), ("/4", ["JOB_COMPLETION_INDEX": "x"], "JOB_COMPLETION_INDEX must be"),
