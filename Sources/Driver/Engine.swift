@@ -666,7 +666,7 @@ final class Engine {
     /// Takes an arrival that is due: sends it if a slot is free, else queues it as late.
     func admit(_ arrival: PendingArrival) {
         var a = arrival
-        a.seq = nextSeq
+        a.seq = config.shard?.seq(nextSeq) ?? nextSeq
         nextSeq += 1
         hot.pointee.scheduled += 1
         if backlogHead == backlog.count, let t = takeFree() {
@@ -746,7 +746,7 @@ final class Engine {
             case .closed:
                 if let d = config.duration, t >= d { endSchedule(cut: true); break }
                 while !limitReached, let tr = takeFree() {
-                    let a = PendingArrival(seq: nextSeq, intended: 0, request: pickRequest())
+                    let a = PendingArrival(seq: config.shard?.seq(nextSeq) ?? nextSeq, intended: 0, request: pickRequest())
                     hot.pointee.nextSeq += 1
                     hot.pointee.scheduled += 1
                     launch(tr, a, late: false, dueNow: true)

@@ -335,3 +335,136 @@ extension String {
         return parts
     }
 }
+
+/// One of N copies of a run (`drive --shard K/N`), so N machines (the pods of a Kubernetes
+/// Indexed Job, or any job runner) together make the plan's load:
+///
+/// - open loop: every rate divided by N (a burst's size divided like concurrency);
+/// - closed loop: concurrency divided, the remainder going to the first shards
+///   (10 over 3 shards: 4, 3, 3); `--requests` divided the same way;
+/// - `seq` interleaved: shard K numbers its requests K, K+N, K+2N, ..., so the shards'
+///   records never share a `seq` and together count 0, 1, 2, ... as one run would;
+/// - the seed offset by K, so Poisson gaps and target picks differ between shards.
+///
+/// The duration is not divided: every shard runs the whole of it.
+public struct Shard: Sendable, Equatable, CustomStringConvertible {
+    /// K, from 0 (as `JOB_COMPLETION_INDEX` counts).
+    public let index: Int
+    /// N.
+    public let count: Int
+
+    /// The most shards a run splits into.
+    public static let most = 10_000
+
+    public init(index: Int, count: Int) throws(ShardError) {
+        guard (1...Self.most).contains(count) else { throw ShardError("the shard count must be 1...\(Self.most), found \(count)") }
+        guard (0..<count).contains(index) else {
+            throw ShardError("shard \(index) of \(count) does not exist: K runs from 0 to \(count - 1) (as JOB_COMPLETION_INDEX does)")
+        }
+        self.index = index
+        self.count = count
+    }
+
+    public var description: String { "\(index)/\(count)" }
+
+    /// The environment variable that gives K for `--shard /N`: a Kubernetes Indexed Job's.
+    public static let indexVariable = "JOB_COMPLETION_INDEX"
+
+    /// Reads `K/N`, or `/N` with K from `JOB_COMPLETION_INDEX`. Both numbers are a user's
+    /// (a flag, an environment variable): checked, with what was wrong.
+    public static func parse(_ text: String, environment: [String: String]) throws(ShardError) -> Shard {
+        let parts = text.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { throw ShardError("give K/N (shard K of N, K from 0) or /N (K from \(indexVariable)), found \"\(text)\"") }
+        func number(_ s: Substring, _ what: String) throws(ShardError) -> Int {
+            let t = String(s)
+            guard !t.isEmpty, t.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw ShardError("\(what) must be a whole number from 0, found \"\(s)\"")
+            }
+            // Nine digits are below Int.max and well above Shard.most: Int(t) cannot fail.
+            guard t.utf8.count <= 9, let n = Int(t) else { throw ShardError("\(what) is too large (shards: at most \(Self.most)), found \"\(s)\"") }
+            return n
+        }
+        let count = try number(parts[1], "N (the shard count) in \"\(text)\"")
+        let index: Int
+        if parts[0].isEmpty {
+            guard let env = environment[indexVariable] else {
+                throw ShardError("\"\(text)\" takes K from \(indexVariable), which is not set; give K/N")
+            }
+            index = try number(Substring(env), "\(indexVariable)")
+        } else {
+            index = try number(parts[0], "K (the shard index) in \"\(text)\"")
+        }
+        return try Shard(index: index, count: count)
+    }
+
+    /// This shard's part of `n` things: n/N, plus one for the first n%N shards.
+    public func share(of n: UInt64) -> UInt64 {
+        let (q, r) = n.quotientAndRemainder(dividingBy: UInt64(count))
+        return q + (UInt64(index) < r ? 1 : 0)
+    }
+
+    /// This shard's part of the workload; a closed loop or a burst too small to give every
+    /// shard at least one request is an error (the shard would do nothing).
+    public func share(of workload: Workload) throws(ShardError) -> Workload {
+        let n = Double(count)
+        switch workload {
+        case .closedLoop(let concurrency):
+            guard concurrency >= count else {
+                throw ShardError("concurrency \(concurrency) cannot be split over \(count) shards: give at least one request in flight a shard")
+            }
+            return .closedLoop(concurrency: Int(share(of: UInt64(concurrency))))  // checked: at most concurrency, an Int
+        case .openLoop(let phases):
+            var out: [Phase] = []
+            for phase in phases {
+                let pacing: Pacing
+                switch phase.pacing {
+                case .constant(let rate): pacing = .constant(rate: rate / n)
+                case .poisson(let rate): pacing = .poisson(rate: rate / n)
+                case .ramp(let from, let to, let over): pacing = .ramp(from: from / n, to: to / n, over: over)
+                case .steps(let rates, let every): pacing = .steps(rates: rates.map { $0 / n }, every: every)
+                case .bursts(let size, let every, let baseRate):
+                    guard size >= count else {
+                        throw ShardError("a burst of \(size) cannot be split over \(count) shards: give at least one request a shard")
+                    }
+                    pacing = .bursts(size: Int(share(of: UInt64(size))), every: every, baseRate: baseRate / n)  // checked: at most size
+                }
+                out.append(Phase(pacing, duration: phase.duration))
+            }
+            return .openLoop(out)
+        case .replay:
+            throw ShardError("a replay is not split into shards; split its log instead")
+        }
+    }
+
+    /// This shard's `--requests`; an error when it would get none.
+    public func share(ofRequests n: UInt64) throws(ShardError) -> UInt64 {
+        guard n >= UInt64(count) else { throw ShardError("--requests \(n) cannot be split over \(count) shards: give at least one request a shard") }
+        return share(of: n)
+    }
+
+    /// The `seq` of this shard's `i`-th request (from 0): K + N·i. Wrapping only past
+    /// 2^64 / N requests, which no run reaches.
+    @inline(__always) public func seq(_ i: UInt64) -> UInt64 {
+        UInt64(index) &+ i &* UInt64(count)
+    }
+
+    /// The seed this shard runs with.
+    public func seed(_ base: UInt64) -> UInt64 { base &+ UInt64(index) }
+}
+
+/// A `--shard` value that could not be used.
+public struct ShardError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension DriverConfiguration {
+    /// Makes this configuration shard K of N's part of the run: the workload's and
+    /// `requestLimit`'s shares, the seed + K, and `seq` K + N·i (see `Shard`).
+    public mutating func applyShard(_ shard: Shard) throws(ShardError) {
+        workload = try shard.share(of: workload)
+        if let n = requestLimit { requestLimit = try shard.share(ofRequests: n) }
+        seed = shard.seed(seed)
+        self.shard = shard
+    }
+}

@@ -88,6 +88,9 @@ public struct DriverConfiguration: Sendable {
     public var startPaused = false
     /// Most response-body bytes kept for provider and token extraction.
     public var bodyCaptureLimit = 1 << 20
+    /// With `drive --shard K/N`: request i is numbered `seq` K + N·i (the workload, limit
+    /// and seed are already this shard's share).
+    public var shard: Shard?
 
     public init(workload: Workload, mix: RequestMix, duration: Nanos? = nil, requestLimit: UInt64? = nil) {
         self.workload = workload

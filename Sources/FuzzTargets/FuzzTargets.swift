@@ -173,9 +173,18 @@ public enum FuzzTargets {
     // MARK: Upstreams
 
     static func standInBehavior(_ bytes: [UInt8]) -> String? {
-        guard let behavior = try? StandInBehavior.parse(text(bytes)) else { return nil }
-        _ = behavior.description
-        _ = behavior.shortName
+        guard let setting = try? StandInSetting.parse(text(bytes)) else { return nil }
+        _ = setting.description
+        _ = setting.behavior?.shortName
+        if let shape = setting.shape {
+            // The shaping arithmetic on whatever the text set: it must not trap either.
+            var rng = ShapeRandom(seed: UInt64(bytes.count))
+            _ = shape.firstTokenNanos(tokenDelayNanos: .max)
+            _ = shape.interTokenNanos(tokenDelayNanos: .max, using: &rng)
+            _ = shape.outputTokens(requested: ModelShape.mostTokens, sentence: 3, using: &rng)
+            // Its description reads back to the same shape.
+            guard (try? ModelShape.parse(shape.description)) == shape else { return "shape \(shape) does not read back" }
+        }
         return nil
     }
 

@@ -5,12 +5,14 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Upstreams
+import Wire
 
 /// The admin port: provider health, metrics, and the stand-ins' live fault controls.
 ///
 /// - `GET /health/providers`: every provider's group, state, reason, eviction and scores.
 /// - `GET /standins`: each stand-in's address and behaviour.
-/// - `POST /standins/NAME/behavior` with `{"behavior": "503 50%"}` (or the text alone): switch it.
+/// - `POST /standins/NAME/behavior` with `{"behavior": "503 50%"}` (or the text alone): switch it;
+///   `ttft 300ms tokens 200 rate 50/s` in the text, or `"model"` (text or `{"ttft": "300ms", ...}`), shapes the mock's answers.
 /// - `POST /providers/NAME/return`: end an eviction now.
 ///
 /// Safe by default (see `AdminAccess`): it listens on loopback unless told otherwise,
@@ -70,7 +72,7 @@ public final class AdminServer: Sendable {
             return (.ok, runtime.metrics.render(runtime: runtime), "text/plain; version=0.0.4; charset=utf-8")
         }
         if method == .GET && parts == ["standins"] {
-            let list = lab.standIns.map { ["name": $0.name, "address": $0.address, "behavior": $0.behavior.description, "requests": $0.requestCount] as [String: Any] }
+            let list = lab.standIns.map { ["name": $0.name, "address": $0.address, "behavior": $0.behavior.description, "model": $0.shape.description, "requests": $0.requestCount] as [String: Any] }
             return (.ok, Self.encode(["standIns": list]), json)
         }
         if method == .POST && parts.count == 3 && parts[0] == "standins" && parts[2] == "behavior" {
@@ -81,9 +83,10 @@ public final class AdminServer: Sendable {
             var text: String? = body.trimmingCharacters(in: .whitespacesAndNewlines)
             var latency: Duration?
             var tokenDelay: Duration?
+            var shape: ModelShape?
             if text?.hasPrefix("{") == true {
                 guard let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] else {
-                    return failure(.badRequest, "expected {\"behavior\": \"...\", \"latency\": \"100ms\", \"tokenDelay\": \"50ms\"} or the behavior as plain text")
+                    return failure(.badRequest, "expected {\"behavior\": \"...\", \"latency\": \"100ms\", \"tokenDelay\": \"50ms\", \"model\": \"ttft 300ms tokens 200 rate 50/s\"} or the behavior as plain text")
                 }
                 text = object["behavior"] as? String
                 do {
@@ -100,23 +103,35 @@ public final class AdminServer: Sendable {
                 for key in ["behavior", "latency", "tokenDelay"] where object[key] != nil && !(object[key] is String) {
                     return failure(.badRequest, "\(key) must be a string, like \"503 50%\" or \"100ms\"")
                 }
+                if let model = object["model"] {
+                    switch ModelShapeJSON.read(model) {
+                    case .success(let read): shape = read
+                    case .failure(let message): return failure(.badRequest, message)
+                    }
+                }
             }
             var behavior = standIn.behavior
             if let text {
+                let setting: StandInSetting
                 do {
-                    behavior = try StandInBehavior.parse(text)
+                    setting = try StandInSetting.parse(text)
                 } catch {
                     return failure(.badRequest, error.description)
                 }
                 do {
-                    try await standIn.setBehavior(behavior)
+                    if let shape = setting.shape { standIn.setShape(shape) }
+                    if let next = setting.behavior {
+                        try await standIn.setBehavior(next)
+                        behavior = next
+                    }
                 } catch {
                     return failure(.internalServerError, "could not switch \(name): \(error)")
                 }
             }
+            if let shape { standIn.setShape(shape) }
             if let latency { standIn.setLatency(latency) }
             if let tokenDelay { standIn.setTokenDelay(tokenDelay) }
-            return (.ok, Self.encode(["name": name, "behavior": behavior.description]), json)
+            return (.ok, Self.encode(["name": name, "behavior": behavior.description, "model": standIn.shape.description]), json)
         }
         if method == .POST && parts.count == 3 && parts[0] == "providers" && parts[2] == "return" {
             let name = parts[1]

@@ -14,7 +14,7 @@ public final class StandInFleet: Sendable {
 
     /// The behaviour a stand-in starts with: its `behavior`, else its kind's default.
     public static func initialBehavior(_ spec: StandInSpec) -> StandInBehavior {
-        if let text = spec.behavior, let behavior = try? StandInBehavior.parse(text) { return behavior }
+        if let text = spec.behavior, let behavior = (try? StandInSetting.parse(text))?.behavior { return behavior }
         switch spec.kind {
         case .http429: return .always429(retryAfter: spec.retryAfterSeconds ?? 60)
         case .mockOpenAI: return .healthy
@@ -26,7 +26,7 @@ public final class StandInFleet: Sendable {
         specs.compactMap { spec in
             guard let text = spec.behavior else { return nil }
             do {
-                _ = try StandInBehavior.parse(text)
+                _ = try StandInSetting.parse(text)
                 return nil
             } catch {
                 return ConfigDiagnostic(severity: .error, location: spec.location, message: "stand-in \(spec.name): \(error)")
@@ -45,6 +45,9 @@ public final class StandInFleet: Sendable {
                 let standIn = try await StandIn.start(name: spec.name, behavior: initialBehavior(spec), group: group, host: host)
                 if let latency = spec.latency { standIn.setLatency(latency) }
                 if let delay = spec.tokenDelay { standIn.setTokenDelay(delay) }
+                // `model:` first, then a shape in the `behavior` text, which is the more specific.
+                if let shape = spec.model { standIn.setShape(shape) }
+                if let text = spec.behavior, let shape = (try? StandInSetting.parse(text))?.shape { standIn.setShape(shape) }
                 started.append(standIn)
             }
         } catch {

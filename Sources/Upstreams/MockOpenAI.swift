@@ -44,6 +44,8 @@ public enum MockOpenAI {
         public var promptTokens: Int
         public var stream: Bool
         public var includeUsage: Bool
+        /// `max_completion_tokens` (else `max_tokens`), capped at `ModelShape.mostTokens`; nil when absent or below 1.
+        public var maxTokens: Int? = nil
     }
 
     public static func parse(_ body: Data) -> Request? {
@@ -52,13 +54,19 @@ public enum MockOpenAI {
         var prompt = 0
         var last = ""
         for message in messages {
-            let content = message["content"] as? String ?? ""
+            // A string, or (newer clients) a list of parts whose `text`s count.
+            var content = message["content"] as? String ?? ""
+            if let parts = message["content"] as? [[String: Any]] {
+                content = parts.compactMap { $0["text"] as? String }.joined(separator: " ")
+            }
             prompt += tokenCount(content) + 4  // per-message framing, as OpenAI counts it
             if message["role"] as? String == "user" { last = content }
         }
         let options = object["stream_options"] as? [String: Any]
+        let limit = (object["max_completion_tokens"] as? NSNumber ?? object["max_tokens"] as? NSNumber)?.doubleValue
         return Request(model: object["model"] as? String ?? "", lastUserMessage: last, promptTokens: prompt + 3,
-                       stream: object["stream"] as? Bool ?? false, includeUsage: options?["include_usage"] as? Bool ?? false)
+                       stream: object["stream"] as? Bool ?? false, includeUsage: options?["include_usage"] as? Bool ?? false,
+                       maxTokens: ModelShape.requestedTokens(limit))
     }
 
     /// A non-streaming chat completion.
@@ -89,8 +97,54 @@ public enum MockOpenAI {
         return events.map(SSE.event) + [SSE.done]
     }
 
+    // MARK: Shaped answers (a `ModelShape` is set): `count` tokens, built one at a time
+
+    /// The `i`-th token (from 0) of a shaped answer: the reply's pieces, over again as needed.
+    public static func shapedPiece(_ i: Int, of pieces: [String]) -> String {
+        guard !pieces.isEmpty else { return " token" }
+        let piece = pieces[i % pieces.count]
+        return i >= pieces.count && i % pieces.count == 0 ? " " + piece : piece
+    }
+
+    /// The first part of every chunk of a streamed answer, up to `"choices":`.
+    public static func chunkHead(for request: Request, id: String, created: Int) -> String {
+        #"{"id":"\#(id)","object":"chat.completion.chunk","created":\#(created),"model":\#(quote(request.model)),"system_fingerprint":"fp_failover_lab","choices":"#
+    }
+
+    public static func roleEvent(head: String) -> String {
+        SSE.event(head + #"[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#)
+    }
+
+    public static func tokenEvent(head: String, piece: String) -> String {
+        SSE.event(head + #"[{"index":0,"delta":{"content":\#(quote(piece))},"logprobs":null,"finish_reason":null}]}"#)
+    }
+
+    /// The stop chunk (`length` when the request's limit cut the answer), the usage chunk when asked for, and `[DONE]`.
+    public static func endEvents(head: String, request: Request, completionTokens: Int, cut: Bool) -> String {
+        var out = SSE.event(head + #"[{"index":0,"delta":{},"logprobs":null,"finish_reason":"\#(cut ? "length" : "stop")"}]}"#)
+        if request.includeUsage {
+            let total = request.promptTokens.addingReportingOverflow(completionTokens)
+            out += SSE.event(head + #"[],"usage":{"prompt_tokens":\#(request.promptTokens),"completion_tokens":\#(completionTokens),"total_tokens":\#(total.overflow ? Int.max : total.partialValue)}}"#)
+        }
+        return out + SSE.done
+    }
+
+    /// A non-streamed shaped completion of `count` tokens.
+    public static func shapedCompletion(for request: Request, id: String, created: Int, count: Int, cut: Bool) -> String {
+        let pieces = tokenPieces(reply(to: request.lastUserMessage))
+        var text = ""
+        for i in 0..<count { text += shapedPiece(i, of: pieces) }
+        let total = request.promptTokens.addingReportingOverflow(count)
+        return """
+        {"id":"\(id)","object":"chat.completion","created":\(created),"model":\(quote(request.model)),\
+        "choices":[{"index":0,"message":{"role":"assistant","content":\(quote(text)),"refusal":null},"logprobs":null,"finish_reason":"\(cut ? "length" : "stop")"}],\
+        "usage":{"prompt_tokens":\(request.promptTokens),"completion_tokens":\(count),"total_tokens":\(total.overflow ? Int.max : total.partialValue)},\
+        "system_fingerprint":"fp_failover_lab"}
+        """
+    }
+
     /// Splits text into word-sized pieces that concatenate back to it.
-    static func tokenPieces(_ text: String) -> [String] {
+    public static func tokenPieces(_ text: String) -> [String] {
         var pieces: [String] = []
         var current = ""
         for ch in text {

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Wire
 
 /// One of the lab's stand-ins on loopback (the http-429 server or the mock OpenAI),
 /// whose behaviour can be switched while it runs.
@@ -26,6 +27,10 @@ public final class StandIn: Sendable {
         var tokenDelay: Duration = .zero
         /// Added before every answer, whatever the behaviour.
         var latency: Duration = .zero
+        /// How completions are paced and sized; the default is today's answer.
+        var shape = ModelShape()
+        /// Seeds each answer's jitter and length draws (with its counter), so a run repeats.
+        var seed: UInt64 = 0x5EED
     }
 
     private init(name: String, host: String, port: Int, group: EventLoopGroup, behavior: StandInBehavior) {
@@ -66,6 +71,23 @@ public final class StandIn: Sendable {
     /// Sets the delay between streamed chunks.
     public func setTokenDelay(_ delay: Duration) {
         state.withLockedValue { $0.tokenDelay = delay }
+    }
+
+    /// How the mock OpenAI paces and sizes its answers now.
+    public var shape: ModelShape { state.withLockedValue { $0.shape } }
+
+    /// Sets how answers are paced and sized (`ModelShape()` for today's answer).
+    public func setShape(_ shape: ModelShape, seed: UInt64? = nil) {
+        state.withLockedValue {
+            $0.shape = shape
+            if let seed { $0.seed = seed }
+        }
+    }
+
+    /// Applies a parsed `--stand-in`/admin/Scenario setting: its behaviour and its shape, each if given.
+    public func apply(_ setting: StandInSetting) async throws {
+        if let shape = setting.shape { setShape(shape) }
+        if let behavior = setting.behavior { try await setBehavior(behavior) }
     }
 
     /// Switches behaviour live. `down` closes the listener and every connection, so new
@@ -150,7 +172,7 @@ public final class StandIn: Sendable {
 
     /// What to answer to one request, decided under the lock (counters, token bucket).
     enum Decision {
-        case completion(id: String, tokenDelay: Duration, delay: Duration)
+        case completion(id: String, tokenDelay: Duration, delay: Duration, shape: ModelShape, seed: UInt64)
         case rateLimit(retryAfter: Int)
         case bucketEmpty(limit: Int, reset: Duration)
         case error(status: Int)
@@ -167,9 +189,15 @@ public final class StandIn: Sendable {
         s.requests += 1
         s.completionCounter += 1
         let id = "chatcmpl-fl\(port)x\(s.completionCounter)"
+        let (shape, tokenDelay) = (s.shape, s.tokenDelay)
+        // Each answer draws from its own stream of the seed: its jitter does not depend on the others'.
+        let seed = s.seed &+ UInt64(truncatingIfNeeded: s.completionCounter) &* 0x9E37_79B9_7F4A_7C15
+        func completion(_ delay: Duration) -> Decision {
+            .completion(id: id, tokenDelay: tokenDelay, delay: delay, shape: shape, seed: seed)
+        }
         switch s.behavior {
         case .healthy:
-            return .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
+            return completion(.zero)
         case .always429(let retryAfter):
             return .rateLimit(retryAfter: retryAfter)
         case .rateLimited(let rate, let burst):
@@ -178,14 +206,14 @@ public final class StandIn: Sendable {
             s.bucketUpdated = now
             if s.bucketTokens >= 1 {
                 s.bucketTokens -= 1
-                return .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
+                return completion(.zero)
             }
             return .bucketEmpty(limit: Int(rate * 60), reset: .seconds((1 - s.bucketTokens) / max(rate, 0.001)))
         case .serverErrors(let status, let share):
-            return Double.random(in: 0..<1) < share ? .error(status: status) : .completion(id: id, tokenDelay: s.tokenDelay, delay: .zero)
+            return Double.random(in: 0..<1) < share ? .error(status: status) : completion(.zero)
         case .slow(let delay, let jitter):
             let ms = delay + (jitter > 0 ? Int.random(in: 0...jitter) : 0)
-            return .completion(id: id, tokenDelay: s.tokenDelay, delay: .milliseconds(ms))
+            return completion(.milliseconds(ms))
         case .hang:
             return .hang
         case .down:

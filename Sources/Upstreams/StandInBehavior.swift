@@ -1,3 +1,6 @@
+import Foundation
+import Wire
+
 /// What a stand-in does with each request; switchable while it runs.
 public enum StandInBehavior: Sendable, Hashable, CustomStringConvertible {
     /// Answers as OpenAI would.
@@ -47,7 +50,7 @@ extension StandInBehavior {
         public let text: String
         public let reason: String
         public var description: String {
-            "invalid stand-in behavior \"\(text)\": \(reason) (expected healthy, 429 [retry-after=S], rate-limited R/s [burst=N], 5xx|503 [P%], slow MSms [jitter=MSms], hang or down)"
+            "invalid stand-in behavior \"\(text)\": \(reason) (expected healthy, 429 [retry-after=S], rate-limited R/s [burst=N], 5xx|503 [P%], slow MSms [jitter=MSms], hang or down; then, for the mock OpenAI, ttft D, tokens N|A-B|max_tokens, rate R/s, jitter P% or model default)"
         }
     }
 
@@ -143,5 +146,80 @@ extension StandInBehavior {
         default:
             throw ParseError(text: text, reason: "unknown behavior \(head)")
         }
+    }
+}
+
+/// What one `--stand-in NAME=...`, admin or Scenario `behavior` text sets: a behaviour, a
+/// model shape, or both, as in `503 50% ttft 300ms tokens 200`. The shape starts at the
+/// first of its words (`ttft`, `tokens`, `rate`, `jitter`) or at `model`; `model default`
+/// puts back today's answer.
+public struct StandInSetting: Sendable, Hashable {
+    public var behavior: StandInBehavior?
+    public var shape: ModelShape?
+
+    public init(behavior: StandInBehavior? = nil, shape: ModelShape? = nil) {
+        self.behavior = behavior
+        self.shape = shape
+    }
+
+    /// Reads a setting; errors are the behaviour's or the shape's, with what was wrong.
+    public static func parse(_ text: String) throws(StandInBehavior.ParseError) -> StandInSetting {
+        guard text.utf8.count <= 200 else { throw .init(text: String(text.prefix(40)) + "...", reason: "longer than 200 characters") }
+        let words = text.split(whereSeparator: { $0.isWhitespace })
+        guard let start = words.firstIndex(where: { ModelShape.keys.contains($0.lowercased()) || $0.lowercased() == "model" }) else {
+            return StandInSetting(behavior: try StandInBehavior.parse(text))
+        }
+        let behaviorWords = words[..<start]
+        var shapeWords = words[start...]
+        if shapeWords.first?.lowercased() == "model" { shapeWords = shapeWords.dropFirst() }
+        var setting = StandInSetting()
+        if !behaviorWords.isEmpty { setting.behavior = try StandInBehavior.parse(behaviorWords.joined(separator: " ")) }
+        do {
+            setting.shape = try ModelShape.parse(shapeWords.isEmpty ? "default" : shapeWords.joined(separator: " "))
+        } catch {
+            throw .init(text: text, reason: error.reason)
+        }
+        return setting
+    }
+
+    public var description: String {
+        [behavior?.description, shape.map { "model " + $0.description }].compactMap { $0 }.joined(separator: ", ")
+    }
+}
+
+/// The admin API's `"model"` value: the text form, or `{"ttft": "300ms", "tokens": "50-200"
+/// (or 200), "rate": "50/s" (or 50), "jitter": "10%" (or 10)}`. A caller's JSON: checked.
+public enum ModelShapeJSON {
+    public enum Read {
+        case success(ModelShape)
+        case failure(String)
+    }
+
+    public static func read(_ value: Any) -> Read {
+        if let text = value as? String {
+            do { return .success(try ModelShape.parse(text)) } catch { return .failure(error.description) }
+        }
+        guard let object = value as? [String: Any] else {
+            return .failure("model must be a text like \"ttft 300ms tokens 200 rate 50/s\" or an object with ttft, tokens, rate, jitter")
+        }
+        if let unknown = object.keys.sorted().first(where: { !ModelShape.keys.contains($0) }) {
+            return .failure("model: unknown key \(unknown); it takes ttft, tokens, rate, jitter")
+        }
+        var words: [String] = []
+        for key in ["ttft", "tokens", "rate", "jitter"] {
+            guard let v = object[key] else { continue }
+            // Numbers are written back as text: `Double.description` of any finite value is one word.
+            let text: String
+            if let s = v as? String, !s.contains(where: \.isWhitespace) {
+                text = s
+            } else if let n = v as? NSNumber, String(cString: n.objCType) != "c" {  // "c": JSON true/false (`is Bool` holds for 0 and 1 too)
+                let d = n.doubleValue
+                text = d == d.rounded() && abs(d) < 1e15 ? String(Checked.clampedInt(d)) : d.description
+            } else {
+                return .failure("model.\(key) must be a string or a number, like \"300ms\", 200, \"50/s\", \"10%\"")
+            }
+            words += [key, text]
+        }
+        do { return .success(try ModelShape.parse(words.isEmpty ? "default" : words.joined(separator: " "))) } catch { return .failure(error.description) }
     }
 }

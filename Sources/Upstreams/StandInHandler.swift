@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Wire
 
 /// Serves one connection of a stand-in.
 final class StandInHandler: ChannelInboundHandler {
@@ -95,10 +96,10 @@ final class StandInHandler: ChannelInboundHandler {
             break
         case .close:
             context.close(promise: nil)
-        case .completion(let id, let tokenDelay, let delay):
+        case .completion(let id, let tokenDelay, let delay, let shape, let seed):
             let bodyData = Data(body.readableBytesView)
             let answer = { [self] in
-                self.complete(context: context, head: head, body: bodyData, id: id, tokenDelay: tokenDelay)
+                self.complete(context: context, head: head, body: bodyData, id: id, tokenDelay: tokenDelay, shape: shape, seed: seed)
             }
             if delay > .zero {
                 context.eventLoop.assumeIsolated().scheduleTask(in: delay.timeAmount) { answer() }
@@ -108,7 +109,8 @@ final class StandInHandler: ChannelInboundHandler {
         }
     }
 
-    private func complete(context: ChannelHandlerContext, head: HTTPRequestHead, body: Data, id: String, tokenDelay: Duration) {
+    private func complete(context: ChannelHandlerContext, head: HTTPRequestHead, body: Data, id: String, tokenDelay: Duration,
+                          shape: ModelShape, seed: UInt64) {
         guard let request = MockOpenAI.parse(body) else {
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "application/json")
@@ -119,6 +121,11 @@ final class StandInHandler: ChannelInboundHandler {
         let created = Int(Date().timeIntervalSince1970)
         var headers = HTTPHeaders()
         headers.add(name: "x-request-id", value: "req_\(id.dropFirst("chatcmpl-".count))")
+        if !shape.isDefault {
+            completeShaped(context: context, head: head, request: request, headers: headers, id: id, created: created,
+                           tokenDelay: tokenDelay, shape: shape, seed: seed)
+            return
+        }
         if !request.stream {
             headers.add(name: "content-type", value: "application/json")
             send(context: context, head: head, status: .ok, headers: headers, body: MockOpenAI.completion(for: request, id: id, created: created))
@@ -147,6 +154,85 @@ final class StandInHandler: ChannelInboundHandler {
         } else {
             streamEvents(rest, context: context, delay: delay, keepAlive: keepAlive)
         }
+    }
+
+    // MARK: Shaped answers
+
+    /// A shaped answer: TTFT, then `count` tokens each after a drawn gap. Only one task is
+    /// scheduled per stream at a time (the next token's, from the previous one's), and each
+    /// token's event is built when it is sent, so a long answer holds no list of events.
+    /// Token k is due at start + TTFT + the first k gaps: a late event loop delays a token
+    /// but not the ones after it, so a loaded mock keeps the configured rate.
+    private func completeShaped(context: ChannelHandlerContext, head: HTTPRequestHead, request: MockOpenAI.Request,
+                                headers: HTTPHeaders, id: String, created: Int, tokenDelay: Duration, shape: ModelShape, seed: UInt64) {
+        var rng = ShapeRandom(seed: seed)
+        let delayNanos = tokenDelay.timeAmount.nanoseconds
+        let sentence = MockOpenAI.tokenPieces(MockOpenAI.reply(to: request.lastUserMessage))
+        let (count, cut) = shape.outputTokens(requested: request.maxTokens, sentence: sentence.count, using: &rng)
+        let first = shape.firstTokenNanos(tokenDelayNanos: delayNanos)
+        var headers = headers
+        if !request.stream {
+            // The whole generation's time, then the answer at once, as a model would.
+            var total = first
+            for _ in 1..<max(count, 1) {
+                let (sum, overflow) = total.addingReportingOverflow(shape.interTokenNanos(tokenDelayNanos: delayNanos, using: &rng))
+                total = overflow ? .max : sum
+            }
+            headers.add(name: "content-type", value: "application/json")
+            let body = MockOpenAI.shapedCompletion(for: request, id: id, created: created, count: count, cut: cut)
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(total)) { [self] in
+                guard context.channel.isActive else { return }
+                self.send(context: context, head: head, status: .ok, headers: headers, body: body)
+            }
+            return
+        }
+        headers.add(name: "content-type", value: "text/event-stream; charset=utf-8")
+        headers.add(name: "cache-control", value: "no-cache")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+        let chunk = MockOpenAI.chunkHead(for: request, id: id, created: created)
+        writeText(MockOpenAI.roleEvent(head: chunk), context: context)
+        let stream = ShapedStream(chunk: chunk, request: request, pieces: sentence, count: count, cut: cut,
+                                  shape: shape, tokenDelayNanos: delayNanos, rng: rng, keepAlive: head.isKeepAlive,
+                                  due: .now() + .nanoseconds(first))
+        scheduleToken(0, of: stream, context: context)
+    }
+
+    /// What a shaped stream needs between its tokens (a value: each task carries its own copy).
+    struct ShapedStream {
+        let chunk: String
+        let request: MockOpenAI.Request
+        let pieces: [String]
+        let count: Int
+        let cut: Bool
+        let shape: ModelShape
+        let tokenDelayNanos: Int64
+        var rng: ShapeRandom
+        let keepAlive: Bool
+        /// When the next token is due.
+        var due: NIODeadline
+    }
+
+    private func scheduleToken(_ i: Int, of stream: ShapedStream, context: ChannelHandlerContext) {
+        context.eventLoop.assumeIsolated().scheduleTask(deadline: stream.due) { [self] in
+            guard context.channel.isActive else { return }
+            var stream = stream
+            var text = MockOpenAI.tokenEvent(head: stream.chunk, piece: MockOpenAI.shapedPiece(i, of: stream.pieces))
+            if i + 1 >= stream.count {
+                // The last token goes out with the stop, usage and [DONE] events: one write.
+                text += MockOpenAI.endEvents(head: stream.chunk, request: stream.request, completionTokens: stream.count, cut: stream.cut)
+                self.writeText(text, context: context)
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+                if !stream.keepAlive { context.close(promise: nil) }
+                return
+            }
+            self.writeText(text, context: context)
+            stream.due = stream.due + .nanoseconds(stream.shape.interTokenNanos(tokenDelayNanos: stream.tokenDelayNanos, using: &stream.rng))
+            self.scheduleToken(i + 1, of: stream, context: context)
+        }
+    }
+
+    private func writeText(_ text: String, context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
     }
 
     private func send(context: ChannelHandlerContext, head: HTTPRequestHead, status: HTTPResponseStatus, headers: HTTPHeaders, body: String) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Driver
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -52,6 +53,15 @@ struct DriveCommand: ParsableCommand {
           max-in-flight: 256
           seed: 1
 
+        Sharded load (N copies make one run, e.g. the pods of a Kubernetes Indexed Job; see \
+        docs/sharded-load.md): --shard K/N runs shard K (from 0) of N. The shard takes rates / N, \
+        concurrency, burst size and --requests divided with the remainder going to the first \
+        shards (10 over 3: 4, 3, 3), numbers its requests seq K, K+N, K+2N, ... and seeds with \
+        seed + K; --duration is not divided. --shard /N takes K from JOB_COMPLETION_INDEX. \
+        `failover-lab report shard-*.jsonl` reads every shard's records into one report: its \
+        counts and percentiles are those of one run with all the records.
+          failover-lab drive URL --rate 400/s --duration 60s --shard 2/8 --record shard-2.jsonl
+
         Exit status: 0, or 1 when an --expect does not hold, or 64 for bad flags or files.
         """)
 
@@ -90,6 +100,9 @@ struct DriveCommand: ParsableCommand {
 
     @Option(name: .customLong("burst-every"), help: ArgumentHelp("Time between bursts.", valueName: "duration"))
     var burstEvery: String = "1s"
+
+    @Option(help: ArgumentHelp("Run shard K of N (K from 0) of this plan: rates, concurrency and --requests divided by N, seq K+N·i, seed + K. '/N' takes K from JOB_COMPLETION_INDEX.", valueName: "K/N"))
+    var shard: String?
 
     @OptionGroup var limits: DriveLimitOptions
     @OptionGroup var request: DriveRequestOptions
@@ -148,8 +161,18 @@ struct DriveCommand: ParsableCommand {
             config.duration = 10_000_000_000
         }
         try engine.apply(to: &config, plan: planFile)
+        if let shard { try Self.applyShard(shard, to: &config, environment: ProcessInfo.processInfo.environment) }
         let session = DriveRunSession(config: config, output: output, expectations: expectations)
         try session.run()
+    }
+
+    /// Makes `config` shard K of N's part of the run (see the discussion above).
+    static func applyShard(_ text: String, to config: inout DriverConfiguration, environment: [String: String]) throws {
+        do {
+            try config.applyShard(try Shard.parse(text, environment: environment))
+        } catch {
+            throw DriveCLI.usage("--shard \(text): \(error)")
+        }
     }
 
     func phases(duration: Nanos?) throws -> [Phase] {

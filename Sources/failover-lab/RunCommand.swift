@@ -54,7 +54,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Quit by itself after this long (30s, 10m) and print the report.", valueName: "duration"))
     var duration: String?
 
-    @Option(name: .customLong("stand-in"), help: ArgumentHelp("Start a stand-in with another behaviour, e.g. http-429=healthy or openai='slow 200ms' (repeatable).", valueName: "name=behavior"))
+    @Option(name: .customLong("stand-in"), help: ArgumentHelp("Start a stand-in with another behaviour, e.g. http-429=healthy, openai='slow 200ms' or openai='ttft 300ms tokens 200 rate 50/s jitter 10%' (repeatable).", valueName: "name=behavior"))
     var standInBehaviors: [String] = []
 
     @Flag(name: .customLong("real-upstreams"), help: "Send the OpenAI provider to the real api.openai.com over TLS (needs OPENAI_API_KEY) instead of the mock stand-in.")
@@ -123,7 +123,7 @@ struct RunCommand: AsyncParsableCommand {
                     throw ExitCode(2)
                 }
                 do {
-                    try await standIn.setBehavior(StandInBehavior.parse(String(assignment[assignment.index(after: eq)...])))
+                    try await standIn.apply(StandInSetting.parse(String(assignment[assignment.index(after: eq)...])))
                 } catch {
                     Console.error("failover-lab: --stand-in \(assignment): \(error)")
                     await started.stop()

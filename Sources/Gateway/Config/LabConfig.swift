@@ -1,3 +1,4 @@
+import Wire
 /// Everything the manifests say, validated: routes, backends with their priority
 /// groups, policies, secrets and the optional `Scenario` of ours.
 public struct LabConfig: Sendable {
@@ -253,6 +254,8 @@ public struct StandInSpec: Sendable, Hashable {
     /// Between streamed chunks of the mock OpenAI.
     public var tokenDelay: Duration?
     public var location: SourceLocation
+    /// How the mock OpenAI paces and sizes answers (`model:`); nil for today's answer.
+    public var model: ModelShape? = nil
 
     /// The longest `latency` or `tokenDelay` a stand-in takes (from a file or the admin API):
     /// one hour. `hang` is the behaviour for never answering.

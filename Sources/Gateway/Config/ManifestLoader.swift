@@ -1,3 +1,4 @@
+import Wire
 import Foundation
 import Yams
 
@@ -478,7 +479,7 @@ public enum ManifestLoader {
         var standIns: [StandInSpec] = []
         for (i, node) in spec.sequence("standIns").enumerated() {
             let path = "spec.standIns[\(i)]"
-            guard let fields = reader.mapping(node, at: path, known: ["name", "kind", "answers", "retryAfter", "behavior", "latency", "tokenDelay"]),
+            guard let fields = reader.mapping(node, at: path, known: ["name", "kind", "answers", "retryAfter", "behavior", "latency", "tokenDelay", "model"]),
                   let standInName = fields.requiredString("name"), let kindText = fields.requiredString("kind") else { continue }
             guard let kind = StandInSpec.Kind(rawValue: kindText) else {
                 let kinds = StandInSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")
@@ -506,7 +507,8 @@ public enum ManifestLoader {
             standIns.append(StandInSpec(name: standInName, kind: kind, answers: answers,
                                         retryAfterSeconds: fields.int("retryAfter", range: 0...86_400 * 366),
                                         behavior: fields.string("behavior"), latency: fields.duration("latency", maximum: StandInSpec.longestDelay),
-                                        tokenDelay: fields.duration("tokenDelay", maximum: StandInSpec.longestDelay), location: reader.location(node)))
+                                        tokenDelay: fields.duration("tokenDelay", maximum: StandInSpec.longestDelay), location: reader.location(node),
+                                        model: readModelShape(fields, path: path, reader: reader)))
         }
         var fromEnv: [String: String] = [:]
         if let secrets = spec["secretsFromEnv"] {
@@ -523,6 +525,44 @@ public enum ManifestLoader {
             }
         }
         return Scenario(name: name, description: spec.string("description"), location: location, standIns: standIns, secretsFromEnvironment: fromEnv)
+    }
+
+    /// A stand-in's `model:`: the text form (`ttft 300ms tokens 50-200 rate 50/s jitter 10%`)
+    /// or a mapping of the same knobs; each bad value is reported at its own line.
+    static func readModelShape(_ fields: Fields, path: String, reader: YAMLReader) -> ModelShape? {
+        guard let node = fields["model"] else { return nil }
+        if case .scalar(let scalar) = node {
+            do {
+                return try ModelShape.parse(scalar.string)
+            } catch {
+                reader.error(node, "\(path).model: \(error)")
+                return nil
+            }
+        }
+        guard let knobs = fields.mapping("model", known: ["ttft", "tokens", "rate", "jitter"]) else { return nil }
+        var shape = ModelShape()
+        var ok = true
+        for key in ["ttft", "tokens", "rate", "jitter"] {
+            guard let value = knobs[key] else { continue }
+            guard case .scalar(let scalar) = value else {
+                reader.error(value, "\(path).model.\(key) must be a single value, found \(reader.describe(value))")
+                ok = false
+                continue
+            }
+            let text = scalar.string.lowercased()
+            do {
+                switch key {
+                case "ttft": shape.ttftNanos = try ModelShape.ttft(text)
+                case "tokens": shape.length = try ModelShape.length(text)
+                case "rate": shape.rate = try ModelShape.rate(text)
+                default: shape.jitterPercent = try ModelShape.jitter(text)
+                }
+            } catch {
+                reader.error(value, "\(path).model.\(key): \(error.reason)")
+                ok = false
+            }
+        }
+        return ok ? shape : nil
     }
 
     /// A DNS name or an IP literal, as a `Host` header may carry it.
