@@ -77,6 +77,7 @@ let package = Package(
         .target(
             name: "Lab",
             dependencies: [
+                "Wire",
                 "Gateway", "Upstreams",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
