@@ -73,11 +73,13 @@ let package = Package(
             // a share of the closed loop's budget.
             swiftSettings: uncheckedExclusivityInRelease
         ),
-        // Wiring of a lab: stand-ins started per the Scenario, then the gateway pointed at them.
+        // Wiring of a lab: stand-ins started per the Scenario, then the gateway pointed at them;
+        // its steps (the Driver's expectations and plans) run by the step engine and `test`.
         .target(
             name: "Lab",
             dependencies: [
-                "Gateway", "Upstreams",
+                "Gateway", "Upstreams", "Driver",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -118,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "Upstreams", "Lab",
+                "Gateway", "Upstreams", "Lab", "Driver",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
