@@ -8,7 +8,8 @@ extension OverSockets {
     /// `failover-lab test` as CI runs it: the real binary, real labs on loopback.
     @Suite("failover-lab test", .serialized)
     struct LabTestCommandTests {
-        static let bundled = ["http-429-lab", "health-policy-lab", "retries-lab", "advanced-failover-lab"]
+        /// In the order `test` runs them: the seed lab, then the others by name.
+        static let bundled = ["http-429-lab", "advanced-failover-lab", "health-policy-lab", "retries-lab"]
 
         static func temporary(_ name: String) -> String {
             FileManager.default.temporaryDirectory.appendingPathComponent("fl-test-\(UUID().uuidString)-\(name)").path
@@ -103,7 +104,7 @@ extension OverSockets {
             // The good bundled lab is named first: it must not run either.
             let result = try CommandLineTests.run(["test", "http-429-lab", lab])
             #expect(result.status == 2, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
-            #expect(result.stderr.contains("\(lab):\(line): step Group 1 answers 429: until 'status[429] >>= 1'"), "\(result.stderr)")
+            #expect(result.stderr.contains("\(lab):\(line): error: step Group 1 answers 429: until 'status[429] >>= 1'"), "\(result.stderr)")
             #expect(!result.stdout.contains("PASS"), "\(result.stdout)")
 
             let check = try CommandLineTests.run(["check", lab])
