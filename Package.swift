@@ -105,7 +105,7 @@ let package = Package(
         // Every parser of hostile input, as a function of bytes: for libFuzzer and the corpus tests.
         .target(
             name: "FuzzTargets",
-            dependencies: ["Gateway", "Upstreams", "Driver", "Wire"]
+            dependencies: ["Gateway", "Upstreams", "Driver", "Wire", "Lab"]
         ),
         // libFuzzer's entry when built by scripts/fuzz (-DFUZZING), a corpus runner otherwise.
         .executableTarget(
