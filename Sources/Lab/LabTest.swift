@@ -82,7 +82,6 @@ public enum LabTestRunner {
         senderConfig.timeout = 130_000_000_000  // a lab route may allow 120 s
         let sender = Driver(configuration: senderConfig, sink: sink)
         sender.start()
-        traffic?.start()
 
         var engine = StepEngine(steps: script.steps)
         var verdicts: [StepVerdict?] = Array(repeating: nil, count: script.steps.count)
@@ -110,6 +109,8 @@ public enum LabTestRunner {
             return false
         }
         var done = await apply(engine.start(at: inbox.now()))
+        // After the first step began: none of the traffic's requests can finish before it.
+        traffic?.start()
         while !done {
             let (now, records) = inbox.drain()
             var actions: [StepAction] = []

@@ -110,6 +110,11 @@ extension OverSockets {
             let check = try CommandLineTests.run(["check", lab])
             #expect(check.status == 2)
             #expect(check.stderr.contains("\(lab):\(line):"), "\(check.stderr)")
+            // And on a good lab, check lists the steps it understood.
+            let good = try CommandLineTests.run(["check", "http-429-lab"])
+            #expect(good.status == 0)
+            #expect(good.stdout.contains("step 3 The eviction ends; the probe gets 429 again ("), "\(good.stdout)")
+            #expect(good.stdout.contains("return http-429-provider; send 1; for 1s; expect status[429] == 1"), "\(good.stdout)")
         }
     }
 }
