@@ -67,9 +67,16 @@ public struct LabScript: Sendable {
         guard let scenario = config.scenario else { return (LabScript(steps: []), []) }
         // The stand-ins' own `behavior` texts are the same grammar; report them here too.
         problems += StandInFleet.validate(scenario.standIns)
+        let providers = Set(config.backends.flatMap { $0.groups.joined().map(\.name) })
         func expectation(_ text: SourcedText, step: String, field: String) -> Expectation? {
             do {
-                return try Expectation(parsing: text.text)
+                let parsed = try Expectation(parsing: text.text)
+                // A misspelt provider would measure 0 and pass or fail for the wrong reason.
+                if case .provider(let name) = parsed.metric, !providers.contains(name) {
+                    report(text.location, "step \(step): \(field) '\(text.text)': no provider named \(name); the lab's providers: \(providers.sorted().joined(separator: ", "))")
+                    return nil
+                }
+                return parsed
             } catch {
                 // The parser's message begins with the `--expect` flag's name; here it is a field.
                 let message = error.description.replacingOccurrences(of: "--expect '\(text.text)': ", with: "")

@@ -132,6 +132,7 @@ struct LabScriptTests {
         ("  steps:\n    - name: a\n      for: 1s\n      return: [first, third]\n", 3, "no provider named third"),
         ("  steps:\n    - name: a\n      for: 1s\n      expect:\n        - \"status[200] == 1\"\n        - \"teapots > 3\"\n", 5, "unknown metric 'teapots'"),
         ("  steps:\n    - name: a\n      until: \"status[200] >> 1\"\n", 2, "step a: until"),
+        ("  steps:\n    - name: a\n      for: 1s\n      expect: [\"provider[thrid] == 1\"]\n", 3, "no provider named thrid"),
         ("  steps:\n    - name: a\n      for: 1s\n      send: -2\n", 3, "send must be between 0 and 10000"),
         ("  steps:\n    - name: a\n      for: 1s\n      send: lots\n", 3, "must be a whole number"),
         ("  steps: {name: a}\n", 0, "spec.steps must be a list"),
@@ -158,8 +159,12 @@ struct LabScriptTests {
             - name: c
               for: 1s
               return: [nobody]
+            - name: d
+              for: soon
+              expect: ["status[200] = = 1"]
         """)
-        #expect(Set(found.map(\.location.line)) == [Self.firstLine + 3, Self.firstLine + 6, Self.firstLine + 9],
+        #expect(Set(found.map(\.location.line)) == [Self.firstLine + 3, Self.firstLine + 6, Self.firstLine + 9,
+                                                   Self.firstLine + 11, Self.firstLine + 12],
                 "\(found.map(\.description))")
     }
 

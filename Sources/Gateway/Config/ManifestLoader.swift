@@ -549,8 +549,6 @@ public enum ManifestLoader {
     private static func readStep(_ node: Node, index: Int, standIns: [StandInSpec], reader: YAMLReader) -> ScenarioStep? {
         let path = "spec.steps[\(index)]"
         guard let fields = reader.mapping(node, at: path, known: stepFields, strict: true) else { return nil }
-        var failed = false
-        let errorsBefore = reader.diagnostics.count
         let name = fields.string("name") ?? "step \(index + 1)"
         let say = fields.string("say")
         var settings: [ScenarioStep.Setting] = []
@@ -559,20 +557,17 @@ public enum ManifestLoader {
                 for (key, value) in mapping {
                     guard case .scalar(let k) = key, case .scalar(let v) = value else {
                         reader.error(key, "\(path).set maps stand-in names to behaviours, like {http-429: \"429 retry-after=60\"}")
-                        failed = true
                         continue
                     }
                     guard standIns.contains(where: { $0.name == k.string }) else {
                         let names = standIns.map(\.name).joined(separator: ", ")
                         reader.error(key, "\(path).set: no stand-in named \(k.string); the Scenario's stand-ins: \(names.isEmpty ? "none" : names)")
-                        failed = true
                         continue
                     }
                     settings.append(ScenarioStep.Setting(standIn: k.string, behavior: SourcedText(v.string, at: reader.location(value))))
                 }
             } else {
                 reader.error(setNode, "\(path).set must map stand-in names to behaviours, found \(reader.describe(setNode))")
-                failed = true
             }
         }
         let send = fields.int("send", range: 0...ScenarioStep.largestSend) ?? 0
@@ -605,9 +600,9 @@ public enum ManifestLoader {
             reader.error(node, "\(path) (\(name)) needs for: DURATION or until: EXPECTATION (with timeout:)")
             end = nil
         }
-        if reader.diagnostics[errorsBefore...].contains(where: { $0.severity == .error }) { failed = true }
-        guard !failed, let end else { return nil }
-        return ScenarioStep(name: name, say: say, set: settings, send: send, returns: returns, end: end,
+        // A step with errors is kept (the errors reject the file anyway) so that the Lab target
+        // also reads its texts: every mistake of a file is reported at once.
+        return ScenarioStep(name: name, say: say, set: settings, send: send, returns: returns, end: end ?? .duration(.zero),
                             expect: expect, location: reader.location(node))
     }
 
