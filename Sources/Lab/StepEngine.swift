@@ -65,9 +65,10 @@ public struct StepVerdict: Sendable, Equatable {
 /// actions at each step's start and each step's verdicts.
 ///
 /// A step's window starts when it begins and ends at its `for:` duration, when its
-/// `until:` first holds (checked as it begins and at each request), at its `timeout:`, or at `next`. Its expectations are checked over
-/// exactly the requests that finished inside the window; a request that finishes while
-/// `--step-by-key` waits for `next` belongs to no step.
+/// `until:` first holds (checked as it begins and at each request), at its `timeout:`, or
+/// at `next`. Its expectations are checked over exactly the requests that finished inside
+/// the window; a request that finishes while `--step-by-key` waits for `next` belongs to
+/// no step. The actions of a step's start are to be applied at once by the caller.
 public struct StepEngine: Sendable {
     public enum State: Sendable, Equatable {
         case notStarted
