@@ -1,7 +1,10 @@
 import Driver
 import struct Driver.Expectation
 import Gateway
-import Lab
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+@testable import Lab
 import Testing
 import Upstreams
 
@@ -213,5 +216,33 @@ struct StepEngineTests {
     func noSteps() {
         var engine = StepEngine(steps: [])
         #expect(engine.start(at: 0) == [.finished])
+    }
+}
+
+/// The JUnit writer on hostile step names: the file stays well-formed and says the names back.
+@Suite("Lab test reports")
+struct LabTestReportTests {
+    @Test("JUnit XML escapes step names and messages, and a failure names the expectation and the measured value")
+    func junitEscapes() throws {
+        let name = "a <b> & \"c\" 'd'\u{1}\u{7}\ttab"
+        var engine = StepEngine(steps: [StepEngineTests.step(name, for: StepEngineTests.s, expect: StepEngineTests.expect("status[200] >= 1"))])
+        _ = engine.start(at: 0)
+        _ = engine.advance(to: StepEngineTests.s)
+        let verdict = try #require(engine.verdicts[0])
+        let result = LabTestResult(lab: "lab & <co>", file: "x.yaml", steps: [verdict], stepLocations: [SourceLocation(file: "x.yaml", line: 9)],
+                                   stepCount: 1, seconds: 1.5, error: nil)
+        let xml = LabTestReport.junit([result], seconds: 1.5)
+        #if canImport(FoundationXML)
+        let document = try XMLDocument(xmlString: xml, options: [])
+        let testcase = try #require(try document.nodes(forXPath: "//testcase").first as? XMLElement)
+        #expect(testcase.attribute(forName: "name")?.stringValue == "1. a <b> & \"c\" 'd'\u{FFFD}\u{FFFD}\ttab")
+        #expect(testcase.attribute(forName: "line")?.stringValue == "9")
+        let failure = try #require(testcase.elements(forName: "failure").first)
+        #expect(failure.attribute(forName: "message")?.stringValue == "status[200] >= 1 (measured 0)")
+        let suite = try #require(try document.nodes(forXPath: "//testsuite").first as? XMLElement)
+        #expect(suite.attribute(forName: "name")?.stringValue == "lab & <co>")
+        #expect(suite.attribute(forName: "failures")?.stringValue == "1")
+        #endif
+        #expect(!xml.contains("\u{1}"))
     }
 }
