@@ -73,12 +73,13 @@ let package = Package(
             // a share of the closed loop's budget.
             swiftSettings: uncheckedExclusivityInRelease
         ),
-        // Wiring of a lab: stand-ins started per the Scenario, then the gateway pointed at them.
+        // Wiring of a lab: stand-ins started per the Scenario, then the gateway pointed at them;
+        // its steps (the Driver's expectations and plans) run by the step engine and `test`.
         .target(
             name: "Lab",
             dependencies: [
-                "Wire",
-                "Gateway", "Upstreams",
+                "Wire", "Gateway", "Upstreams", "Driver",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -104,7 +105,7 @@ let package = Package(
         // Every parser of hostile input, as a function of bytes: for libFuzzer and the corpus tests.
         .target(
             name: "FuzzTargets",
-            dependencies: ["Gateway", "Upstreams", "Driver", "Wire"]
+            dependencies: ["Gateway", "Upstreams", "Driver", "Wire", "Lab"]
         ),
         // libFuzzer's entry when built by scripts/fuzz (-DFUZZING), a corpus runner otherwise.
         .executableTarget(
@@ -119,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "Upstreams", "Lab",
+                "Gateway", "Upstreams", "Lab", "Driver",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

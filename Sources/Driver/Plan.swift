@@ -3,8 +3,14 @@ import Yams
 /// A plan-file problem, with the file and line.
 public struct PlanError: Error, Equatable, CustomStringConvertible {
     public var description: String
+    /// The line (0 when the problem is with the file as a whole) and the message without the place,
+    /// for callers that report places their own way (a lab file's `spec.traffic`).
+    public var line: Int
+    public var message: String
     public init(_ path: String, _ line: Int, _ message: String) {
         description = line > 0 ? "\(path):\(line): \(message)" : "\(path): \(message)"
+        self.line = line
+        self.message = message
     }
 }
 
@@ -161,9 +167,16 @@ public struct PlanFile: Sendable {
     }
 
     public static func parse(_ text: String, path: String) throws(PlanError) -> PlanFile {
+        guard let root = try PlanYAML(path: path).root(text) else { return PlanFile(path: path) }
+        return try parse(root: root, path: path)
+    }
+
+    /// Reads a plan from an already composed YAML node (a lab file's `spec.traffic`): the same
+    /// reading as a plan file's, with the node's lines. `path` names the file in errors and is
+    /// the folder `body-file` is resolved against.
+    public static func parse(root: Node, path: String) throws(PlanError) -> PlanFile {
         let yaml = PlanYAML(path: path)
         var plan = PlanFile(path: path)
-        guard let root = try yaml.root(text) else { return plan }
         if case let .scalar(s) = root, s.string.isEmpty { return plan } // a lone '---'
         guard let entries = try yaml.entries(root, known: topKeys, unknown: {
             "unknown key '\($0)'; use " + topKeys.joined(separator: ", ")

@@ -1,6 +1,7 @@
 import Driver
 import Foundation
 import Gateway
+import Lab
 import Upstreams
 import Wire
 
@@ -223,7 +224,9 @@ public enum FuzzTargets {
     }
 
     static func labYAML(_ bytes: [UInt8]) -> String? {
-        _ = try? ManifestLoader.load(sources: [(file: "fuzz.yaml", text: text(bytes))])
+        // With the Lab's checks: a Scenario's steps and traffic go through the plan, expectation
+        // and behaviour readers as `check` and `test` read them.
+        _ = try? ManifestLoader.load(sources: [(file: "fuzz.yaml", text: text(bytes))], checks: LabScript.diagnostics)
         return nil
     }
 

@@ -135,13 +135,8 @@ public final class AdminServer: Sendable {
         }
         if method == .POST && parts.count == 3 && parts[0] == "providers" && parts[2] == "return" {
             let name = parts[1]
-            for (b, backend) in runtime.plan.backends.enumerated() {
-                for (g, group) in backend.groups.enumerated() {
-                    guard let p = group.firstIndex(where: { $0.name == name }) else { continue }
-                    let index = ProviderIndex(group: g, index: p)
-                    runtime.returnNow(backend: b, provider: index)
-                    return (.ok, Self.encode(["name": name, "state": runtime.snapshot(backend: b)[index].stateName]), json)
-                }
+            if let state = lab.returnProvider(named: name) {
+                return (.ok, Self.encode(["name": name, "state": state]), json)
             }
             return failure(.notFound, "no provider named \(name)")
         }

@@ -51,6 +51,30 @@ public final class RunningLab: Sendable {
         standIns.first { $0.name == name }
     }
 
+    /// Ends the eviction of every provider named `name` now (admin API, steps' `return:`);
+    /// the provider's state afterwards, or nil when no backend has such a provider.
+    @discardableResult
+    public func returnProvider(named name: String) -> String? {
+        let runtime = gateway.runtime
+        var state: String?
+        for (b, backend) in runtime.plan.backends.enumerated() {
+            for (g, group) in backend.groups.enumerated() {
+                guard let p = group.firstIndex(where: { $0.name == name }) else { continue }
+                let index = ProviderIndex(group: g, index: p)
+                runtime.returnNow(backend: b, provider: index)
+                state = state ?? runtime.snapshot(backend: b)[index].stateName
+            }
+        }
+        return state
+    }
+
+    /// The URL of the lab's first route (its first path match), where the lab's traffic goes
+    /// by default; nil for a lab without routes.
+    public var firstRouteURL: String? {
+        guard let route = gateway.runtime.plan.routes.first, let match = route.matches.first else { return nil }
+        return gatewayURL + match.value
+    }
+
     /// Starts the scenario's stand-ins (none without a Scenario), resolves the plan
     /// against them, and starts the gateway.
     public static func start(config: LabConfig, options: LabOptions) async throws -> RunningLab {

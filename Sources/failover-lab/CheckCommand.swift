@@ -53,6 +53,20 @@ enum CheckReport {
         return parts.joined(separator: "; ")
     }
 
+    /// A step in one line: what it does at its start, how it ends, what it expects.
+    static func describe(_ step: ScenarioStep) -> String {
+        var parts: [String] = []
+        if !step.set.isEmpty { parts.append("set " + step.set.map { "\($0.standIn)=\($0.behavior.text)" }.joined(separator: ", ")) }
+        if !step.returns.isEmpty { parts.append("return " + step.returns.map(\.text).joined(separator: ", ")) }
+        if step.send > 0 { parts.append("send \(step.send)") }
+        switch step.end {
+        case .duration(let d): parts.append("for \(d.compactDescription)")
+        case .until(let e, let timeout): parts.append("until \(e.text) (timeout \(timeout.compactDescription))")
+        }
+        if !step.expect.isEmpty { parts.append("expect " + step.expect.map(\.text).joined(separator: ", ")) }
+        return parts.joined(separator: "; ")
+    }
+
     /// `plan` is `config` resolved: it says which stand-in, if any, answers for each provider.
     static func render(_ config: LabConfig, plan: GatewayPlan) -> String {
         var out: [String] = []
@@ -61,6 +75,10 @@ enum CheckReport {
             out.append("scenario \(scenario.name) (\(scenario.location))")
             for spec in scenario.standIns {
                 out.append("  stand-in \(spec.name): \(spec.kind.rawValue)\(spec.retryAfterSeconds.map { ", retry-after \($0)" } ?? ""), answers for \(spec.answers.joined(separator: ", "))")
+            }
+            if let traffic = scenario.traffic { out.append("  traffic: a drive plan (\(traffic.location))") }
+            for (i, step) in scenario.steps.enumerated() {
+                out.append("  step \(i + 1) \(step.name) (\(step.location)): " + describe(step))
             }
         } else {
             out.append("no Scenario: no stand-ins; every host/port is used as written")

@@ -19,6 +19,7 @@ struct FailoverLab: AsyncParsableCommand {
             DriveCommand.self,
             ReplayCommand.self,
             ReportCommand.self,
+            TestCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )

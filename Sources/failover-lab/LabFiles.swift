@@ -28,7 +28,8 @@ struct LabFileArguments: ParsableArguments {
     func load() throws -> LabConfig {
         let paths = try resolved()
         do {
-            let config = try ManifestLoader.load(files: paths)
+            // The Lab target's reading also checks the Scenario's steps and traffic.
+            let config = try LabFiles.load(files: paths)
             for warning in config.warnings { Console.error(warning.description) }
             return config
         } catch let errors as ConfigErrors {

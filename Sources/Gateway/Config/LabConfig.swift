@@ -1,4 +1,6 @@
 import Wire
+import Yams
+
 /// Everything the manifests say, validated: routes, backends with their priority
 /// groups, policies, secrets and the optional `Scenario` of ours.
 public struct LabConfig: Sendable {
@@ -236,6 +238,72 @@ public struct Scenario: Sendable {
     public var standIns: [StandInSpec]
     /// Secrets taken from the environment when real upstreams are used: secret name -> variable.
     public var secretsFromEnvironment: [String: String]
+    /// `spec.traffic`: a `drive --plan` document, read by the Driver's plan reader (see `ScenarioTraffic`).
+    public var traffic: ScenarioTraffic?
+    /// `spec.steps`: the lab as a script, in order.
+    public var steps: [ScenarioStep] = []
+}
+
+/// A text from a lab file and where it was written. Grammars that live in targets the
+/// gateway cannot import (expectations, stand-in behaviours) are read there, from these,
+/// so their errors still name file:line.
+public struct SourcedText: Sendable, Hashable, CustomStringConvertible {
+    public var text: String
+    public var location: SourceLocation
+
+    public init(_ text: String, at location: SourceLocation) {
+        self.text = text
+        self.location = location
+    }
+
+    public var description: String { text }
+}
+
+/// `spec.traffic` as the YAML node it was written as: the Driver reads it with the same
+/// code as a `drive --plan` file, and its node marks keep the lab file's lines.
+public struct ScenarioTraffic: @unchecked Sendable {
+    // Unchecked: a composed Yams node holds a Tag class instance, but nothing mutates
+    // the node after the loader composed it; it is only read.
+    public let node: Node
+    public let location: SourceLocation
+}
+
+/// One step of a Scenario's `spec.steps`: what to change at its start, how long it lasts,
+/// and what must hold over the requests that finished while it ran.
+public struct ScenarioStep: Sendable {
+    /// How a step ends.
+    public enum End: Sendable {
+        /// After this long.
+        case duration(Duration)
+        /// When the expectation holds over the step's requests, or at `timeout` (a failure).
+        case until(SourcedText, timeout: Duration)
+    }
+
+    /// `set: {stand-in: behaviour}`: a stand-in's behaviour at the step's start, in the admin API's words.
+    public struct Setting: Sendable, Hashable {
+        public var standIn: String
+        public var behavior: SourcedText
+    }
+
+    public var name: String
+    /// The narration shown while the step runs.
+    public var say: String?
+    public var set: [Setting]
+    /// Requests sent at the step's start, besides the Scenario's `traffic`.
+    public var send: Int
+    /// Providers whose eviction ends at the step's start.
+    public var returns: [SourcedText]
+    public var end: End
+    /// Expectations in `drive --expect`'s grammar, over the requests that finished in this step.
+    public var expect: [SourcedText]
+    public var location: SourceLocation
+
+    /// The longest `for` or `timeout` a step takes: one hour. A lab step is seconds long.
+    public static let longestStep = Duration.seconds(3600)
+    /// The most requests one step's `send` fires at once.
+    public static let largestSend = 10_000
+    /// The `timeout` of an `until` that gives none.
+    public static let defaultTimeout = Duration.seconds(30)
 }
 
 /// One stand-in of a scenario.

@@ -11,7 +11,9 @@ public enum ManifestLoader {
     static let ignoredKinds = ["ServiceAccount", "Deployment", "Service", "Namespace", "Gateway", "ConfigMap"]
 
     /// Reads and validates the given files.
-    public static func load(files: [String]) throws -> LabConfig {
+    /// `checks` adds what other targets find in the configuration (the Lab target's step
+    /// grammars), reported with the loader's own errors, all at once.
+    public static func load(files: [String], checks: (LabConfig) -> [ConfigDiagnostic] = { _ in [] }) throws -> LabConfig {
         var sources: [(file: String, text: String)] = []
         for file in files {
             var isDirectory: ObjCBool = false
@@ -38,11 +40,11 @@ public enum ManifestLoader {
                     severity: .error, location: SourceLocation(file: file, line: 0), message: "cannot read lab file: \(reason)")])
             }
         }
-        return try load(sources: sources)
+        return try load(sources: sources, checks: checks)
     }
 
     /// Reads and validates YAML texts, each named by the file it came from.
-    public static func load(sources: [(file: String, text: String)]) throws -> LabConfig {
+    public static func load(sources: [(file: String, text: String)], checks: (LabConfig) -> [ConfigDiagnostic] = { _ in [] }) throws -> LabConfig {
         var config = LabConfig()
         var diagnostics: [ConfigDiagnostic] = []
         for source in sources {
@@ -58,6 +60,7 @@ public enum ManifestLoader {
         let validator = YAMLReader(file: sources.first?.file ?? "<config>")
         validate(&config, reader: validator)
         diagnostics += validator.diagnostics
+        diagnostics += checks(config)
         let errors = diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty { throw ConfigErrors(diagnostics: errors) }
         config.warnings = diagnostics.filter { $0.severity == .warning }
@@ -472,7 +475,7 @@ public enum ManifestLoader {
     // MARK: Scenario
 
     private static func readScenario(_ doc: Fields, name: String, location: SourceLocation, reader: YAMLReader) -> Scenario? {
-        guard let spec = doc.mapping("spec", known: ["description", "standIns", "secretsFromEnv", "traffic", "faults", "expect"]) else {
+        guard let spec = doc.mapping("spec", known: ["description", "standIns", "secretsFromEnv", "traffic", "steps", "faults", "expect"]) else {
             reader.error(doc.node, "Scenario \(name) needs a spec")
             return nil
         }
@@ -524,7 +527,102 @@ public enum ManifestLoader {
                 reader.error(secrets, "spec.secretsFromEnv must map secret names to environment variables")
             }
         }
-        return Scenario(name: name, description: spec.string("description"), location: location, standIns: standIns, secretsFromEnvironment: fromEnv)
+        var traffic: ScenarioTraffic?
+        if let node = spec["traffic"] {
+            if case .mapping = node {
+                traffic = ScenarioTraffic(node: node, location: reader.location(node))
+            } else {
+                reader.error(node, "spec.traffic must be a mapping with the keys of a drive --plan file (phases, concurrency, request, ...), found \(reader.describe(node))")
+            }
+        }
+        var steps: [ScenarioStep] = []
+        for (i, node) in spec.sequence("steps").enumerated() {
+            if let step = readStep(node, index: i, standIns: standIns, reader: reader) { steps.append(step) }
+        }
+        return Scenario(name: name, description: spec.string("description"), location: location, standIns: standIns,
+                        secretsFromEnvironment: fromEnv, traffic: traffic, steps: steps)
+    }
+
+    static let stepFields = ["name", "say", "set", "send", "return", "for", "until", "timeout", "expect"]
+
+    /// One of `spec.steps`. Its structure, durations and names are checked here; the texts of
+    /// other grammars (behaviours, expectations) are kept with their lines for the Lab target,
+    /// which reads them with the one parser each has.
+    private static func readStep(_ node: Node, index: Int, standIns: [StandInSpec], reader: YAMLReader) -> ScenarioStep? {
+        let path = "spec.steps[\(index)]"
+        guard let fields = reader.mapping(node, at: path, known: stepFields, strict: true) else { return nil }
+        let name = fields.string("name") ?? "step \(index + 1)"
+        let say = fields.string("say")
+        var settings: [ScenarioStep.Setting] = []
+        if let setNode = fields["set"] {
+            if case .mapping(let mapping) = setNode {
+                for (key, value) in mapping {
+                    guard case .scalar(let k) = key, case .scalar(let v) = value else {
+                        reader.error(key, "\(path).set maps stand-in names to behaviours, like {http-429: \"429 retry-after=60\"}")
+                        continue
+                    }
+                    guard standIns.contains(where: { $0.name == k.string }) else {
+                        let names = standIns.map(\.name).joined(separator: ", ")
+                        reader.error(key, "\(path).set: no stand-in named \(k.string); the Scenario's stand-ins: \(names.isEmpty ? "none" : names)")
+                        continue
+                    }
+                    settings.append(ScenarioStep.Setting(standIn: k.string, behavior: SourcedText(v.string, at: reader.location(value))))
+                }
+            } else {
+                reader.error(setNode, "\(path).set must map stand-in names to behaviours, found \(reader.describe(setNode))")
+            }
+        }
+        let send = fields.int("send", range: 0...ScenarioStep.largestSend) ?? 0
+        var returns: [SourcedText] = []
+        for item in scalarList(fields, "return", what: "provider names", reader: reader) {
+            returns.append(item)
+        }
+        let expect = scalarList(fields, "expect", what: "expectations such as \"status[429] == 1\"", reader: reader)
+        let end: ScenarioStep.End?
+        switch (fields.has("for"), fields.has("until")) {
+        case (true, true):
+            reader.error(fields["until"], "\(path): give for: DURATION or until: EXPECTATION, not both")
+            end = nil
+        case (true, false):
+            if fields.has("timeout") { reader.error(fields["timeout"], "\(path).timeout goes with until:; a for: step ends at its duration") }
+            end = fields.duration("for", maximum: ScenarioStep.longestStep).map { .duration($0) }
+        case (false, true):
+            let timeout = fields.has("timeout") ? fields.duration("timeout", maximum: ScenarioStep.longestStep) : ScenarioStep.defaultTimeout
+            if let text = fields.string("until"), let timeout {
+                if text.isEmpty {
+                    reader.error(fields["until"], "\(path).until must be an expectation such as \"provider[openai-provider] >= 1\"")
+                    end = nil
+                } else {
+                    end = .until(SourcedText(text, at: reader.location(fields["until"])), timeout: timeout)
+                }
+            } else {
+                end = nil
+            }
+        case (false, false):
+            reader.error(node, "\(path) (\(name)) needs for: DURATION or until: EXPECTATION (with timeout:)")
+            end = nil
+        }
+        // A step with errors is kept (the errors reject the file anyway) so that the Lab target
+        // also reads its texts: every mistake of a file is reported at once.
+        return ScenarioStep(name: name, say: say, set: settings, send: send, returns: returns, end: end ?? .duration(.zero),
+                            expect: expect, location: reader.location(node))
+    }
+
+    /// A field that holds one string or a list of strings, each with its own line.
+    private static func scalarList(_ fields: Fields, _ key: String, what: String, reader: YAMLReader) -> [SourcedText] {
+        guard let node = fields[key] else { return [] }
+        if case .scalar(let one) = node {
+            return one.string.isEmpty ? [] : [SourcedText(one.string, at: reader.location(node))]
+        }
+        var out: [SourcedText] = []
+        for item in fields.sequence(key) {
+            guard case .scalar(let scalar) = item, !scalar.string.isEmpty else {
+                reader.error(item, "\(fields.path).\(key) must hold \(what), found \(reader.describe(item))")
+                continue
+            }
+            out.append(SourcedText(scalar.string, at: reader.location(item)))
+        }
+        return out
     }
 
     /// A stand-in's `model:`: the text form (`ttft 300ms tokens 50-200 rate 50/s jitter 10%`)
@@ -628,6 +726,14 @@ public enum ManifestLoader {
                     }
                 default:
                     reader.warning(at: ref.location, "\(policy.kind) \(policy.name): targetRef kind \(ref.kind) is ignored")
+                }
+            }
+        }
+        if let scenario = config.scenario {
+            let providers = Set(config.backends.flatMap { $0.groups.joined().map(\.name) })
+            for step in scenario.steps {
+                for name in step.returns where !providers.contains(name.text) {
+                    reader.error(at: name.location, "step \(step.name): return: no provider named \(name.text); the lab's providers: \(providers.sorted().joined(separator: ", "))")
                 }
             }
         }

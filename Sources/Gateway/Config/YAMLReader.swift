@@ -32,8 +32,8 @@ final class YAMLReader {
         diagnostics.append(ConfigDiagnostic(severity: .warning, location: location(node), message: message))
     }
 
-    /// A mapping's fields; unknown keys are warnings, a non-mapping is an error.
-    func mapping(_ node: Node?, at path: String, known: [String]) -> Fields? {
+    /// A mapping's fields; unknown keys are warnings (errors when `strict`), a non-mapping is an error.
+    func mapping(_ node: Node?, at path: String, known: [String], strict: Bool = false) -> Fields? {
         guard let node else { return nil }
         guard case .mapping(let mapping) = node else {
             error(node, "\(path) must be a mapping, found \(describe(node))")
@@ -47,7 +47,11 @@ final class YAMLReader {
                 continue
             }
             if !known.contains(name) {
-                warning(key, "unknown field \(path).\(name) is ignored")
+                if strict {
+                    error(key, "unknown field \(path).\(name); use \(known.joined(separator: ", "))")
+                } else {
+                    warning(key, "unknown field \(path).\(name) is ignored")
+                }
                 continue
             }
             values[name] = value
