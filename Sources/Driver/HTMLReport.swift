@@ -243,12 +243,16 @@ public enum Chart {
         guard lo.isFinite, hi.isFinite, hi > lo, count > 0 else { return [lo.isFinite ? lo : 0] }
         let raw = (hi - lo) / Double(count)
         let mag = pow(10, floor(log10(raw)))
-        let step = [1.0, 2, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
+        let mult = [1.0, 2, 5, 10].first { $0 * mag >= raw } ?? 10
+        // Below 1, divide by the power of ten's inverse (6 / 10 is 0.6; 6 * 0.1 is not).
+        let inv = mag < 1 ? (1 / mag).rounded() : 1
+        let unit = mag < 1 ? mult : mult * mag
+        let step = unit / inv
         var out: [Double] = []
-        var t = ceil(lo / step) * step
-        while t <= hi + step * 1e-9 && out.count < 40 {
-            out.append(abs(t) < step * 1e-9 ? 0 : t)
-            t += step
+        var n = ceil(lo / step)
+        while n * step <= hi + step * 1e-9 && out.count < 40 {
+            out.append(n * unit / inv + 0)
+            n += 1
         }
         return out
     }

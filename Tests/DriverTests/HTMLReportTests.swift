@@ -201,7 +201,7 @@ func externalReferences(_ html: String) -> [String] {
         #expect(abs(row("corrected p50").change! - 10) < 0.05 && row("corrected p50").changeText.hasPrefix("+"))
         #expect(row("provider http-429-provider share").b == 0 && row("provider http-429-provider p50").b == nil)
         #expect(row("provider http-429-provider p50").changeText == "-")
-        #expect(row("requests").changeText == "+200 (+100.0%)")
+        #expect(row("requests").changeText == "+100 (+100.0%)")
         let same = ReportComparison.rows(a, a)
         #expect(same.allSatisfy { $0.change == nil || $0.change == 0 })
         #expect(same.first { $0.figure == "rate" }!.changeText == "=")
