@@ -153,7 +153,9 @@ public struct TimeSeries: Sendable {
             var b = Bucket()
             let end = Swift.min(buckets.count, k + per)
             for j in k..<end { b.merge(buckets[j]) }
-            let secs = Double(width) / 1e9 * Double(end - k)
+            // Every point spans `per` buckets, the last too: a run ending early in it shows a lower
+            // rate there rather than a spike from dividing by a sliver.
+            let secs = Double(width) / 1e9 * Double(per)
             var served = b.served.map { Double($0) / secs }
             if served.count < providers.count { served += [Double](repeating: 0, count: providers.count - served.count) }
             out.append(Point(start: Double(width) / 1e9 * Double(k), width: secs, count: b.count, servedRate: served,
@@ -232,7 +234,7 @@ public enum Chart {
     /// The plot area of a chart in pixels.
     public struct Frame: Sendable, Equatable {
         public var width = 960.0, height = 240.0
-        public var left = 64.0, right = 16.0, top = 12.0, bottom = 40.0
+        public var left = 64.0, right = 16.0, top = 28.0, bottom = 40.0
         public init() {}
         public func x(_ v: Double, _ a: Axis) -> Double { left + a.fraction(v) * (width - left - right) }
         public func y(_ v: Double, _ a: Axis) -> Double { height - bottom - a.fraction(v) * (height - top - bottom) }
@@ -374,7 +376,7 @@ public struct HTMLReport {
     body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fff;max-width:1000px}
     h1{font-size:20px}h2{font-size:16px;margin-top:28px}
     table{border-collapse:collapse;font-variant-numeric:tabular-nums}td,th{padding:2px 10px;text-align:right;border-bottom:1px solid #ddd}
-    td:first-child,th:first-child{text-align:left}
+    td:first-child,th:first-child,#timeline td,#timeline th,#expectations td{text-align:left}
     svg{display:block;background:#fafafa;border:1px solid #e4e4e4}
     .axis line{stroke:#ccc}.axis text,.legend text{font-size:11px;fill:#555}
     .series polyline{fill:none;stroke-width:1.6}.eviction{fill:#d62728;opacity:.13}
@@ -487,16 +489,16 @@ public struct HTMLReport {
             o += "<text x=\"\(px)\" y=\"\(Units.fixed(f.height - f.bottom + 14, 1))\" text-anchor=\"middle\">" + htmlEscape(text) + "</text>"
         }
         o += "<text x=\"\(Units.fixed((f.left + f.width - f.right) / 2, 1))\" y=\"\(Units.fixed(f.height - 6, 1))\" text-anchor=\"middle\">" + htmlEscape(xLabel) + "</text>"
-        o += "<text x=\"12\" y=\"\(Units.fixed(f.top + 2, 1))\" dominant-baseline=\"hanging\">" + htmlEscape(yLabel) + "</text>"
+        o += "<text x=\"8\" y=\"8\" dominant-baseline=\"hanging\">" + htmlEscape(yLabel) + "</text>"
         return o + "</g>"
     }
 
     static func legend(_ items: [(String, String)], _ f: Chart.Frame) -> String {
         var o = "<g class=\"legend\">"
-        var x = f.left + 8
+        var x = f.left + 64
         for (name, color) in items {
-            o += "<rect x=\"\(Units.fixed(x, 1))\" y=\"\(Units.fixed(f.top + 4, 1))\" width=\"10\" height=\"10\" fill=\"\(color)\"/>"
-            o += "<text x=\"\(Units.fixed(x + 14, 1))\" y=\"\(Units.fixed(f.top + 13, 1))\">" + htmlEscape(name) + "</text>"
+            o += "<rect x=\"\(Units.fixed(x, 1))\" y=\"7\" width=\"10\" height=\"10\" fill=\"\(color)\"/>"
+            o += "<text x=\"\(Units.fixed(x + 14, 1))\" y=\"16\">" + htmlEscape(name) + "</text>"
             x += 24 + Double(name.count) * 6.5
         }
         return o + "</g>"
