@@ -380,7 +380,7 @@ public struct HTMLReport {
     svg{display:block;background:#fafafa;border:1px solid #e4e4e4}
     .axis line{stroke:#ccc}.axis text,.legend text{font-size:11px;fill:#555}
     .series polyline{fill:none;stroke-width:1.6}.eviction{fill:#d62728;opacity:.13}
-    .ok{color:#2a7d2a}.failed{color:#c62828;font-weight:bold}.up{color:#c62828}.down{color:#2a7d2a}
+    .ok{color:#2a7d2a}.failed{color:#c62828;font-weight:bold}.worse{color:#c62828}.better{color:#2a7d2a}
     """
 
     /// The whole page.

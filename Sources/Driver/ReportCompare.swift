@@ -15,6 +15,21 @@ public struct ComparisonRow: Sendable, Equatable {
         self.b = b
     }
 
+    /// Whether a rise is good (rate, 2xx share), bad (latency, errors, 4xx/5xx) or neither (a provider's share).
+    public var higherIsBetter: Bool? {
+        if figure == "rate" || figure == "throughput" || figure == "requests" { return true }
+        if figure.hasPrefix("status 2") { return true }
+        if figure.hasPrefix("status ") || figure == "errors" { return false }
+        if unit == .ms { return false }
+        return nil
+    }
+
+    /// `better`, `worse` or empty, for the HTML table's colours.
+    public var verdict: String {
+        guard let c = change, c != 0, let up = higherIsBetter else { return "" }
+        return (c > 0) == up ? "better" : "worse"
+    }
+
     public var change: Double? { a.flatMap { a in b.map { $0 - a } } }
     /// The change relative to A (nil when A is 0 or missing).
     public var relative: Double? { a.flatMap { a in a == 0 ? nil : change.map { $0 / a } } }
@@ -107,7 +122,7 @@ public enum ReportComparison {
         o += "<p>A: " + htmlEscape(a.name) + "<br>B: " + htmlEscape(b.name) + "</p>\n"
         o += "<table id=\"comparison\"><tr><th>figure</th><th>A</th><th>B</th><th>change</th></tr>"
         for r in rows {
-            let cls = (r.change ?? 0) > 0 ? "up" : (r.change ?? 0) < 0 ? "down" : ""
+            let cls = r.verdict
             o += "<tr data-figure=\"" + htmlEscape(r.figure) + "\"><td>" + htmlEscape(r.figure) + "</td><td>" + htmlEscape(r.format(r.a))
                 + "</td><td>" + htmlEscape(r.format(r.b)) + "</td><td class=\"" + cls + "\">" + htmlEscape(r.changeText) + "</td></tr>"
         }

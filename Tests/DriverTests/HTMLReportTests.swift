@@ -213,7 +213,9 @@ func externalReferences(_ html: String) -> [String] {
         #expect(f429?["change"]?.number == -10 && f429?["a"]?.number == 10)
         let page = ReportComparison.html(rows, a: ("a.jsonl", sa, ba.corrected), b: ("b.jsonl", sb, bb.corrected))
         #expect(Set(attributeValues(page, element: "<g class=\"series\" data-run", "data-run")) == ["A", "B"])
-        #expect(page.contains("<td class=\"down\">-10.00% pts</td>"))
+        #expect(page.contains("<td class=\"better\">-10.00% pts</td>"))
+        #expect(row("rate").verdict == "better" && row("corrected p99").verdict == "worse" && row("status 200").verdict == "better")
+        #expect(row("provider openai-provider share").verdict == "")
         #expect(externalReferences(page).isEmpty)
     }
 }
