@@ -157,6 +157,26 @@ func externalReferences(_ html: String) -> [String] {
         #expect(HTMLReport.colors(["x", "openai-provider"], groups: ["openai-provider": 1]) == ["openai-provider": HTMLReport.palette[1], "x": HTMLReport.palette[2]])
     }
 
+    @Test func hostileTimesAndNamesGiveAPageNotATrap() throws {
+        // Offsets at the record format's limit, a latency of years, a name with controls and quotes.
+        let far = RequestRecord.maxNanos
+        let records = [
+            RequestRecord(seq: 0, intended: 0, sent: 0, url: "u", status: 200, latency: far, correctedLatency: far, provider: "a\u{1}\"b'"),
+            RequestRecord(seq: 1, intended: far, sent: far, url: "u", status: 999, latency: 0, provider: "c"),
+            RequestRecord(seq: 2, intended: far / 2, url: "u", error: "not sent"),
+        ]
+        let (report, builder, series) = try reportParts(records)
+        #expect(series.buckets.count <= TimeSeries.maxBuckets)
+        let page = HTMLReport(files: ["x"], report: report, series: series, builder: builder).html
+        #expect(page.contains("data-provider=\"a\u{FFFD}&quot;b&#39;\""))
+        // Units.fixed writes "nan" and "inf" for numbers that are not finite: none may reach a coordinate or label.
+        for bad in ["nan", "inf"] {
+            for around in [",\(bad)", "\(bad),", "\"\(bad)", "\(bad)\"", ">\(bad)", " \(bad) "] { #expect(!page.contains(around), "\(around)") }
+        }
+        let empty = HTMLReport(files: [], report: ReportBuilder().build(), series: TimeSeries(), builder: ReportBuilder()).html
+        #expect(empty.contains("id=\"served-by\"") && empty.contains("id=\"percentiles\""))
+    }
+
     @Test func aLongRunStaysSmall() throws {
         // 300,000 requests over 50 minutes with failovers every minute; the page's size depends on
         // the points (at most 240 per chart) and the timeline (at most 1000 changes), not the count.
