@@ -87,8 +87,12 @@ struct ReportCommand: ParsableCommand {
         do {
             try text.write(toFile: path, atomically: true, encoding: .utf8)
         } catch {
-            throw DriveCLI.usage("--html \(path): cannot write: \(error.localizedDescription)")
+            let folder = (path as NSString).deletingLastPathComponent
+            let why = FileManager.default.fileExists(atPath: folder.isEmpty ? "." : folder) ? "" : " (no folder \(folder))"
+            throw DriveCLI.usage("--html \(path): cannot write\(why): \(error.localizedDescription)")
         }
+        // On stderr, so stdout stays the text or JSON report.
+        DriveCLI.printError("wrote \(path) (\(text.utf8.count / 1024 + 1) KB)")
     }
 
     /// Reads records files into a report builder and the time series of the charts.
