@@ -377,7 +377,7 @@ public struct HTMLReport {
     h1{font-size:20px}h2{font-size:16px;margin-top:28px}
     table{border-collapse:collapse;font-variant-numeric:tabular-nums}td,th{padding:2px 10px;text-align:right;border-bottom:1px solid #ddd}
     td:first-child,th:first-child,#timeline td,#timeline th,#expectations td{text-align:left}
-    svg{display:block;background:#fafafa;border:1px solid #e4e4e4}
+    svg{display:block;background:#fafafa;border:1px solid #e4e4e4;max-width:100%;height:auto}
     .axis line{stroke:#ccc}.axis text,.legend text{font-size:11px;fill:#555}
     .series polyline{fill:none;stroke-width:1.6}.eviction{fill:#d62728;opacity:.13}
     .ok{color:#2a7d2a}.failed{color:#c62828;font-weight:bold}.worse{color:#c62828}.better{color:#2a7d2a}
