@@ -7,7 +7,7 @@
 # Env: DURATION (wrk run, default 8s), CONNECTIONS (default 32).
 # Same setup as bench/gateway.sh: nginx (one worker) as the upstream, the lab of
 # bench/upstream.yaml.tmpl, the access log to a file, wrk -t1 against the gateway.
-# Prints µs of CPU (user + system, from /proc) per request for each run, the medians,
+# Rounds alternate which binary runs first. Prints µs of CPU (user + system, from /proc) per request for each run, the medians,
 # and new/old. Runs as root (installs nginx and wrk if missing).
 set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,7 +50,8 @@ run() {
 
 old=(); new=()
 for r in $(seq "$ROUNDS"); do
-    o=$(run "$OLD"); n=$(run "$NEW")
+    # Alternate which goes first: the second run of a pair was seen to pay for the first's leftovers.
+    if ((r % 2)); then o=$(run "$OLD"); n=$(run "$NEW"); else n=$(run "$NEW"); o=$(run "$OLD"); fi
     old+=("$o"); new+=("$n")
     echo "round $r: old $o us/request, new $n us/request"
 done
