@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Wire
 
 /// A load driver: runs a workload on its own thread with libcurl's multi interface, one
 /// `curl_multi_poll` loop, and hands each finished request to a sink. Control calls

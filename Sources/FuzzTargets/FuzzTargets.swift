@@ -179,7 +179,7 @@ public enum FuzzTargets {
         _ = setting.behavior?.shortName
         if let shape = setting.shape {
             // The shaping arithmetic on whatever the text set: it must not trap either.
-            var rng = ShapeRandom(seed: UInt64(bytes.count))
+            var rng = SeededRandom(seed: UInt64(bytes.count))
             _ = shape.firstTokenNanos(tokenDelayNanos: .max)
             _ = shape.interTokenNanos(tokenDelayNanos: .max, using: &rng)
             _ = shape.outputTokens(requested: ModelShape.mostTokens, sentence: 3, using: &rng)

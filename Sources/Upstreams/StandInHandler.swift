@@ -165,7 +165,7 @@ final class StandInHandler: ChannelInboundHandler {
     /// but not the ones after it, so a loaded mock keeps the configured rate.
     private func completeShaped(context: ChannelHandlerContext, head: HTTPRequestHead, request: MockOpenAI.Request,
                                 headers: HTTPHeaders, id: String, created: Int, tokenDelay: Duration, shape: ModelShape, seed: UInt64) {
-        var rng = ShapeRandom(seed: seed)
+        var rng = SeededRandom(seed: seed)
         let delayNanos = tokenDelay.timeAmount.nanoseconds
         let sentence = MockOpenAI.tokenPieces(MockOpenAI.reply(to: request.lastUserMessage))
         let (count, cut) = shape.outputTokens(requested: request.maxTokens, sentence: sentence.count, using: &rng)
@@ -206,7 +206,7 @@ final class StandInHandler: ChannelInboundHandler {
         let cut: Bool
         let shape: ModelShape
         let tokenDelayNanos: Int64
-        var rng: ShapeRandom
+        var rng: SeededRandom
         let keepAlive: Bool
         /// When the next token is due.
         var due: NIODeadline

@@ -215,8 +215,9 @@ public struct ModelShape: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// SplitMix64: a seeded generator so each stream's jitter repeats for a seed (tests, replays).
-public struct ShapeRandom: RandomNumberGenerator, Sendable {
+/// A small, fast, seedable generator (SplitMix64), so runs, jitter and tests repeat exactly
+/// for a seed: the driver's pacers and the mock's token timing use this one.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {

@@ -1,5 +1,6 @@
 import Testing
 @testable import Driver
+import Wire
 
 private func schedule(_ phases: [Phase], seed: UInt64 = 7, limit: Int = 1_000_000, until: Nanos = .max) -> [Nanos] {
     var p = Pacer(phases: phases, rng: SeededRandom(seed: seed))

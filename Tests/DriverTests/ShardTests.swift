@@ -2,6 +2,7 @@ import Foundation
 import Histogram
 import Testing
 @testable import Driver
+import Wire
 
 /// `drive --shard K/N`: each shard's part of the plan, and the shards' records read by
 /// `report` as one run.

@@ -49,14 +49,14 @@ struct MockShapingTests {
     @Test("inter-token gaps stay within mean ± jitter, repeat for a seed and spread over the range")
     func jitterBounds() {
         let shape = ModelShape(rate: 50, jitterPercent: 10)
-        var rng = ShapeRandom(seed: 42)
+        var rng = SeededRandom(seed: 42)
         let gaps = (0..<10_000).map { _ in shape.interTokenNanos(tokenDelayNanos: 0, using: &rng) }
         #expect(gaps.allSatisfy { (18_000_000...22_000_000).contains($0) })
         // Uniform over the band: both ends are reached and the mean is the rate's.
         #expect(gaps.min()! < 18_100_000 && gaps.max()! > 21_900_000)
         let mean = Double(gaps.reduce(0, +)) / Double(gaps.count)
         #expect(abs(mean - 20_000_000) < 100_000)
-        var again = ShapeRandom(seed: 42)
+        var again = SeededRandom(seed: 42)
         #expect((0..<100).map { _ in shape.interTokenNanos(tokenDelayNanos: 0, using: &again) } == Array(gaps.prefix(100)))
         // Without jitter every gap is the mean; without a rate, the stand-in's token delay.
         func gap(_ shape: ModelShape, _ tokenDelay: Int64) -> Int64 { shape.interTokenNanos(tokenDelayNanos: tokenDelay, using: &rng) }
@@ -76,7 +76,7 @@ struct MockShapingTests {
 
     @Test("output length: fixed, drawn from a range, the request's max_tokens, cut by it")
     func lengths() {
-        var rng = ShapeRandom(seed: 1)
+        var rng = SeededRandom(seed: 1)
         func out(_ shape: ModelShape, _ requested: Int?) -> [Int] {
             let r = shape.outputTokens(requested: requested, sentence: 9, using: &rng)
             return [r.count, r.cut ? 1 : 0]
