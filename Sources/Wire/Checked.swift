@@ -2,20 +2,6 @@
 /// each returns nil (or clamps) where Swift's own conversion would trap. The input rule
 /// (docs/CONTRIBUTING.md) sends every such conversion here; scripts/check-input-rule checks.
 public enum Checked {
-    /// `Int(x)` rounded toward zero, or nil when `x` is not finite or does not fit.
-    @inlinable
-    public static func int(_ x: Double) -> Int? {
-        guard x.isFinite, x > -9.223372036854775e18, x < 9.223372036854775e18 else { return nil }
-        return Int(x)  // checked: range tested above
-    }
-
-    /// `Int64(x)` rounded toward zero, or nil when `x` is not finite or does not fit.
-    @inlinable
-    public static func int64(_ x: Double) -> Int64? {
-        guard x.isFinite, x > -9.223372036854775e18, x < 9.223372036854775e18 else { return nil }
-        return Int64(x)  // checked: range tested above
-    }
-
     /// `x` rounded to the nearest Int, clamped into `range`; NaN gives the lower bound.
     @inlinable
     public static func clampedInt(_ x: Double, _ range: ClosedRange<Int> = Int.min...Int.max) -> Int {
@@ -26,15 +12,15 @@ public enum Checked {
         return Int(r)  // checked: strictly inside an Int range
     }
 
-    /// A duration of `seconds`, or nil when negative or not finite; clamped to `max`.
+    /// A duration of `seconds` when finite, not negative and within Int64 nanoseconds
+    /// (about 292 years); nil otherwise. The checked way to turn an outside number into a `Duration`.
     @inlinable
-    public static func duration(seconds: Double, max: Duration = .seconds(100 * 365 * 86_400)) -> Duration? {
+    public static func duration(seconds: Double) -> Duration? {
         guard seconds.isFinite, seconds >= 0 else { return nil }
-        let (maxSeconds, _) = max.components
-        if seconds >= Double(maxSeconds) { return max }
-        let whole = Int64(seconds)  // checked: 0 <= seconds < maxSeconds
-        let nanos = Int64(((seconds - Double(whole)) * 1e9).rounded())  // checked: in 0...1e9
-        return .seconds(whole) + .nanoseconds(nanos)
+        let nanoseconds = (seconds * 1e9).rounded()
+        // 2^63 is exactly representable; anything at or above it does not fit Int64.
+        guard nanoseconds < 9_223_372_036_854_775_808.0 else { return nil }
+        return .nanoseconds(Int64(nanoseconds))  // checked: range tested above
     }
 
     /// Whole nanoseconds of `seconds`, or nil when negative, not finite or beyond Int64.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Wire
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -49,11 +50,11 @@ struct HintClampTests {
 
     @Test("Duration.checked refuses what does not fit; seconds(double:) saturates; compactDescription never traps")
     func durationConversions() {
-        #expect(Duration.checked(seconds: .infinity) == nil)
-        #expect(Duration.checked(seconds: .nan) == nil)
-        #expect(Duration.checked(seconds: -1) == nil)
-        #expect(Duration.checked(seconds: 9.3e9) == nil)
-        #expect(Duration.checked(seconds: 1.5) == .milliseconds(1500))
+        #expect(Checked.duration(seconds: .infinity) == nil)
+        #expect(Checked.duration(seconds: .nan) == nil)
+        #expect(Checked.duration(seconds: -1) == nil)
+        #expect(Checked.duration(seconds: 9.3e9) == nil)
+        #expect(Checked.duration(seconds: 1.5) == .milliseconds(1500))
         #expect(Duration.seconds(double: .infinity) == GoDuration.maximum)
         #expect(Duration.seconds(double: .nan) == .zero)
         #expect(Duration.seconds(1e15).compactDescription.hasSuffix("s"))

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// Reads how long an upstream asks us to back off, from a 429's headers.
 /// First found wins: `Retry-After` (seconds or HTTP-date), `retry-after-ms`,
@@ -46,7 +47,7 @@ public enum RateLimitHint {
     /// Seconds as a hint: nil when not finite or negative, else at most `ceiling`.
     static func clamped(seconds: Double) -> Duration? {
         guard seconds.isFinite, seconds >= 0 else { return nil }
-        return Duration.checked(seconds: min(seconds, ceilingSeconds))
+        return Checked.duration(seconds: min(seconds, ceilingSeconds))
     }
 
     /// RFC 9110 dates: IMF-fixdate, plus the obsolete RFC 850 and asctime forms.

@@ -1,3 +1,4 @@
+import Wire
 /// Parses Gateway API / Go style durations: `120s`, `100ms`, `1m30s`, `2h`, `1.5s`.
 /// The text comes from lab files, upstream headers and the admin API: every number is
 /// checked, and a total beyond Go's own range (2562047h, Int64 nanoseconds) is an error,
@@ -41,7 +42,7 @@ public enum GoDuration {
             rest = rest.dropFirst(unitText.count)
             seconds += value * unit.1
         }
-        guard let duration = Duration.checked(seconds: seconds) else {
+        guard let duration = Checked.duration(seconds: seconds) else {
             throw ParseError(input: text, reason: "out of range (the longest is 2562047h)")
         }
         return duration
@@ -57,21 +58,10 @@ extension Duration {
         return Double(s) + Double(atto) * 1e-18
     }
 
-    /// A duration from seconds when it is finite, not negative and fits Int64 nanoseconds
-    /// (about 292 years); nil otherwise. The checked way to turn a number from outside
-    /// into a `Duration`.
-    public static func checked(seconds value: Double) -> Duration? {
-        guard value.isFinite, value >= 0 else { return nil }
-        let nanoseconds = (value * 1e9).rounded()
-        // 2^63 is exactly representable; anything at or above it does not fit Int64.
-        guard nanoseconds < 9_223_372_036_854_775_808.0 else { return nil }
-        return .nanoseconds(Int64(nanoseconds))
-    }
-
     /// Builds a duration from (possibly fractional) seconds, saturating: NaN and negative
     /// values give zero, values past Int64 nanoseconds give the largest such duration.
     public static func seconds(double value: Double) -> Duration {
-        if let duration = checked(seconds: value) { return duration }
+        if let duration = Checked.duration(seconds: value) { return duration }
         return value > 0 ? GoDuration.maximum : .zero
     }
 
