@@ -28,101 +28,69 @@ public struct LabTestResult: Sendable {
 /// driver's engine sending the Scenario's `traffic` and each step's `send`, and the step
 /// engine on the monotonic clock deciding each step from the requests that finished in it.
 public enum LabTestRunner {
-    /// Runs `script` against a lab started from `config` on free ports. `progress` hears
-    /// every action as it is applied (the command prints step verdicts from it).
-    public static func run(config: LabConfig, script: LabScript, file: String,
+    /// Runs `script` against a lab started from `config` with `settings` (its port is
+    /// always a free one, and no admin port). `progress` hears every action as the engine
+    /// decides it (the command prints step verdicts from it).
+    public static func run(config: LabConfig, script: LabScript, file: String, settings: LabSettings = LabSettings(),
                            progress: @escaping @Sendable (StepAction) -> Void = { _ in }) async -> LabTestResult {
         let began = DispatchTime.now().uptimeNanoseconds
-        var result = await runSteps(config: config, script: script, file: file, progress: progress)
+        var result = await runSteps(config: config, script: script, file: file, settings: settings, progress: progress)
         result.seconds = Double(DispatchTime.now().uptimeNanoseconds &- began) / 1e9
         return result
     }
 
-    private static func runSteps(config: LabConfig, script: LabScript, file: String,
+    private static func runSteps(config: LabConfig, script: LabScript, file: String, settings: LabSettings,
                                  progress: @escaping @Sendable (StepAction) -> Void) async -> LabTestResult {
         let name = config.scenario?.name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         var result = LabTestResult(lab: name, file: file, steps: [], stepLocations: script.steps.map(\.location),
                                    stepCount: script.steps.count, seconds: 0, error: nil)
-        var options = LabOptions()
-        options.port = 0
-        options.adminPort = nil
+        var settings = settings
+        settings.ports = [0]
+        settings.options.adminPort = nil
         let lab: RunningLab
         do {
-            lab = try await RunningLab.start(config: config, options: options)
+            lab = try await LabBuilder.start(config: config, settings: settings)
         } catch {
             result.error = "cannot start the lab: \(error)"
             return result
         }
-        guard let routeURL = lab.firstRouteURL else {
-            await lab.stop()
-            result.error = "the lab has no HTTPRoute to send requests to"
-            return result
-        }
-        let inbox = StepInbox()
-        let sink = RecordSink(record: { record in inbox.push(record) })
         let traffic: Driver?
-        let sendSpec: RequestSpec
+        let sender: Driver
+        let steps: StepRunner
+        // A `set` that could not be applied fails the lab.
+        let failures = NIOLockedValueBox<String?>(nil)
         do {
-            let specs = try script.traffic.map { try requestSpecs($0, gatewayURL: lab.gatewayURL, routeURL: routeURL) }
-            sendSpec = specs?.first?.spec ?? RequestSpec.chat(url: routeURL)
-            if let plan = script.traffic, let specs {
-                traffic = Driver(configuration: configuration(plan, specs: specs), sink: sink)
-            } else {
-                traffic = nil
-            }
+            (traffic, sender, steps) = try drivers(for: script, lab: lab, stepByKey: false, sink: nil,
+                                                   errors: { message in failures.withLockedValue { $0 = $0 ?? message } })
         } catch {
             await lab.stop()
             result.error = "\(error)"
             return result
         }
-        // The steps' own requests: a paused driver that sends only when told, so it outlives
-        // a traffic plan that ends early.
-        var senderConfig = DriverConfiguration(workload: .openLoop([Phase(.constant(rate: 0))]), mix: RequestMix([sendSpec]))
-        senderConfig.startPaused = true
-        senderConfig.timeout = 130_000_000_000  // a lab route may allow 120 s
-        let sender = Driver(configuration: senderConfig, sink: sink)
-        sender.start()
-
-        var engine = StepEngine(steps: script.steps)
-        var verdicts: [StepVerdict?] = Array(repeating: nil, count: script.steps.count)
-        func apply(_ actions: [StepAction]) async -> Bool {
+        func report(_ actions: [StepAction]) -> Bool {
+            var done = false
             for action in actions {
-                switch action {
-                case .setBehavior(let standIn, let behavior):
-                    do { try await lab.standIn(standIn)?.setBehavior(behavior) } catch {
-                        result.error = result.error ?? "could not set stand-in \(standIn) to \(behavior): \(error)"
-                    }
-                case .returnProvider(let provider):
-                    lab.returnProvider(named: provider)
-                case .send(let n):
-                    for _ in 0..<n { sender.sendOne() }
-                case .end(let verdict):
-                    verdicts[verdict.step] = verdict
-                case .finished:
-                    progress(action)
-                    return true
-                case .begin, .waitForNext:
-                    break
-                }
                 progress(action)
+                if case .finished = action { done = true }
             }
-            return false
+            return done
         }
-        var done = await apply(engine.start(at: inbox.now()))
-        // After the first step began: none of the traffic's requests can finish before it.
+        sender.start()
+        var done = report(steps.start())
+        await steps.settled()
+        // After the first step began and set its behaviours: none of the traffic's requests can finish before it.
         traffic?.start()
         while !done {
-            let (now, records) = inbox.drain()
-            var actions: [StepAction] = []
-            for (record, at) in records { actions += engine.finished(record, at: at) }
-            actions += engine.advance(to: now)
-            done = await apply(actions)
+            done = report(steps.poll())
+            await steps.settled()
             if done { break }
             // Sleep until the step's deadline, but look at finished requests every few ms.
-            let wait = min(engine.deadline.map { $0 > now ? $0 - now : 0 } ?? 5_000_000, 5_000_000)
+            let now = steps.now()
+            let wait = min(steps.deadline.map { $0 > now ? $0 - now : 0 } ?? 5_000_000, 5_000_000)
             if wait > 0 { try? await Task.sleep(nanoseconds: wait) }
         }
-        result.steps = verdicts.compactMap { $0 }
+        result.error = failures.withLockedValue { $0 }
+        result.steps = steps.verdicts.compactMap { $0 }
         traffic?.stop(abortInFlight: true)
         sender.stop(abortInFlight: true)
         traffic?.wait()
@@ -131,89 +99,52 @@ public enum LabTestRunner {
         return result
     }
 
-    /// The traffic plan's requests, one per target; a target that is a path goes to the lab's
-    /// gateway, and a plan with no targets sends to the lab's first route.
-    static func requestSpecs(_ plan: PlanFile, gatewayURL: String, routeURL: String) throws -> [(spec: RequestSpec, weight: Double)] {
-        let targets = plan.targets.isEmpty ? [(url: routeURL, weight: 1.0)] : plan.targets.map { (url: $0.url, weight: $0.weight) }
-        var body: [UInt8]?
-        if let path = plan.bodyFile {
-            body = try readBody(path)
+    /// The drivers and the step runner of a lab's script: the Scenario's `traffic` (nil
+    /// without one) and a paused driver that sends the steps' own requests only when told,
+    /// so it outlives a traffic plan that ends early. Every finished request of both goes to
+    /// the steps, and to `sink` when given (the dashboard, a recorder).
+    public static func drivers(for script: LabScript, lab: RunningLab, stepByKey: Bool, sink: RecordSink?,
+                               errors: @escaping @Sendable (String) -> Void = { _ in })
+        throws -> (traffic: Driver?, sender: Driver, steps: StepRunner) {
+        guard let routeURL = lab.firstRouteURL else { throw LabTestError(description: "the lab has no HTTPRoute to send requests to") }
+        let box = NIOLockedValueBox<StepRunner?>(nil)
+        let records = RecordSink(record: { record in
+            box.withLockedValue { $0 }?.record(record)
+            sink?.record(record)
+        }, flush: { sink?.flush() })
+        var traffic: Driver?
+        var sendSpec = RequestSpec.chat(url: routeURL)
+        if let plan = script.traffic {
+            var config = try labTraffic(plan, lab: lab, routeURL: routeURL)
+            sendSpec = config.mix.requests.first ?? sendSpec
+            config.timeout = plan.timeout ?? 130_000_000_000
+            traffic = Driver(configuration: config, sink: records)
         }
-        return targets.map { target in
-            let url = target.url.hasPrefix("/") ? gatewayURL + target.url : target.url
-            let method = plan.method ?? "POST"
-            var headers = plan.headers
-            if let body {
-                if !headers.contains(where: { $0.lowercased().hasPrefix("content-type:") }), body.first == UInt8(ascii: "{") {
-                    headers.insert("Content-Type: application/json", at: 0)
-                }
-                return (RequestSpec(method: method, url: url, headers: headers, body: body, model: RequestSpec.model(inBody: body)), target.weight)
-            }
-            if method == "GET" || method == "HEAD" {
-                return (RequestSpec(method: method, url: url, headers: headers), target.weight)
-            }
-            var spec = RequestSpec.chat(url: url, model: plan.model ?? "", message: plan.message ?? "What is 2+2?",
-                                        stream: plan.stream ?? false, headers: headers)
-            spec.method = method
-            return (spec, target.weight)
-        }
+        var senderConfig = DriverConfiguration(workload: .openLoop([Phase(.constant(rate: 0))]), mix: RequestMix([sendSpec]))
+        senderConfig.startPaused = true
+        senderConfig.timeout = 130_000_000_000  // a lab route may allow 120 s
+        let sender = Driver(configuration: senderConfig, sink: records)
+        let steps = StepRunner(steps: script.steps, stepByKey: stepByKey, lab: lab, send: { n in
+            for _ in 0..<n { sender.sendOne() }
+        }, errors: errors)
+        box.withLockedValue { $0 = steps }
+        return (traffic, sender, steps)
     }
 
-    /// The largest `body-file` a lab's traffic sends: the gateway buffers 8 MiB by default.
-    static let largestBody = 64 << 20
-
-    static func readBody(_ path: String) throws -> [UInt8] {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        guard let size = (attributes?[.size] as? NSNumber)?.int64Value, attributes?[.type] as? FileAttributeType == .typeRegular else {
-            throw LabTestError(description: "spec.traffic body-file \(path): not a readable regular file")
+    /// The driver configuration of a lab's `traffic:`, read as `drive --plan` reads a plan
+    /// given no flags; targets that are paths go to the lab's gateway, and a plan without
+    /// targets sends to the lab's first route.
+    static func labTraffic(_ plan: PlanFile, lab: RunningLab, routeURL: String) throws -> DriverConfiguration {
+        var settings = TrafficSettings()
+        settings.plan = plan
+        do {
+            return try settings.configuration(defaultTarget: routeURL, base: lab.gatewayURL, defaultDuration: nil)
+        } catch {
+            throw LabTestError(description: "spec.traffic: \(error)")
         }
-        guard size <= Int64(largestBody) else { throw LabTestError(description: "spec.traffic body-file \(path): larger than \(largestBody >> 20) MiB") }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw LabTestError(description: "spec.traffic body-file \(path): cannot read it")
-        }
-        return [UInt8](data)
-    }
-
-    /// The run a traffic plan asks for, as `drive --plan` runs a plan given no flags.
-    static func configuration(_ plan: PlanFile, specs: [(spec: RequestSpec, weight: Double)]) -> DriverConfiguration {
-        let workload: Workload
-        if let n = plan.concurrency {
-            workload = .closedLoop(concurrency: n)
-        } else {
-            workload = .openLoop(plan.phases ?? [])
-        }
-        var config = DriverConfiguration(workload: workload, mix: RequestMix(specs.map(\.spec), weights: specs.map(\.weight)),
-                                         duration: plan.duration, requestLimit: plan.requests)
-        if let n = plan.maxInFlight { config.maxInFlight = n }
-        config.timeout = plan.timeout ?? 130_000_000_000
-        config.seed = plan.seed ?? 1
-        return config
     }
 }
 
 public struct LabTestError: Error, CustomStringConvertible {
     public var description: String
-}
-
-/// Finished requests from the drivers' threads, each stamped with the time it arrived, and
-/// the clock they share. Stamping and queuing happen under one lock, and `drain` reads the
-/// clock under it too: every request stamped before the drain's time is in its batch, so the
-/// engine sees inputs in time order.
-final class StepInbox: Sendable {
-    private let state = NIOLockedValueBox<[(RequestRecord, Nanos)]>([])
-    private let origin = DispatchTime.now().uptimeNanoseconds
-
-    func now() -> Nanos { DispatchTime.now().uptimeNanoseconds &- origin }
-
-    func push(_ record: RequestRecord) {
-        state.withLockedValue { $0.append((record, now())) }
-    }
-
-    func drain() -> (now: Nanos, records: [(RequestRecord, Nanos)]) {
-        state.withLockedValue { queue in
-            let batch = queue
-            queue.removeAll(keepingCapacity: true)
-            return (now(), batch)
-        }
-    }
 }

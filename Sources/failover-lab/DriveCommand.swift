@@ -71,6 +71,35 @@ struct DriveCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Weights of the target URLs, in their order, e.g. 3,1.", valueName: "w,w,..."))
     var weights: String?
 
+    @OptionGroup var shape: DriveShapeOptions
+    @OptionGroup var limits: DriveLimitOptions
+    @OptionGroup var request: DriveRequestOptions
+    @OptionGroup var engine: DriveEngineOptions
+    @OptionGroup var output: DriveOutputOptions
+
+    func run() throws {
+        let expectations = try output.parsedExpectations()
+        var settings = try shape.settings()
+        settings.targets = urls.map { (url: $0, weight: 1.0) }
+        settings.weights = weights
+        limits.fill(&settings)
+        request.fill(&settings)
+        engine.fill(&settings)
+        let config: DriverConfiguration
+        do {
+            config = try settings.configuration(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw DriveCLI.usage(error.description)
+        }
+        engine.noteHTTP2()
+        let session = DriveRunSession(config: config, output: output, expectations: expectations)
+        try session.run()
+    }
+}
+
+/// How to drive: a plan file, closed loop, or an open-loop shape; and the shard. `drive` and
+/// `run` share it, and `TrafficSettings` reads it, so a flag means the same in both.
+struct DriveShapeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A YAML traffic plan: targets, request, phases or concurrency, limits. Flags win over it.", valueName: "file"))
     var plan: String?
 
@@ -104,114 +133,23 @@ struct DriveCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Run shard K of N (K from 0) of this plan: rates, concurrency and --requests divided by N, seq K+N·i, seed + K. '/N' takes K from JOB_COMPLETION_INDEX.", valueName: "K/N"))
     var shard: String?
 
-    @OptionGroup var limits: DriveLimitOptions
-    @OptionGroup var request: DriveRequestOptions
-    @OptionGroup var engine: DriveEngineOptions
-    @OptionGroup var output: DriveOutputOptions
-
-    func run() throws {
-        let expectations = try output.parsedExpectations()
-        var planFile: PlanFile?
+    /// The shape, with the plan file read.
+    func settings() throws -> TrafficSettings {
+        var s = TrafficSettings()
         if let plan {
-            do { planFile = try PlanFile.load(path: plan) } catch { throw DriveCLI.usage("\(error)") }
+            do { s.plan = try PlanFile.load(path: plan) } catch { throw DriveCLI.usage("\(error)") }
         }
-        // Targets and their weights.
-        var targets = urls.map { (url: $0, weight: 1.0) }
-        if targets.isEmpty, let p = planFile { targets = p.targets.map { ($0.url, $0.weight) } }
-        guard !targets.isEmpty else { throw DriveCLI.usage("no target: give a URL, e.g. failover-lab drive http://127.0.0.1:8080/http-429") }
-        if let weights {
-            let ws = weights.split(separator: ",").map { Double(DriveCLI.trim($0)) }
-            guard ws.count == targets.count, ws.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 1e9 }) else {
-                throw DriveCLI.usage("--weights \(weights): give one number in 0...1e9 per target URL (\(targets.count) URLs)")
-            }
-            for i in targets.indices { targets[i].weight = ws[i]! }
-        }
-        for t in targets { try DriveCLI.checkURL(t.url, what: "target") }
-        let specs = try targets.map { try request.spec(url: $0.url, plan: planFile) }
-        let mix = RequestMix(specs, weights: targets.map(\.weight))
-
-        // The workload.
-        let duration = try limits.durationValue() ?? planFile?.duration
-        let requestLimit = limits.requests ?? planFile?.requests
-        let workload: Workload
-        let shapes = [rate != nil || rampTo != nil, steps != nil, burst != nil].filter { $0 }.count
-        if concurrency != nil && shapes > 0 {
-            throw DriveCLI.usage("--concurrency (closed loop) cannot be combined with --rate, --steps or --burst (open loop)")
-        }
-        if poisson && rate == nil { throw DriveCLI.usage("--poisson needs --rate") }
-        if rampTo != nil && rate == nil { throw DriveCLI.usage("--ramp-to needs --rate, the rate to start from") }
-        if let n = concurrency {
-            guard n > 0, n <= Units.maxConcurrency else { throw DriveCLI.usage("--concurrency \(n): give 1...\(Units.maxConcurrency)") }
-            workload = .closedLoop(concurrency: n)
-        } else if shapes > 0 {
-            workload = .openLoop(try phases(duration: duration))
-        } else if let p = planFile, let phases = p.phases {
-            workload = .openLoop(phases)
-        } else if let p = planFile, let n = p.concurrency {
-            workload = .closedLoop(concurrency: n)
-        } else {
-            throw DriveCLI.usage("say how to drive: --concurrency N (closed loop), --rate R (open loop) or --plan FILE")
-        }
-        var config = DriverConfiguration(workload: workload, mix: mix, duration: duration, requestLimit: requestLimit)
-        if config.duration == nil && config.requestLimit == nil, case .closedLoop = workload {
-            config.duration = 10_000_000_000 // a run without limits would never end; 10 s like wrk
-        }
-        if config.duration == nil && config.requestLimit == nil, case let .openLoop(ph) = workload,
-           ph.contains(where: { $0.duration == nil }) {
-            config.duration = 10_000_000_000
-        }
-        try engine.apply(to: &config, plan: planFile)
-        if let shard { try Self.applyShard(shard, to: &config, environment: ProcessInfo.processInfo.environment) }
-        let session = DriveRunSession(config: config, output: output, expectations: expectations)
-        try session.run()
-    }
-
-    /// Makes `config` shard K of N's part of the run (see the discussion above).
-    static func applyShard(_ text: String, to config: inout DriverConfiguration, environment: [String: String]) throws {
-        do {
-            try config.applyShard(try Shard.parse(text, environment: environment))
-        } catch {
-            throw DriveCLI.usage("--shard \(text): \(error)")
-        }
-    }
-
-    func phases(duration: Nanos?) throws -> [Phase] {
-        var phases: [Phase] = []
-        var base: Double?
-        if let rate {
-            do { base = try Units.rate(rate) } catch { throw DriveCLI.usage("--rate \(rate): \(error)") }
-        }
-        if let steps {
-            var rates: [Double] = []
-            for s in steps.split(separator: ",") {
-                do { rates.append(try Units.rate(String(s))) } catch { throw DriveCLI.usage("--steps \(steps): \(error)") }
-            }
-            let every = try DriveCLI.positiveDuration(stepEvery, flag: "--step-every")
-            phases.append(Phase(.steps(rates: rates, every: every)))
-            if base != nil { throw DriveCLI.usage("--steps already sets the rates; drop --rate") }
-            return phases
-        }
-        if let burst {
-            guard burst > 0, burst <= Units.maxConcurrency else { throw DriveCLI.usage("--burst must be 1...\(Units.maxConcurrency)") }
-            let every = try DriveCLI.positiveDuration(burstEvery, flag: "--burst-every")
-            if poisson || rampTo != nil { throw DriveCLI.usage("--burst combines with an even --rate only") }
-            return [Phase(.bursts(size: burst, every: every, baseRate: base ?? 0))]
-        }
-        guard let base else { throw DriveCLI.usage("--rate is needed") }
-        if let rampTo {
-            let to: Double
-            do { to = try Units.rate(rampTo) } catch { throw DriveCLI.usage("--ramp-to \(rampTo): \(error)") }
-            var over = duration
-            if let rampOver {
-                over = try DriveCLI.positiveDuration(rampOver, flag: "--ramp-over")
-            }
-            guard let over else { throw DriveCLI.usage("--ramp-to needs --duration (or --ramp-over) for the length of the ramp") }
-            if poisson { throw DriveCLI.usage("--poisson with --ramp-to is not supported; use a plan with phases") }
-            phases.append(Phase(.ramp(from: base, to: to, over: over)))
-            phases.append(Phase(.constant(rate: to))) // holds the end rate if the run is longer
-            return phases
-        }
-        return [Phase(poisson ? .poisson(rate: base) : .constant(rate: base))]
+        s.concurrency = concurrency
+        s.rate = rate
+        s.poisson = poisson
+        s.rampTo = rampTo
+        s.rampOver = rampOver
+        s.steps = steps
+        s.stepEvery = stepEvery
+        s.burst = burst
+        s.burstEvery = burstEvery
+        s.shard = shard
+        return s
     }
 }
 
@@ -226,6 +164,11 @@ struct DriveLimitOptions: ParsableArguments {
     func durationValue() throws -> Nanos? {
         guard let duration else { return nil }
         return try DriveCLI.positiveDuration(duration, flag: "--duration")
+    }
+
+    func fill(_ s: inout TrafficSettings) {
+        s.duration = duration
+        s.requests = requests
     }
 }
 
@@ -249,29 +192,13 @@ struct DriveRequestOptions: ParsableArguments {
     @Option(name: [.customShort("X"), .customLong("method")], help: ArgumentHelp("HTTP method (POST by default).", valueName: "method"))
     var method: String?
 
-    func spec(url: String, plan: PlanFile?) throws -> RequestSpec {
-        var all = plan?.headers ?? []
-        for h in headers {
-            guard let colon = h.firstIndex(of: ":"), colon != h.startIndex else {
-                throw DriveCLI.usage("-H '\(h)': write a header as 'Name: value'")
-            }
-            all.append(h)
-        }
-        let method = (self.method ?? plan?.method ?? "POST").uppercased()
-        if let path = bodyFile ?? plan?.bodyFile {
-            let body = try DriveCLI.readFile(path, what: bodyFile != nil ? "--body-file" : "body-file in \(plan!.path)")
-            if !all.contains(where: { $0.lowercased().hasPrefix("content-type:") }), body.first == UInt8(ascii: "{") {
-                all.insert("Content-Type: application/json", at: 0)
-            }
-            return RequestSpec(method: method, url: url, headers: all, body: body, model: RequestSpec.model(inBody: body))
-        }
-        if method == "GET" || method == "HEAD" {
-            return RequestSpec(method: method, url: url, headers: all, body: nil, model: nil)
-        }
-        var spec = RequestSpec.chat(url: url, model: model ?? plan?.model ?? "", message: message ?? plan?.message ?? "What is 2+2?",
-                                    stream: stream || (plan?.stream ?? false), headers: all)
-        spec.method = method
-        return spec
+    func fill(_ s: inout TrafficSettings) {
+        s.model = model
+        s.message = message
+        s.stream = stream
+        s.headers = headers
+        s.bodyFile = bodyFile
+        s.method = method
     }
 }
 
@@ -292,22 +219,26 @@ struct DriveEngineOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seed of the random arrivals and target picks, so runs repeat.", valueName: "N"))
     var seed: UInt64?
 
-    func apply(to config: inout DriverConfiguration, plan: PlanFile?) throws {
-        if let n = maxInFlight ?? plan?.maxInFlight {
-            guard n > 0, n <= Units.maxConcurrency else { throw DriveCLI.usage("--max-in-flight \(n): give 1...\(Units.maxConcurrency)") }
-            config.maxInFlight = n
-        }
-        if let timeout {
-            config.timeout = try DriveCLI.positiveDuration(timeout, flag: "--timeout")
-        } else if let t = plan?.timeout {
-            config.timeout = t
-        }
-        config.connectTimeout = try DriveCLI.positiveDuration(connectTimeout, flag: "--connect-timeout")
-        config.http2 = http2
+    func fill(_ s: inout TrafficSettings) {
+        s.maxInFlight = maxInFlight
+        s.timeout = timeout
+        s.connectTimeout = connectTimeout
+        s.http2 = http2
+        s.seed = seed
+    }
+
+    /// The engine settings on a configuration made elsewhere (a replay).
+    func apply(to config: inout DriverConfiguration) throws {
+        var s = TrafficSettings()
+        fill(&s)
+        do { try s.applyEngine(to: &config) } catch { throw DriveCLI.usage(error.description) }
+        noteHTTP2()
+    }
+
+    func noteHTTP2() {
         if http2 && Driver.http2ReuseBroken {
             DriveCLI.printError("note: libcurl \(Driver.curlVersion) cannot reuse HTTP/2 prior-knowledge connections (curl bug #10634, fixed in 8.0); --http2 opens a fresh h2c connection per http:// request")
         }
-        config.seed = seed ?? plan?.seed ?? 1
     }
 }
 
@@ -344,39 +275,11 @@ enum DriveCLI {
 
     /// A duration flag: > 0 and within `Units.maxDuration`, or a usage error naming the flag.
     static func positiveDuration(_ text: String, flag: String) throws -> Nanos {
-        let d: Nanos
-        do { d = try Units.duration(text) } catch { throw usage("\(flag) \(text): \(error)") }
-        guard d > 0 else { throw usage("\(flag) \(text): must be longer than 0") }
-        return d
-    }
-
-    static func trim(_ text: some StringProtocol) -> String {
-        var s = Substring(text)
-        while s.first == " " { s.removeFirst() }
-        while s.last == " " { s.removeLast() }
-        return String(s)
+        do { return try TrafficSettings.positiveDuration(text, flag: flag) } catch { throw usage(error.description) }
     }
 
     static func checkURL(_ url: String, what: String) throws {
-        let lower = url.lowercased()
-        guard lower.hasPrefix("http://") || lower.hasPrefix("https://"), url.count > 8 else {
-            throw DriveCLI.usage("\(what) '\(url)': not an http:// or https:// URL")
-        }
-    }
-
-    static func readFile(_ path: String, what: String) throws -> [UInt8] {
-        guard let f = fopen(path, "rb") else {
-            throw DriveCLI.usage("\(what) \(path): cannot open: \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(f) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, f)
-            if n <= 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return out
+        do { try TrafficSettings.checkURL(url, what: what) } catch { throw usage(error.description) }
     }
 
     /// Prints to standard error.

@@ -30,9 +30,6 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(name: .customLong("access-log"), help: ArgumentHelp("Where access-log lines go: a file (appended, one write per line) or - for stdout.", valueName: "path|-"))
     var accessLog = "-"
 
-    @Flag(name: .customLong("real-upstreams"), help: "Send the OpenAI provider to the real api.openai.com over TLS (needs OPENAI_API_KEY) instead of the mock stand-in.")
-    var realUpstreams = false
-
     @Option(name: .customLong("admin-port"), help: "Admin port, on --admin-listen (loopback by default): GET /health/providers, GET /metrics, GET /standins, POST /standins/NAME/behavior. 0 picks a free one.")
     var adminPort = 15020
 
@@ -45,9 +42,7 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-body"), help: ArgumentHelp("Add response.body to the access log, cut to this many bytes.", valueName: "bytes"))
     var logBody: Int?
 
-    @OptionGroup var balancer: BalancerFlags
-
-    @OptionGroup(title: "Limits and timeouts") var limits: LimitFlags
+    @OptionGroup var labFlags: LabFlags
 
     @OptionGroup var admin: AdminFlags
 
@@ -61,35 +56,27 @@ struct GatewayCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try lab.load()
-        var options = LabOptions()
-        options.host = listen
-        options.port = port
-        options.realUpstreams = realUpstreams
-        options.gateway.threads = threads
-        options.gateway.logResponseBody = logBody
-        balancer.apply(to: &options.gateway)
-        limits.apply(to: &options.gateway)
-        options.adminPort = noAdmin ? nil : adminPort
-        admin.apply(to: &options)
+        var settings = LabSettings()
+        labFlags.apply(to: &settings)
+        settings.options.host = listen
+        settings.ports = [port]
+        settings.options.gateway.threads = threads
+        settings.options.gateway.logResponseBody = logBody
+        settings.options.adminPort = noAdmin ? nil : adminPort
+        admin.apply(to: &settings.options)
         do {
-            options.accessLog = accessLog == "-" ? .standardOutput : try AccessLogWriter(path: accessLog)
+            settings.options.accessLog = accessLog == "-" ? .standardOutput : try AccessLogWriter(path: accessLog)
         } catch {
             Console.error("failover-lab: --access-log: \(error)")
             throw ExitCode(2)
         }
         let running: RunningLab
         do {
-            running = try await RunningLab.start(config: config, options: options)
-        } catch let errors as ConfigErrors {
-            Console.error(errors.description)
-            throw ExitCode(2)
-        } catch let admin as AdminPortError {
-            Console.error("failover-lab: \(admin)")
-            throw ExitCode(1)
+            running = try await LabBuilder.start(config: config, settings: settings)
         } catch {
-            Console.error("failover-lab: cannot start on \(listen):\(port): \(error)")
-            throw ExitCode(1)
+            throw error.exit()
         }
+        let options = settings.options
         for standIn in running.standIns {
             Console.error("stand-in \(standIn.name) on http://\(standIn.address) (\(standIn.behavior))")
         }

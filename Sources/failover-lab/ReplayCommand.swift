@@ -81,7 +81,7 @@ struct ReplayCommand: ParsableCommand {
         var config = DriverConfiguration(workload: .replay(make), mix: RequestMix([]),
                                          duration: try limits.durationValue(), requestLimit: limits.requests)
         if loop && config.duration == nil && config.requestLimit == nil { config.duration = 10_000_000_000 }
-        try engine.apply(to: &config, plan: nil)
+        try engine.apply(to: &config)
         var session = DriveRunSession(config: config, output: output, expectations: expectations)
         session.after = {
             var note = "replayed \(diagnostics.entries) requests from \(path)"

@@ -33,6 +33,9 @@ struct TestCommand: AsyncParsableCommand {
     @Flag(help: "Print the results as JSON on stdout instead of text.")
     var json = false
 
+    // The same lab flags as run and gateway: each lab starts with them.
+    @OptionGroup var labFlags: LabFlags
+
     func run() async throws {
         let began = DispatchTime.now().uptimeNanoseconds
         // Read and check every lab before running any.
@@ -61,7 +64,9 @@ struct TestCommand: AsyncParsableCommand {
         for lab in loaded {
             let count = lab.script.steps.count
             if text { Console.out("\(lab.config.scenario?.name ?? lab.file) (\(lab.file))") }
-            let result = await LabTestRunner.run(config: lab.config, script: lab.script, file: lab.file) { action in
+            var settings = LabSettings()
+            labFlags.apply(to: &settings)
+            let result = await LabTestRunner.run(config: lab.config, script: lab.script, file: lab.file, settings: settings) { action in
                 guard text, case .end(let verdict) = action else { return }
                 for line in LabTestReport.stepLines(verdict, of: count) { Console.out(line) }
             }
