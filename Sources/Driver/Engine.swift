@@ -39,6 +39,7 @@ public final class Driver: @unchecked Sendable {
     struct Control {
         var paused = false
         var newRate: Double?
+        var newScale: Double?
         var sendNow = 0
         var stop = false
         var abort = false
@@ -103,6 +104,10 @@ public final class Driver: @unchecked Sendable {
     public func resume() { change { $0.paused = false } }
     /// Switches an open-loop run to a constant rate from now on (ignored in closed loop and replay).
     public func setRate(_ perSecond: Double) { change { $0.newRate = max(0, perSecond) } }
+    /// Scales whatever runs, from now on: an open-loop plan or a replay goes `factor` times as
+    /// fast (its schedule, not a constant rate), a closed loop keeps `factor` times its
+    /// concurrency in flight. 1 is the plan as written.
+    public func setScale(_ factor: Double) { change { $0.newScale = factor } }
     /// Sends one extra request now, outside the schedule (also while paused).
     public func sendOne() { change { $0.sendNow += 1 } }
     /// Ends the run: no new requests; in-flight ones finish unless `abortInFlight`.
@@ -132,6 +137,7 @@ public final class Driver: @unchecked Sendable {
         lock.lock()
         let c = control
         control.newRate = nil
+        control.newScale = nil
         control.sendNow = 0
         lock.unlock()
         return c
@@ -403,6 +409,8 @@ struct PendingArrival {
     var seq: UInt64
     var intended: Nanos
     var request: PreparedRequest
+    /// Its offset in the schedule (pacer or replay), before the warp; 0 for others.
+    var scheduled: Nanos = 0
 }
 
 /// What the engine updates for every request. It sits behind a pointer because every access to
@@ -472,8 +480,11 @@ final class Engine {
     var cutShort = false
     var paused = false
     var pausedAt: Nanos = 0
-    var pauseShift: Nanos = 0
+    /// Schedule offsets to run time: pauses and the dashboard's scale.
+    var warp = ScheduleWarp()
     var slots: Int
+    /// The closed loop's concurrency as configured, which a scale multiplies.
+    let baseSlots: Int
 
     init(configuration: DriverConfiguration, sink: RecordSink, driver: Driver) {
         config = configuration
@@ -496,6 +507,7 @@ final class Engine {
             feed = .replay(ReadAheadFeed(make))
             slots = max(1, configuration.maxInFlight)
         }
+        baseSlots = slots
         _ = fl_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, slots)
         if configuration.http2 {
             _ = fl_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, 2) // CURLPIPE_MULTIPLEX
@@ -566,12 +578,14 @@ final class Engine {
 
     /// A free transfer, creating one while under the slot limit.
     func takeFree() -> Transfer? {
+        // A scaled-down closed loop keeps its extra transfers idle.
+        guard hot.pointee.inFlight < slots else { return nil }
         if let t = hot.pointee.free.popLast() { return t.takeUnretainedValue() }
         guard all.count < slots else { return nil }
         return makeTransfer()
     }
 
-    var hasFreeSlot: Bool { !hot.pointee.free.isEmpty || all.count < slots }
+    var hasFreeSlot: Bool { hot.pointee.inFlight < slots && (!hot.pointee.free.isEmpty || all.count < slots) }
 
     func configure(_ t: Transfer, for p: PreparedRequest) {
         guard t.prepared !== p else { return }
@@ -646,10 +660,10 @@ final class Engine {
         case var .pacer(p):
             guard !mixPrepared.isEmpty, let offset = p.next() else { feed = .pacer(p); return nil }
             feed = .pacer(p)
-            return PendingArrival(seq: 0, intended: offset &+ pauseShift, request: pickRequest())
+            return PendingArrival(seq: 0, intended: warp.runTime(offset), request: pickRequest(), scheduled: offset)
         case let .replay(r):
             guard let item = r.next() else { return nil }
-            return PendingArrival(seq: 0, intended: item.offset &+ pauseShift, request: prepared(for: item.request))
+            return PendingArrival(seq: 0, intended: warp.runTime(item.offset), request: prepared(for: item.request), scheduled: item.offset)
         }
     }
 
@@ -701,17 +715,32 @@ final class Engine {
                 pausedAt = t
             } else {
                 let gap = t &- pausedAt
-                pauseShift &+= gap
+                warp.paused(for: gap)
                 if var a = nextArrival { a.intended &+= gap; nextArrival = a }
             }
             stats.paused = paused
         }
         if let rate = c.newRate, case var .pacer(p) = feed, !scheduleDone {
             // Schedule time stands still while paused: the new rate starts where it stopped.
-            p.retarget(.constant(rate: rate), at: (paused ? pausedAt : t) &- pauseShift)
+            p.retarget(.constant(rate: rate), at: warp.scheduleTime(paused ? pausedAt : t))
             feed = .pacer(p)
             nextArrival = pull()
             stats.rate = rate
+        }
+        if let scale = c.newScale, !scheduleDone {
+            switch feed {
+            case .closed:
+                let wanted = (Double(baseSlots) * max(0, min(scale, 1000))).rounded()
+                slots = max(1, min(Units.maxConcurrency, Int(wanted)))  // checked: clamped to 0...1000 times a bounded count
+                _ = fl_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(slots, baseSlots))
+            case .pacer, .replay:
+                warp.setScale(scale, at: paused ? pausedAt : t)
+                if var a = nextArrival, a.intended > (paused ? pausedAt : t) {
+                    a.intended = warp.runTime(a.scheduled)
+                    nextArrival = a
+                }
+            }
+            stats.scale = scale
         }
         for _ in 0..<c.sendNow where !mixPrepared.isEmpty {
             admit(PendingArrival(seq: 0, intended: now(), request: pickRequest()))

@@ -207,3 +207,58 @@ public struct WeightedPicker: Sendable {
         return lo
     }
 }
+
+/// The map from a schedule's time (a pacer's or a replay's offsets) to the run's time: a
+/// pause shifts it, a scale (the dashboard's `+`/`-`) runs the schedule faster or slower from
+/// the moment it changes, so the arrivals already past stay where they were. Pure.
+public struct ScheduleWarp: Sendable, Equatable {
+    /// Schedule seconds per run second: 2 sends twice as fast.
+    public private(set) var scale: Double = 1
+    private var anchorSchedule: Nanos = 0
+    private var anchorRun: Nanos = 0
+
+    public static let scaleRange: ClosedRange<Double> = 0.001...1000
+
+    public init() {}
+
+    /// The run time of schedule offset `offset`; offsets before the anchor map onto it.
+    public func runTime(_ offset: Nanos) -> Nanos {
+        let delta = offset > anchorSchedule ? offset - anchorSchedule : 0
+        if scale == 1 { return anchorRun.addingClamped(delta) }
+        return anchorRun.addingClamped(Self.nanos(Double(delta) / scale))
+    }
+
+    /// The schedule offset reached at run time `t`.
+    public func scheduleTime(_ t: Nanos) -> Nanos {
+        let delta = t > anchorRun ? t - anchorRun : 0
+        if scale == 1 { return anchorSchedule.addingClamped(delta) }
+        return anchorSchedule.addingClamped(Self.nanos(Double(delta) * scale))
+    }
+
+    /// A pause of `gap` at run time: the schedule stood still.
+    public mutating func paused(for gap: Nanos) {
+        anchorRun = anchorRun.addingClamped(gap)
+    }
+
+    /// From run time `t` on, the schedule runs at `scale` (clamped to `scaleRange`).
+    public mutating func setScale(_ newScale: Double, at t: Nanos) {
+        let s = newScale.isFinite ? min(max(newScale, Self.scaleRange.lowerBound), Self.scaleRange.upperBound) : 1
+        anchorSchedule = scheduleTime(t)
+        anchorRun = max(t, anchorRun)
+        scale = s
+    }
+
+    /// A non-negative, finite double as nanoseconds, at most about 292 years.
+    static func nanos(_ value: Double) -> Nanos {
+        guard value.isFinite, value > 0 else { return 0 }
+        return value >= 9.2e18 ? 9_200_000_000_000_000_000 : Nanos(value)  // checked: bounded above
+    }
+}
+
+extension Nanos {
+    /// `self + other`, at most `Nanos.max`.
+    public func addingClamped(_ other: Nanos) -> Nanos {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
+    }
+}

@@ -116,6 +116,8 @@ public struct DriverStats: Sendable, Equatable {
     public var paused = false
     /// The constant rate set by `setRate`, if any.
     public var rate: Double?
+    /// The factor set by `setScale` (1: the plan as written).
+    public var scale: Double = 1
     public var finished = false
     public init() {}
 }

@@ -253,3 +253,65 @@ public struct TrafficSettings: Sendable {
         return String(s)
     }
 }
+
+/// A replay as `replay` and `run --replay` ask for it, and the one place that makes its
+/// driver configuration.
+public struct ReplaySettings: Sendable {
+    public var path: String
+    /// Scheme, host, port (and a base path) each request keeps its path under; nil: records' own URLs.
+    public var target: String?
+    public var speed = "1x"
+    public var maxGap: String?
+    public var loop = false
+    public var message = "What is 2+2?"
+    public var stream = false
+    public var headers: [String] = []
+
+    public init(path: String) { self.path = path }
+
+    /// The configuration (the engine settings and limits are the caller's), and the
+    /// diagnostics that count what was replayed, skipped and malformed.
+    public func configuration(duration: Nanos?, requests: UInt64?,
+                              report: @escaping @Sendable (String) -> Void) throws(TrafficError) -> (DriverConfiguration, ReplayDiagnostics) {
+        guard let speedValue = Units.parseSpeed(speed) else {
+            throw TrafficError("--speed \(speed): write a factor from 0.000001x to 1000000x, such as 2x or 0.5x")
+        }
+        var gap: Nanos?
+        if let maxGap {
+            do { gap = try Units.duration(maxGap) } catch { throw TrafficError("--max-gap \(maxGap): \(error)") }
+        }
+        if let target { try TrafficSettings.checkURL(target, what: "--target") }
+        for h in headers where !h.contains(":") { throw TrafficError("-H '\(h)': write a header as 'Name: value'") }
+        // Opened once here so a missing file is a usage error, not an empty run.
+        do { _ = try LineReader(path: path) } catch { throw TrafficError("\(error)") }
+        let diagnostics = ReplayDiagnostics(report: report)
+        let builder = ReplayRequestBuilder(target: target, message: message, stream: stream, headers: headers)
+        let path = self.path, loop = self.loop, maxGapValue = gap
+        let make: @Sendable () -> any ArrivalFeed = {
+            do {
+                return try ReplayFeed(path: path, builder: builder, speed: speedValue, maxGap: maxGapValue, loop: loop,
+                                      diagnostics: diagnostics)
+            } catch {
+                diagnostics.bad("\(error)")
+                return EmptyFeed()
+            }
+        }
+        var config = DriverConfiguration(workload: .replay(make), mix: RequestMix([]), duration: duration, requestLimit: requests)
+        if loop && config.duration == nil && config.requestLimit == nil { config.duration = 10_000_000_000 }
+        return (config, diagnostics)
+    }
+
+    /// What was replayed, for the end of a run.
+    public static func summary(_ diagnostics: ReplayDiagnostics, path: String) -> String {
+        var note = "replayed \(diagnostics.entries) requests from \(path)"
+        if diagnostics.skipped > 0 { note += "; skipped \(diagnostics.skipped) other lines" }
+        if diagnostics.malformed > 0 { note += "; \(diagnostics.malformed) malformed lines" }
+        return note
+    }
+}
+
+/// A feed with nothing in it (the file vanished between the check and the run).
+public struct EmptyFeed: ArrivalFeed {
+    public init() {}
+    public mutating func next() -> (offset: Nanos, request: RequestSpec)? { nil }
+}

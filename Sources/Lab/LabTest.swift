@@ -100,35 +100,20 @@ public enum LabTestRunner {
     }
 
     /// The drivers and the step runner of a lab's script: the Scenario's `traffic` (nil
-    /// without one) and a paused driver that sends the steps' own requests only when told,
-    /// so it outlives a traffic plan that ends early. Every finished request of both goes to
-    /// the steps, and to `sink` when given (the dashboard, a recorder).
-    public static func drivers(for script: LabScript, lab: RunningLab, stepByKey: Bool, sink: RecordSink?,
-                               errors: @escaping @Sendable (String) -> Void = { _ in })
+    /// without one) and the steps' sender (see `LabDrivers.make`).
+    static func drivers(for script: LabScript, lab: RunningLab, stepByKey: Bool, sink: RecordSink?,
+                        errors: @escaping @Sendable (String) -> Void = { _ in })
         throws -> (traffic: Driver?, sender: Driver, steps: StepRunner) {
         guard let routeURL = lab.firstRouteURL else { throw LabTestError(description: "the lab has no HTTPRoute to send requests to") }
-        let box = NIOLockedValueBox<StepRunner?>(nil)
-        let records = RecordSink(record: { record in
-            box.withLockedValue { $0 }?.record(record)
-            sink?.record(record)
-        }, flush: { sink?.flush() })
-        var traffic: Driver?
-        var sendSpec = RequestSpec.chat(url: routeURL)
+        var config: DriverConfiguration?
         if let plan = script.traffic {
-            var config = try labTraffic(plan, lab: lab, routeURL: routeURL)
-            sendSpec = config.mix.requests.first ?? sendSpec
-            config.timeout = plan.timeout ?? 130_000_000_000
-            traffic = Driver(configuration: config, sink: records)
+            var traffic = try labTraffic(plan, lab: lab, routeURL: routeURL)
+            traffic.timeout = plan.timeout ?? 130_000_000_000
+            config = traffic
         }
-        var senderConfig = DriverConfiguration(workload: .openLoop([Phase(.constant(rate: 0))]), mix: RequestMix([sendSpec]))
-        senderConfig.startPaused = true
-        senderConfig.timeout = 130_000_000_000  // a lab route may allow 120 s
-        let sender = Driver(configuration: senderConfig, sink: records)
-        let steps = StepRunner(steps: script.steps, stepByKey: stepByKey, lab: lab, send: { n in
-            for _ in 0..<n { sender.sendOne() }
-        }, errors: errors)
-        box.withLockedValue { $0 = steps }
-        return (traffic, sender, steps)
+        let made = LabDrivers.make(steps: script.steps, traffic: config, sendSpec: config?.mix.requests.first ?? RequestSpec.chat(url: routeURL),
+                                   lab: lab, stepByKey: stepByKey, sink: sink, errors: errors)
+        return (made.traffic, made.sender, made.steps!)
     }
 
     /// The driver configuration of a lab's `traffic:`, read as `drive --plan` reads a plan

@@ -263,11 +263,3 @@ public struct StepEngine: Sendable {
         return out
     }
 }
-
-extension Nanos {
-    /// `self + other`, at most `Nanos.max`.
-    func addingClamped(_ other: Nanos) -> Nanos {
-        let (sum, overflow) = addingReportingOverflow(other)
-        return overflow ? .max : sum
-    }
-}

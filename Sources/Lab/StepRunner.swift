@@ -183,3 +183,34 @@ public final class StepRunner: Sendable {
         }
     }
 }
+
+/// The drivers of a lab with steps, as `test` and the dashboard run them.
+public enum LabDrivers {
+    /// The traffic driver (nil without `traffic`), a paused driver that sends the steps' own
+    /// requests (`sendSpec`) only when told, so it outlives a traffic plan that ends early, and
+    /// the step runner (nil without steps or a lab). Every finished request of both goes to
+    /// the steps, and to `sink` when given (the dashboard, a recorder).
+    public static func make(steps: [LabScript.Step], traffic: DriverConfiguration?, sendSpec: RequestSpec, lab: RunningLab?,
+                            stepByKey: Bool, sink: RecordSink?, errors: @escaping @Sendable (String) -> Void = { _ in })
+        -> (traffic: Driver?, sender: Driver, steps: StepRunner?) {
+        let box = NIOLockedValueBox<StepRunner?>(nil)
+        let records = RecordSink(record: { record in
+            box.withLockedValue { $0 }?.record(record)
+            sink?.record(record)
+        }, flush: { sink?.flush() })
+        let trafficDriver = traffic.map { Driver(configuration: $0, sink: records) }
+        var senderConfig = DriverConfiguration(workload: .openLoop([Phase(.constant(rate: 0))]), mix: RequestMix([sendSpec]))
+        senderConfig.startPaused = true
+        senderConfig.timeout = 130_000_000_000  // a lab route may allow 120 s
+        let sender = Driver(configuration: senderConfig, sink: records)
+        var runner: StepRunner?
+        if let lab, !steps.isEmpty {
+            let made = StepRunner(steps: steps, stepByKey: stepByKey, lab: lab, send: { n in
+                for _ in 0..<n { sender.sendOne() }
+            }, errors: errors)
+            box.withLockedValue { $0 = made }
+            runner = made
+        }
+        return (trafficDriver, sender, runner)
+    }
+}

@@ -21,7 +21,10 @@ public enum FaultStep: String, Sendable, CaseIterable, Hashable {
 /// What the edge must do after a key: the I/O the pure handler asks for.
 public enum DashboardCommand: Sendable, Hashable {
     case setPaused(Bool)
-    case setRate(Double)
+    /// The traffic at this multiple of its plan.
+    case setScale(Double)
+    case nextStep
+    case previousStep
     case sendOne
     case setFault(standIn: String, step: FaultStep)
     case returnNow(group: Int, index: Int)
@@ -38,8 +41,21 @@ public struct DashboardState: Sendable {
     public var themeIndex = 0
     public var themeCount = 1
 
-    /// The rates `+` and `-` step through.
+    /// The rates `+` and `-` step through when the plan is a constant rate.
     public static let rateSteps: [Double] = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
+    /// The multiples they step through for any other plan.
+    public static let scaleSteps: [Double] = [0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64]
+
+    /// The multiple of the plan after `+` (`up`) or `-`: for a constant-rate plan the next of
+    /// `rateSteps` over the rate it runs at now, else the next of `scaleSteps`. Nil at the end.
+    static func nextScale(rate: Double, scale: Double, up: Bool) -> Double? {
+        if rate > 0 {
+            let now = rate * scale
+            let next = up ? rateSteps.first { $0 > now + 1e-9 } : rateSteps.last { $0 < now - 1e-9 }
+            return next.map { $0 / rate }
+        }
+        return up ? scaleSteps.first { $0 > scale + 1e-9 } : scaleSteps.last { $0 < scale - 1e-9 }
+    }
 
     public init(model: LabModel, themeIndex: Int = 0, themeCount: Int = 1) {
         self.model = model
@@ -64,12 +80,18 @@ public struct DashboardState: Sendable {
         switch action {
         case .togglePause:
             return [.setPaused(!model.paused)]
-        case .faster:
-            let next = Self.rateSteps.first { $0 > model.rate + 1e-9 } ?? model.rate
-            return next == model.rate ? [] : [.setRate(next)]
-        case .slower:
-            let next = Self.rateSteps.last { $0 < model.rate - 1e-9 } ?? model.rate
-            return next == model.rate ? [] : [.setRate(next)]
+        case .faster, .slower:
+            guard let next = Self.nextScale(rate: model.rate, scale: model.scale, up: action == .faster) else { return [] }
+            return [.setScale(next)]
+        case .nextStep:
+            guard model.steps != nil else {
+                model.apply(.note("this lab has no steps (see docs/labs.md)", at: model.now))
+                return []
+            }
+            return [.nextStep]
+        case .previousStep:
+            guard model.steps != nil else { return [] }
+            return [.previousStep]
         case .sendOne:
             return [.sendOne]
         case .selectPrevious:

@@ -130,6 +130,8 @@ public struct EventEntry: Sendable, Hashable {
         case fault(behavior: String)
         /// Anything else worth a line: traffic paused, counters cleared, a failed key action.
         case note(String)
+        /// The lab's steps: one began (nil), held (true) or failed (false).
+        case step(String, passed: Bool?)
     }
     public var at: Double
     /// The provider or stand-in the event is about.
@@ -179,6 +181,12 @@ public enum LabEvent: Sendable {
     case fault(standIn: String, behavior: String, at: Double)
     /// Traffic paused or resumed, or its rate changed.
     case traffic(paused: Bool, rate: Double, at: Double)
+    /// `+`/`-`: the traffic runs at this multiple of its plan.
+    case scale(Double, at: Double)
+    /// The lab's steps as they stand (nil: the lab has none).
+    case steps(StepPanel?)
+    /// A step began, ended or waits: a line in the events panel.
+    case step(String, passed: Bool?, at: Double)
     /// Counters and rate history start again from zero.
     case clear(at: Double)
     case note(String, at: Double)
@@ -197,7 +205,12 @@ public struct LabModel: Sendable {
     public var plan: String
     public var now: Double = 0
     public var paused = false
+    /// The plan's constant rate, when it is one (0 otherwise); the header shows it times `scale`.
     public var rate: Double
+    /// `+`/`-`: the multiple of its plan the traffic runs at.
+    public var scale: Double = 1
+    /// The lab's steps, for the lab panel; nil when the lab has none.
+    public var steps: StepPanel?
     /// True when the gateway is not ours (`run --target`): no balancer view, providers come from responses.
     public var external = false
 
@@ -286,6 +299,18 @@ public struct LabModel: Sendable {
             }
             paused = isPaused
             rate = newRate
+        case .scale(let factor, let at):
+            now = max(now, at)
+            if factor != scale {
+                let text = rate > 0 ? "rate set to \(Format.rate(rate * factor)) (\(Format.scale(factor)) the plan)" : "traffic at \(Format.scale(factor)) its plan"
+                events.append(EventEntry(at: at, subject: nil, kind: .note(text)))
+            }
+            scale = factor
+        case .steps(let panel):
+            steps = panel
+        case .step(let text, let passed, let at):
+            now = max(now, at)
+            events.append(EventEntry(at: at, subject: nil, kind: .step(text, passed: passed)))
         case .clear(let at):
             now = max(now, at)
             statusTotals = [:]
@@ -417,6 +442,11 @@ public enum Format {
     }
 
     /// A whole number of seconds, rounded up: a countdown never shows 0 before it is over.
+    /// A traffic multiple: `x2`, `x0.5`.
+    public static func scale(_ factor: Double) -> String {
+        "x" + (factor >= 10 || factor == factor.rounded() ? fixed(factor, 0) : fixed(factor, factor < 1 ? 2 : 1))
+    }
+
     public static func countdown(_ seconds: Double) -> String {
         "\(Int(max(0, seconds).rounded(.up)))s"
     }

@@ -31,10 +31,16 @@ public enum Dashboard {
         Panels.header(&screen, model, y: 0, glyphs: g)
         let groupsHeight = min(Panels.groupsHeight(model), height - 2 - 9 - 4)
         Panels.groups(&screen, model, Rect(x: 0, y: 1, width: width, height: groupsHeight), options: options)
-        let rest = height - 2 - groupsHeight
+        // The lab panel (a lab with steps) under the groups, as tall as its text, leaving the
+        // middle row at least 9 rows and the events 4.
+        let labHeight = Panels.labHeight(model, width: width, limit: max(0, min(8, height - 2 - groupsHeight - 9 - 4)))
+        if labHeight > 0 {
+            Panels.lab(&screen, model, Rect(x: 0, y: 1 + groupsHeight, width: width, height: labHeight), glyphs: g)
+        }
+        let rest = height - 2 - groupsHeight - labHeight
         let eventsHeight = max(4, min(12, rest * 3 / 10))
         let middleHeight = rest - eventsHeight
-        let middleY = 1 + groupsHeight
+        let middleY = 1 + groupsHeight + labHeight
         let rightWidth = min(56, max(32, width * 2 / 5))
         let requests = Rect(x: 0, y: middleY, width: width - rightWidth, height: middleHeight)
         Panels.requests(&screen, model, requests, glyphs: g)
@@ -70,11 +76,14 @@ enum Panels {
         let help = "? help "
         let achieved = Format.rate(m.achievedRate)
         // From the fullest header to the most compact: the first that fits is drawn.
+        // The plan's rate times the scale when it is a constant rate, else the plan and its scale.
+        let pace = m.rate > 0 ? Format.rate(m.rate * m.scale) : (m.scale == 1 ? m.plan : m.plan + " " + Format.scale(m.scale))
+        let full = m.rate > 0 ? "\(m.plan) \(pace)" : pace
         let variants: [(brand: Bool, parts: [String], help: Bool)] = [
-            (true, [m.scenario, m.gatewayURL, "\(m.plan) \(Format.rate(m.rate)), achieved \(achieved)", Format.clock(m.now)], true),
-            (true, [m.scenario, m.gatewayURL, "\(Format.rate(m.rate)) (got \(achieved))", Format.clock(m.now)], false),
-            (false, [m.scenario, m.gatewayURL, "\(Format.rate(m.rate)) (got \(achieved))", Format.clock(m.now)], false),
-            (false, [m.scenario, m.gatewayURL, Format.rate(m.rate), Format.clock(m.now)], false),
+            (true, [m.scenario, m.gatewayURL, "\(full), achieved \(achieved)", Format.clock(m.now)], true),
+            (true, [m.scenario, m.gatewayURL, "\(pace) (got \(achieved))", Format.clock(m.now)], false),
+            (false, [m.scenario, m.gatewayURL, "\(pace) (got \(achieved))", Format.clock(m.now)], false),
+            (false, [m.scenario, m.gatewayURL, pace, Format.clock(m.now)], false),
         ]
         func length(_ v: (brand: Bool, parts: [String], help: Bool)) -> Int {
             let body = (v.brand ? ["failover-lab"] : []) + v.parts
@@ -369,6 +378,7 @@ enum Panels {
         case .probeFailed: return ("\(who) probe failed", .evicted)
         case .fault(let behavior): return ("stand-in \(who) now \(behavior)", .warning)
         case .note(let text): return (text, .dim)
+        case .step(let text, let passed): return (text, passed.map { $0 ? .healthy : .evicted } ?? .header)
         }
     }
 

@@ -1,6 +1,7 @@
 import Driver
 import Foundation
 import Gateway
+import Lab
 import Wire
 
 /// What the dashboard may do to the lab it watches; absent with `run --target`.
@@ -77,22 +78,49 @@ public final class DashboardRunner: @unchecked Sendable {
     let driver: Driver
     let hooks: LabHooks?
     let quit: QuitFlag
+    /// The lab's steps, when it has some and they run.
+    let steps: StepRunner?
+    let stepByKey: Bool
+    /// Sends `s`'s one request (the lab's own); the traffic driver when nil.
+    let sender: Driver?
     public private(set) var state: DashboardState
 
-    public init(model: LabModel, settings: DashboardSettings, feed: Feed, inbox: Inbox, driver: Driver, hooks: LabHooks?, quit: QuitFlag) {
+    public init(model: LabModel, settings: DashboardSettings, feed: Feed, inbox: Inbox, driver: Driver, hooks: LabHooks?, quit: QuitFlag,
+                steps: StepRunner? = nil, stepByKey: Bool = false, sender: Driver? = nil) {
         self.settings = settings
         self.feed = feed
         self.inbox = inbox
         self.driver = driver
         self.hooks = hooks
         self.quit = quit
+        self.steps = steps
+        self.stepByKey = stepByKey
+        self.sender = sender
+        var model = model
+        if let steps { model.steps = StepPanel(steps.view(), stepByKey: stepByKey) }
         self.state = DashboardState(model: model, themeIndex: 0, themeCount: settings.themes.count)
+    }
+
+    /// Starts the steps (unless presenter mode waits for `n`).
+    func startSteps() {
+        guard let steps, !stepByKey else { return }
+        narrate(steps.start(), steps)
     }
 
     /// Takes in what happened since the last turn, and the balancer's view now.
     func refresh(now: Double) {
         for event in inbox.take() { state.model.apply(event) }
+        if let steps { narrate(steps.poll(), steps) }
         refreshProviders(now: now)
+    }
+
+    /// The steps' actions as lines in the events panel, and the lab panel as it stands.
+    func narrate(_ actions: [StepAction], _ steps: StepRunner) {
+        let now = feed.now
+        for line in Narration.lines(for: actions, steps: steps.steps) {
+            state.model.apply(.step(line.text, passed: line.passed, at: now))
+        }
+        state.model.apply(.steps(StepPanel(steps.view(), stepByKey: stepByKey)))
     }
 
     /// The balancer's view now, and the time.
@@ -112,11 +140,15 @@ public final class DashboardRunner: @unchecked Sendable {
             case .setPaused(let paused):
                 if paused { driver.pause() } else { driver.resume() }
                 state.model.apply(.traffic(paused: paused, rate: state.model.rate, at: now))
-            case .setRate(let rate):
-                driver.setRate(rate)
-                state.model.apply(.traffic(paused: state.model.paused, rate: rate, at: now))
+            case .setScale(let factor):
+                driver.setScale(factor)
+                state.model.apply(.scale(factor, at: now))
             case .sendOne:
-                driver.sendOne()
+                (sender ?? driver).sendOne()
+            case .nextStep:
+                if let steps { narrate(steps.next(), steps) }
+            case .previousStep:
+                if let steps { narrate(steps.previous(), steps) }
             case .setFault(let standIn, let step):
                 guard let hooks else { continue }
                 let inbox = self.inbox, feed = self.feed
@@ -150,6 +182,7 @@ public final class DashboardRunner: @unchecked Sendable {
         let interval = 1.0 / Double(max(1, min(60, settings.fps)))
         var nextFrame = feed.now
         var dirty = true
+        startSteps()
         while quit.value == nil {
             let now = feed.now
             if let duration = settings.duration, now >= duration { quit.set("duration"); break }
@@ -184,7 +217,7 @@ public final class DashboardRunner: @unchecked Sendable {
 
     static func redrawsAtOnce(_ action: KeyAction) -> Bool {
         switch action {
-        case .toggleHelp, .selectNext, .selectPrevious, .nextTheme, .togglePause, .faster, .slower, .clearCounters: return true
+        case .toggleHelp, .selectNext, .selectPrevious, .nextTheme, .togglePause, .faster, .slower, .clearCounters, .nextStep, .previousStep: return true
         default: return false
         }
     }
@@ -192,6 +225,9 @@ public final class DashboardRunner: @unchecked Sendable {
     /// Runs without a terminal: one line per request, a status line every few seconds.
     public func runHeadless(write: (String) -> Void) {
         var lastStatus = 0.0
+        if let steps, !stepByKey {
+            for line in Narration.lines(for: steps.start(), steps: steps.steps) { write(Format.stamp(feed.now) + "  step   " + line.text + "\n") }
+        }
         while quit.value == nil {
             let now = feed.now
             if let duration = settings.duration, now >= duration { quit.set("duration"); break }
@@ -199,6 +235,9 @@ public final class DashboardRunner: @unchecked Sendable {
             for event in inbox.take() {
                 state.model.apply(event)
                 if let line = Headless.line(for: event) { out += line + "\n" }
+            }
+            if let steps {
+                for line in Narration.lines(for: steps.poll(), steps: steps.steps) { out += Format.stamp(now) + "  step   " + line.text + "\n" }
             }
             state.model.apply(.tick(now: now))
             if now - lastStatus >= settings.statusEvery {
@@ -217,6 +256,38 @@ public final class DashboardRunner: @unchecked Sendable {
         refreshProviders(now: feed.now)
         out += Headless.status(state.model) + "\n"
         write(out)
+    }
+}
+
+/// The steps' actions in words, for the events panel and headless lines. Pure.
+public enum Narration {
+    public static func lines(for actions: [StepAction], steps: [LabScript.Step]) -> [(text: String, passed: Bool?)] {
+        var out: [(String, Bool?)] = []
+        var ended: [Int: Bool] = [:]
+        for action in actions {
+            switch action {
+            case .begin(let i):
+                out.append(("step \(i + 1)/\(steps.count) begins: \(steps[i].name)", nil))
+            case .end(let verdict):
+                let failed = verdict.verdicts.filter { !$0.holds }
+                var text = "step \(verdict.step + 1)/\(steps.count) " + (failed.isEmpty ? "held" : "failed")
+                text += " (\(verdict.requests) requests)"
+                if let f = failed.first { text += ": " + (f.isUntil ? "until " : "") + f.expectation.text + ", measured " + f.measured }
+                out.append((text, failed.isEmpty))
+                ended[verdict.step] = failed.isEmpty
+            case .waitForNext(let after):
+                out.append(("press n for step \(after + 2)/\(steps.count)", nil))
+            case .finished:
+                out.append(("lab finished: the lab panel and the report at q have every step's verdict", nil))
+            case .setBehavior(let standIn, let behavior):
+                out.append(("stand-in \(standIn) set to \(behavior.shortName)", nil))
+            case .returnProvider(let provider):
+                out.append(("\(provider) returned by the step", nil))
+            case .send(let n):
+                out.append(("step sends \(n) request\(n == 1 ? "" : "s")", nil))
+            }
+        }
+        return out
     }
 }
 

@@ -52,48 +52,26 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         let expectations = try output.parsedExpectations()
-        guard let speedValue = Units.parseSpeed(speed) else { throw DriveCLI.usage("--speed \(speed): write a factor from 0.000001x to 1000000x, such as 2x or 0.5x") }
-        var gap: Nanos?
-        if let maxGap {
-            let g: Nanos
-            do { g = try Units.duration(maxGap) } catch { throw DriveCLI.usage("--max-gap \(maxGap): \(error)") }
-            gap = g
+        var replay = ReplaySettings(path: file)
+        replay.target = target
+        replay.speed = speed
+        replay.maxGap = maxGap
+        replay.loop = loop
+        replay.message = message
+        replay.stream = stream
+        replay.headers = headers
+        let duration = try limits.durationValue()
+        var (config, diagnostics): (DriverConfiguration, ReplayDiagnostics)
+        do {
+            (config, diagnostics) = try replay.configuration(duration: duration, requests: limits.requests,
+                                                             report: { DriveCLI.printError($0) })
+        } catch {
+            throw DriveCLI.usage(error.description)
         }
-        if let target { try DriveCLI.checkURL(target, what: "--target") }
-        for h in headers where !h.contains(":") { throw DriveCLI.usage("-H '\(h)': write a header as 'Name: value'") }
-        // Open it once here so a missing file is a usage error, not an empty run.
-        do { _ = try LineReader(path: file) } catch { throw DriveCLI.usage("\(error)") }
-
-        let diagnostics = ReplayDiagnostics(report: { DriveCLI.printError($0) })
-        let builder = ReplayRequestBuilder(target: target, message: message, stream: stream, headers: headers)
-        let path = file
-        let loop = self.loop
-        let maxGapValue = gap
-        let make: @Sendable () -> any ArrivalFeed = {
-            do {
-                return try ReplayFeed(path: path, builder: builder, speed: speedValue, maxGap: maxGapValue, loop: loop,
-                                      diagnostics: diagnostics)
-            } catch {
-                diagnostics.bad("\(error)")
-                return EmptyFeed()
-            }
-        }
-        var config = DriverConfiguration(workload: .replay(make), mix: RequestMix([]),
-                                         duration: try limits.durationValue(), requestLimit: limits.requests)
-        if loop && config.duration == nil && config.requestLimit == nil { config.duration = 10_000_000_000 }
         try engine.apply(to: &config)
         var session = DriveRunSession(config: config, output: output, expectations: expectations)
-        session.after = {
-            var note = "replayed \(diagnostics.entries) requests from \(path)"
-            if diagnostics.skipped > 0 { note += "; skipped \(diagnostics.skipped) other lines" }
-            if diagnostics.malformed > 0 { note += "; \(diagnostics.malformed) malformed lines" }
-            return note
-        }
+        let path = file
+        session.after = { ReplaySettings.summary(diagnostics, path: path) }
         try session.run()
     }
-}
-
-/// A feed with nothing in it (the file vanished between the check and the run).
-struct EmptyFeed: ArrivalFeed {
-    mutating func next() -> (offset: Nanos, request: RequestSpec)? { nil }
 }

@@ -15,10 +15,19 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Open the dashboard: start the lab's gateway, stand-ins and traffic, and watch failover live.",
         discussion: """
-        With no arguments it opens the bundled seed lab (scenarios/http-429-lab.yaml) and sends \
-        the lab's request at 2 requests/s. The first request gets the 429 and evicts the \
-        http-429 provider; the next ones fail over to group 2. Press ? for the keys; q (or \
-        Ctrl-C) quits, restores the terminal and prints the driver's report.
+        With no arguments it opens the bundled seed lab (scenarios/http-429-lab.yaml) and runs \
+        its steps: the lab panel shows each step's text and its expectations turning ✓ or ✗ as \
+        the requests arrive; the first request gets the 429 and evicts the http-429 provider, \
+        the next ones fail over to group 2. --step-by-key waits for n before each step \
+        (presenter mode); N runs the step before again; --no-steps skips them. Press ? for the \
+        keys; q (or Ctrl-C) quits, restores the terminal and prints the report with the step \
+        verdicts.
+
+        Traffic: the Scenario's traffic: (none for a lab whose steps send their own requests: \
+        then 2/s waits, paused, for space), or any drive traffic: --rate, --concurrency, \
+        --stream, --plan FILE and the other flags below, or --replay FILE (our records or an \
+        agentgateway access log) with --speed, --max-gap, --loop. + and - scale whatever runs; \
+        space pauses it; s sends one request. --record FILE writes every request as drive does.
 
         --target URL watches traffic aimed at any gateway (not ours): codes, providers from \
         the responses, the timeline. When stdout is not a terminal, or with --headless, it \
@@ -26,6 +35,12 @@ struct RunCommand: AsyncParsableCommand {
 
         Themes: --theme NAME|FILE (bundled: default, light, high-contrast, mono); NO_COLOR \
         forces mono.
+
+        Examples:
+          failover-lab run advanced-failover-lab --step-by-key
+          failover-lab run --concurrency 32 --stream --no-steps
+          failover-lab run --plan plan.yaml
+          failover-lab run --replay access.log --speed 4x --loop
         """)
 
     @OptionGroup var lab: LabFileArguments
@@ -33,8 +48,11 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Drive and watch this URL instead of starting a lab (a gateway that is not ours).", valueName: "url"))
     var target: String?
 
-    @Option(help: ArgumentHelp("Requests per second to start with (2/s, 120/m); + and - change it live.", valueName: "rate"))
-    var rate = "2/s"
+    @Flag(name: .customLong("step-by-key"), help: "Presenter mode: each of the lab's steps waits for n.")
+    var stepByKey = false
+
+    @Flag(name: .customLong("no-steps"), help: "Do not run the lab's steps (traffic only: 2/s unless told otherwise).")
+    var noSteps = false
 
     @Option(help: ArgumentHelp("Theme: a bundled name (default, light, high-contrast, mono) or a theme file.", valueName: "name|file"))
     var theme: String?
@@ -51,58 +69,70 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Gateway port; default 8080, or a free port when 8080 is taken. 0 always picks a free one.", valueName: "port"))
     var port: Int?
 
-    @Option(help: ArgumentHelp("Quit by itself after this long (30s, 10m) and print the report.", valueName: "duration"))
-    var duration: String?
+    @Option(help: ArgumentHelp("Write one JSON line per request to this file, as drive --record does (for report, replay).", valueName: "file"))
+    var record: String?
 
-    @Option(name: .customLong("stand-in"), help: ArgumentHelp("Start a stand-in with another behaviour, e.g. http-429=healthy, openai='slow 200ms' or openai='ttft 300ms tokens 200 rate 50/s jitter 10%' (repeatable).", valueName: "name=behavior"))
-    var standInBehaviors: [String] = []
+    @OptionGroup(title: "Traffic (as drive takes it; --duration also ends the dashboard)") var shape: DriveShapeOptions
+    @OptionGroup(title: "Traffic (as drive takes it; --duration also ends the dashboard)") var limits: DriveLimitOptions
+    @OptionGroup(title: "Traffic (as drive takes it; --duration also ends the dashboard)") var request: DriveRequestOptions
+    @OptionGroup(title: "Traffic (as drive takes it; --duration also ends the dashboard)") var engine: DriveEngineOptions
+    @OptionGroup(title: "Replay (as replay takes it)") var replay: RunReplayOptions
 
-    @Flag(name: .customLong("real-upstreams"), help: "Send the OpenAI provider to the real api.openai.com over TLS (needs OPENAI_API_KEY) instead of the mock stand-in.")
-    var realUpstreams = false
-
-    @OptionGroup var balancer: BalancerFlags
-
-    // Limits and timeouts of the lab's gateway (see LimitFlags in GatewayCommand.swift).
-    @OptionGroup(title: "Limits and timeouts") var limits: LimitFlags
+    @OptionGroup var labFlags: LabFlags
 
     func validate() throws {
         guard (1...60).contains(fps) else { throw ValidationError("--fps must be 1...60, got \(fps)") }
         if let port { guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") } }
-        guard let r = Units.parseRate(rate), r >= 0 else { throw ValidationError("--rate \(rate): not a rate; write 2/s, 2 or 120/m") }
-        if let duration { guard Units.parseDuration(duration) != nil else { throw ValidationError("--duration \(duration): not a duration; write 30s, 10m") } }
+        if let duration = limits.duration { guard Units.parseDuration(duration) != nil else { throw ValidationError("--duration \(duration): not a duration; write 30s, 10m") } }
         if target != nil && !lab.files.isEmpty { throw ValidationError("give either lab files or --target URL, not both") }
+        if replay.replay != nil && (shape.plan != nil || shape.concurrency != nil || shape.rate != nil || shape.steps != nil || shape.burst != nil) {
+            throw ValidationError("--replay sends the file's requests at their times; it cannot be combined with --plan, --rate, --concurrency, --steps or --burst")
+        }
+        if stepByKey && noSteps { throw ValidationError("--step-by-key and --no-steps contradict each other") }
     }
 
     func run() async throws {
         let settings = try dashboardSettings()
-        let startRate = Units.parseRate(rate) ?? 2
         let feed = Feed()
         let inbox = Inbox()
         let report = RunReport()
 
-        // The lab (or the foreign gateway) and the URL the driver sends to.
+        // The lab (or the foreign gateway), the URL the lab's request goes to, and the steps.
         var running: RunningLab?
+        var script = LabScript(steps: [])
         let url: String
-        var model: LabModel
+        let base: String
         var hooks: LabHooks?
+        let name: String
         if let target {
             guard target.hasPrefix("http://") || target.hasPrefix("https://") else {
                 Console.error("failover-lab: --target \(target): give an http:// or https:// URL")
                 throw ExitCode(2)
             }
             url = target
-            model = LabModel(scenario: "external gateway", gatewayURL: target, plan: "open loop", rate: startRate, external: true)
+            base = Self.origin(of: target)
+            name = "external gateway"
         } else {
             let config = try lab.load()
-            let started = try await startLab(config)
+            do { script = try LabScript.compile(config) } catch {
+                Console.error(error.description)
+                throw ExitCode(2)
+            }
+            if noSteps { script.steps = [] }
+            var labSettings = LabSettings()
+            labFlags.apply(to: &labSettings)
+            labSettings.ports = port.map { [$0] } ?? [8080, 0]
+            labSettings.options.accessLog = nil
+            let started: RunningLab
+            do { started = try await LabBuilder.start(config: config, settings: labSettings) } catch { throw error.exit() }
             running = started
-            let plan = started.gateway.runtime.plan
-            guard let route = plan.routes.first, let match = route.matches.first else {
+            guard let route = started.gateway.runtime.plan.routes.first, let routeURL = started.firstRouteURL else {
                 Console.error("failover-lab: the lab has no route to send traffic to; add an HTTPRoute")
                 await started.stop()
                 throw ExitCode(2)
             }
-            url = started.gatewayURL + match.value
+            url = routeURL
+            base = started.gatewayURL
             let runtime = started.gateway.runtime
             runtime.subscribe { event in inbox.push(feed.event(event)) }
             let specs = config.scenario?.standIns ?? []
@@ -116,37 +146,47 @@ struct RunCommand: AsyncParsableCommand {
                     try await standIn.setBehavior(behavior)
                     return behavior.shortName
                 })
-            for assignment in standInBehaviors {
-                guard let eq = assignment.firstIndex(of: "="), let standIn = started.standIn(String(assignment[..<eq])) else {
-                    Console.error("failover-lab: --stand-in \(assignment): write NAME=BEHAVIOR with a stand-in of the lab (\(started.standIns.map(\.name).joined(separator: ", ")))")
-                    await started.stop()
-                    throw ExitCode(2)
-                }
-                do {
-                    try await standIn.apply(StandInSetting.parse(String(assignment[assignment.index(after: eq)...])))
-                } catch {
-                    Console.error("failover-lab: --stand-in \(assignment): \(error)")
-                    await started.stop()
-                    throw ExitCode(2)
-                }
-            }
-            let name = config.scenario?.name ?? ((config.files.first ?? "lab") as NSString).lastPathComponent
-            model = LabModel(scenario: name, gatewayURL: url, plan: "open loop", rate: startRate)
+            name = config.scenario?.name ?? ((config.files.first ?? "lab") as NSString).lastPathComponent
         }
 
-        // The driver: the lab's request at the demo pace, forever (until q).
-        var driverConfig = DriverConfiguration(workload: .openLoop([Phase(.constant(rate: startRate))]), mix: RequestMix([RequestSpec.chat(url: url)]))
-        driverConfig.timeout = 130_000_000_000  // the lab's route allows 120 s
+        // The traffic: flags, else the Scenario's, else 2/s (paused when steps send their own).
+        let traffic: Traffic
+        do {
+            traffic = try trafficConfiguration(url: url, base: base, script: script)
+        } catch {
+            Console.error("failover-lab: \(error)")
+            await running?.stop()
+            throw ExitCode(2)
+        }
+        let recorder: Recorder?
+        if let record {
+            do { recorder = try Recorder(path: record) } catch {
+                Console.error("failover-lab: --record: \(error)")
+                await running?.stop()
+                throw ExitCode(2)
+            }
+        } else {
+            recorder = nil
+        }
         let external = target != nil
-        let driver = Driver(configuration: driverConfig, sink: RecordSink(record: { record in
+        let sink = RecordSink(record: { record in
             report.add(record)
+            recorder?.record(record)
             if external { inbox.push(.request(Feed.entry(record, at: feed.now))) }
-        }))
+        }, flush: { recorder?.flush() })
+        let made = LabDrivers.make(steps: script.steps, traffic: traffic.config, sendSpec: RequestSpec.chat(url: url), lab: running,
+                                   stepByKey: stepByKey, sink: sink,
+                                   errors: { message in inbox.push(.note(message, at: feed.now)) })
+        let driver = made.traffic!
+        var model = LabModel(scenario: name, gatewayURL: url, plan: traffic.plan, rate: traffic.rate, external: external)
+        model.paused = traffic.config.startPaused
 
         let quit = QuitFlag()
         let signals = QuitSignals(flag: quit)
-        let runner = DashboardRunner(model: model, settings: settings, feed: feed, inbox: inbox, driver: driver, hooks: hooks, quit: quit)
+        let runner = DashboardRunner(model: model, settings: settings, feed: feed, inbox: inbox, driver: driver, hooks: hooks, quit: quit,
+                                     steps: made.steps, stepByKey: stepByKey, sender: made.sender)
         let interactive = !headless && isatty(1) == 1 && isatty(0) == 1
+        made.sender.start()
         driver.start()
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             let thread = Thread {
@@ -163,19 +203,105 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         // The terminal is back; let in-flight requests finish briefly, then report.
-        driver.stop()
-        if !driver.wait(seconds: 2) {
-            driver.stop(abortInFlight: true)
-            driver.wait()
+        for d in [driver, made.sender] { d.stop() }
+        for d in [driver, made.sender] where !d.wait(seconds: 2) {
+            d.stop(abortInFlight: true)
+            d.wait()
         }
         signals.cancel()
-        Self.write("\nfailover-lab report (\(quit.value == "duration" ? "ran for \(duration ?? "")" : "stopped by \(quit.value ?? "q")"), traffic to \(url))\n")
+        recorder?.flush()
+        Self.write("\nfailover-lab report (\(quit.value == "duration" ? "ran for \(limits.duration ?? "")" : "stopped by \(quit.value ?? "q")"), traffic to \(url))\n")
         Self.write(report.text)
+        if let note = traffic.summary() { Self.write(note + "\n") }
+        if let e = recorder?.error { Console.error("failover-lab: --record: \(e)") }
+        if let steps = made.steps {
+            let verdicts = steps.verdicts
+            let ended = verdicts.compactMap { $0 }
+            Self.write("\nlab steps: \(ended.filter(\.passed).count) of \(verdicts.count) held\(ended.count < verdicts.count ? ", \(verdicts.count - ended.count) not run to their end" : "")\n")
+            for v in ended {
+                for line in LabTestReport.stepLines(v, of: verdicts.count) { Self.write(line + "\n") }
+            }
+        }
         // Shutting the lab down must not keep a finished run alive (seen after a hangup):
         // a watchdog ends the process if stopping takes longer than a few seconds.
         let watchdog = Thread { Thread.sleep(forTimeInterval: 5); Glibc.exit(0) }
         watchdog.start()
         if let running { await running.stop() }
+    }
+
+    /// The dashboard's traffic and how the header names it.
+    struct Traffic {
+        var config: DriverConfiguration
+        var plan: String
+        /// Its constant rate, or 0.
+        var rate: Double
+        var summary: () -> String? = { nil }
+    }
+
+    func trafficConfiguration(url: String, base: String, script: LabScript) throws -> Traffic {
+        if let path = replay.replay {
+            var r = ReplaySettings(path: path)
+            r.target = base
+            r.speed = replay.speed
+            r.maxGap = replay.maxGap
+            r.loop = replay.loop
+            r.message = request.message ?? r.message
+            r.stream = request.stream
+            r.headers = request.headers
+            var limit = TrafficSettings()
+            limits.fill(&limit)
+            var (config, diagnostics) = try r.configuration(duration: try limit.durationValue(), requests: limits.requests, report: { _ in })
+            // The dashboard loops until q, not for replay's default 10 s.
+            if limits.duration == nil { config.duration = nil }
+            var settings = TrafficSettings()
+            engine.fill(&settings)
+            if settings.timeout == nil { settings.timeout = "130s" }
+            try settings.applyEngine(to: &config)
+            return Traffic(config: config, plan: "replay \((path as NSString).lastPathComponent) \(replay.speed)", rate: 0,
+                           summary: { ReplaySettings.summary(diagnostics, path: path) })
+        }
+        var settings = try shape.settings()
+        limits.fill(&settings)
+        request.fill(&settings)
+        engine.fill(&settings)
+        if settings.timeout == nil { settings.timeout = "130s" }  // the lab's route allows 120 s
+        let fromFlags = settings.hasShape || settings.plan != nil
+        var planName = "open loop"
+        var startPaused = false
+        if !fromFlags {
+            if let plan = script.traffic {
+                settings.plan = plan
+                planName = "lab traffic"
+                if plan.timeout != nil { settings.timeout = nil }
+            } else {
+                settings.rate = "2/s"
+                // The steps send their own requests: counted exactly, unless space starts this.
+                startPaused = !script.steps.isEmpty
+            }
+        } else if let plan = shape.plan {
+            planName = "plan " + (plan as NSString).lastPathComponent
+        }
+        var config = try settings.configuration(defaultTarget: url, base: base, defaultDuration: nil,
+                                                environment: ProcessInfo.processInfo.environment)
+        config.startPaused = startPaused
+        var rate = 0.0
+        switch config.workload {
+        case .closedLoop(let n):
+            planName = "closed loop \(n)" + (settings.stream ? " streamed" : "")
+        case .openLoop(let phases):
+            if phases.count == 1, case .constant(let r) = phases[0].pacing { rate = r }
+        case .replay:
+            break
+        }
+        return Traffic(config: config, plan: planName, rate: rate)
+    }
+
+    /// `http://host:port` of a URL (where a replay's paths go for `--target`).
+    static func origin(of url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return url }
+        let rest = url[scheme.upperBound...]
+        let end = rest.firstIndex(of: "/") ?? rest.endIndex
+        return String(url[..<end])
     }
 
     /// The themes: the chosen one first, then the other bundled ones for `t`.
@@ -205,32 +331,8 @@ struct RunCommand: AsyncParsableCommand {
         settings.ascii = ascii
         settings.fps = fps
         settings.monochrome = noColor
-        settings.duration = duration.flatMap(Units.parseDuration).map { Double($0) / 1e9 }
+        settings.duration = limits.duration.flatMap(Units.parseDuration).map { Double($0) / 1e9 }
         return settings
-    }
-
-    func startLab(_ config: LabConfig) async throws -> RunningLab {
-        var options = LabOptions()
-        options.realUpstreams = realUpstreams
-        // The balancer switches and --no-retry-hint, as `gateway` sets them.
-        balancer.apply(to: &options.gateway)
-        limits.apply(to: &options.gateway)
-        options.accessLog = nil
-        let ports = port.map { [$0] } ?? [8080, 0]
-        var lastError: Error?
-        for p in ports {
-            options.port = p
-            do {
-                return try await RunningLab.start(config: config, options: options)
-            } catch let errors as ConfigErrors {
-                Console.error(errors.description)
-                throw ExitCode(2)
-            } catch {
-                lastError = error
-            }
-        }
-        Console.error("failover-lab: cannot start the lab's gateway on 127.0.0.1:\(ports.map(String.init).joined(separator: " or ")): \(lastError.map { "\($0)" } ?? "unknown error")")
-        throw ExitCode(1)
     }
 
     /// Writes to stdout with C's stdio: after a hangup the terminal is gone, and a failed
@@ -263,4 +365,19 @@ final class RunReport: @unchecked Sendable {
     private var builder = ReportBuilder()
     func add(_ r: RequestRecord) { lock.lock(); builder.add(r); lock.unlock() }
     var text: String { lock.lock(); defer { lock.unlock() }; return builder.build().text }
+}
+
+/// `run --replay`: the replay flags, as `replay` takes them.
+struct RunReplayOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Send a records file's or an agentgateway access log's requests into the lab, at their recorded times.", valueName: "file"))
+    var replay: String?
+
+    @Option(help: ArgumentHelp("With --replay: faster (2x) or slower (0.5x) than recorded.", valueName: "factor"))
+    var speed: String = "1x"
+
+    @Option(name: .customLong("max-gap"), help: ArgumentHelp("With --replay: cut longer pauses between requests to this.", valueName: "duration"))
+    var maxGap: String?
+
+    @Flag(help: "With --replay: start over at the end of the file (until --duration or q).")
+    var loop = false
 }
