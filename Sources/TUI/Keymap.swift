@@ -66,7 +66,7 @@ public struct KeyBinding: Sendable, Hashable {
 public enum Keymap {
     public static let table: [KeyBinding] = [
         KeyBinding(keys: [.char(" ")], action: .togglePause, help: "pause or resume traffic", hint: "pause"),
-        KeyBinding(keys: [.char("+"), .char("=")], action: .faster, help: "more traffic: a higher rate, or the plan faster (closed loop: more in flight)", hint: "rate"),
+        KeyBinding(keys: [.char("+"), .char("=")], action: .faster, help: "more traffic: a higher rate, or the plan faster", hint: "rate"),
         KeyBinding(keys: [.char("-")], action: .slower, help: "less traffic", hint: "rate"),
         KeyBinding(keys: [.char("s")], action: .sendOne, help: "send one request now", hint: "send"),
         KeyBinding(keys: [.up, .left, .char("k")], action: .selectPrevious, help: "select the previous provider", hint: "select"),
@@ -75,8 +75,8 @@ public enum Keymap {
         KeyBinding(keys: [.char("r")], action: .returnNow, help: "return the selected provider now (end its eviction)", hint: "return"),
         KeyBinding(keys: [.char("t")], action: .nextTheme, help: "next theme", hint: "theme"),
         KeyBinding(keys: [.char("c")], action: .clearCounters, help: "clear counters", hint: "clear"),
-        KeyBinding(keys: [.char("n")], action: .nextStep, help: "lab steps: end this step and start the next (presenter mode: start it)", hint: "step"),
-        KeyBinding(keys: [.char("N")], action: .previousStep, help: "lab steps: run the step before again (its set: applied again)", hint: "step"),
+        KeyBinding(keys: [.char("n")], action: .nextStep, help: "next lab step (presenter mode: start it)", hint: "step"),
+        KeyBinding(keys: [.char("N")], action: .previousStep, help: "run the lab step before again", hint: "step"),
         KeyBinding(keys: [.char("?"), .escape], action: .toggleHelp, help: "show or hide this help", hint: "help"),
         KeyBinding(keys: [.char("q")], action: .quit, help: "quit and print the report (Ctrl-C does too)", hint: "quit"),
     ]

@@ -49,7 +49,7 @@ public enum Dashboard {
         Panels.statusCodes(&screen, model, Rect(x: requests.maxX, y: middleY, width: rightWidth, height: statusHeight), glyphs: g)
         Panels.rates(&screen, model, Rect(x: requests.maxX, y: middleY + statusHeight, width: rightWidth, height: middleHeight - statusHeight), glyphs: g)
         Panels.events(&screen, model, Rect(x: 0, y: middleY + middleHeight, width: width, height: eventsHeight), glyphs: g)
-        Panels.footer(&screen, y: height - 1, themeName: options.themeName)
+        Panels.footer(&screen, y: height - 1, themeName: options.themeName, steps: model.steps != nil)
         if options.showHelp { Panels.help(&screen, glyphs: g) }
         return screen
     }
@@ -100,9 +100,11 @@ enum Panels {
         if v.help { s.put(help, x: s.width - help.count, y: y, role: .header) }
     }
 
-    static func footer(_ s: inout Screen, y: Int, themeName: String) {
+    static func footer(_ s: inout Screen, y: Int, themeName: String, steps: Bool = false) {
         s.fill(Rect(x: 0, y: y, width: s.width, height: 1), with: Cell(" ", role: .footer))
         var hints = Keymap.hints
+        // The step keys matter only to a lab with steps.
+        if !steps { hints.removeAll { $0.word == "step" } }
         func length(_ h: [(keys: String, word: String)]) -> Int { h.reduce(1) { $0 + $1.keys.count + $1.word.count + 3 } }
         // On a narrow terminal the less needed hints go first; help and quit always stay.
         for word in ["theme", "clear", "send", "return"] where length(hints) > s.width {

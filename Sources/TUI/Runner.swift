@@ -270,10 +270,12 @@ public enum Narration {
                 out.append(("step \(i + 1)/\(steps.count) begins: \(steps[i].name)", nil))
             case .end(let verdict):
                 let failed = verdict.verdicts.filter { !$0.holds }
-                var text = "step \(verdict.step + 1)/\(steps.count) " + (failed.isEmpty ? "held" : "failed")
-                text += " (\(verdict.requests) requests)"
+                // n or N cut it short: its window was the presenter's, not the step's.
+                let cut = verdict.ending == .next
+                var text = "step \(verdict.step + 1)/\(steps.count) " + (cut ? "cut short" : failed.isEmpty ? "held" : "failed")
+                text += " (\(verdict.requests) request\(verdict.requests == 1 ? "" : "s"))"
                 if let f = failed.first { text += ": " + (f.isUntil ? "until " : "") + f.expectation.text + ", measured " + f.measured }
-                out.append((text, failed.isEmpty))
+                out.append((text, cut ? nil : failed.isEmpty))
                 ended[verdict.step] = failed.isEmpty
             case .waitForNext(let after):
                 out.append(("press n for step \(after + 2)/\(steps.count)", nil))

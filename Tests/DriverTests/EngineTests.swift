@@ -260,6 +260,47 @@ private func run(_ config: DriverConfiguration) -> ([RequestRecord], DriverStats
         #expect(driver.stats.rate == 50)
     }
 
+    @Test func aScaleSpeedsUpThePlanItselfAndAClosedLoopsConcurrency() throws {
+        let server = try TestServer { _ in .init(delay: 0.15) }
+        defer { server.stop() }
+        // Open loop: 20/s for 0.5 s, then twice the plan (40/s) for 0.5 s.
+        let got = Collected()
+        let open = Driver(configuration: DriverConfiguration(
+            workload: .openLoop([Phase(.constant(rate: 20))]), mix: RequestMix([RequestSpec.chat(url: server.base + "/")])),
+            sink: got.sink)
+        open.start()
+        usleep(500_000)
+        open.setScale(2)
+        usleep(500_000)
+        open.stop()
+        open.wait()
+        let intended = got.records.map(\.intended).sorted()
+        let first = intended.filter { $0 < 500_000_000 }.count
+        let second = intended.filter { $0 >= 500_000_000 && $0 < 1_000_000_000 }.count
+        #expect(first >= 8 && first <= 12, "\(first) requests in the first half second at 20/s")
+        #expect(second >= 16 && second <= 24, "\(second) requests in the second at x2")
+        #expect(open.stats.scale == 2)
+
+        // Closed loop: 2 in flight, then x3 = 6 in flight (each request takes 150 ms).
+        let closedGot = Collected()
+        let closed = Driver(configuration: DriverConfiguration(
+            workload: .closedLoop(concurrency: 2), mix: RequestMix([RequestSpec.chat(url: server.base + "/")])),
+            sink: closedGot.sink)
+        closed.start()
+        usleep(300_000)
+        closed.setScale(3)
+        usleep(150_000)
+        let inFlight = closed.stats.inFlight
+        usleep(300_000)
+        closed.setScale(0.5)
+        usleep(400_000)
+        let reduced = closed.stats.inFlight
+        closed.stop()
+        closed.wait()
+        #expect(inFlight >= 5 && inFlight <= 6, "in flight at x3: \(inFlight)")
+        #expect(reduced == 1, "in flight at x0.5 of 2: \(reduced)")
+    }
+
     @Test func rateZeroIdlesUntilARateOrAStop() throws {
         let server = try TestServer { _ in .init() }
         defer { server.stop() }

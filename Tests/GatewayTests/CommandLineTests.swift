@@ -93,9 +93,47 @@ extension OverSockets {
             if real.status == 2 { #expect(real.stderr.contains("set OPENAI_API_KEY")) }
         }
 
+        @Test("run --replay sends a recorded file's requests into the lab at their times (--speed 2x), and --record writes them")
+        func runReplay() throws {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("run-replay-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            // Five requests of an agentgateway access log, 400 ms apart, and lines replay skips.
+            var log = ""
+            for i in 0..<5 {
+                let ms = i * 400
+                log += "{\"time\":\"2025-06-10T12:00:0\(ms / 1000).\(String(format: "%03d", ms % 1000))Z\",\"scope\":\"request\",\"http.method\":\"POST\",\"http.path\":\"/http-429\"}\n"
+                log += "not json\n"
+            }
+            let file = dir.appendingPathComponent("access.log").path
+            let out = dir.appendingPathComponent("out.jsonl").path
+            try log.write(toFile: file, atomically: true, encoding: .utf8)
+            let result = try Self.run(["run", "--no-steps", "--replay", file, "--speed", "2x", "--headless", "--duration", "3s",
+                                       "--record", out, "--port", "0"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("replayed 5 requests from"), "\(result.stdout)")
+            #expect(result.stdout.contains("skipped 5 other lines"), "\(result.stdout)")
+            let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 5, "\(lines)")
+            // The schedule: 0, 200, 400, 600, 800 ms (400 ms apart at 2x); each sent on time.
+            var intended: [Double] = [], sent: [Double] = [], statuses: [Int] = []
+            for line in lines {
+                let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                intended.append((json["intended_offset_ns"] as? Double ?? -1) / 1e6)
+                sent.append((json["sent_offset_ns"] as? Double ?? -1) / 1e6)
+                statuses.append(json["status"] as? Int ?? 0)
+            }
+            let first = intended.min() ?? 0
+            let gaps = intended.sorted().map { $0 - first }
+            for (i, g) in gaps.enumerated() { #expect(abs(g - Double(i) * 200) < 2, "intended offsets \(gaps)") }
+            for (i, s) in sent.enumerated() { #expect(s - intended[i] >= 0 && s - intended[i] < 50, "sent \(s) for intended \(intended[i])") }
+            // Into the lab: the first gets the 429, the rest fail over to group 2.
+            #expect(statuses.sorted() == [200, 200, 200, 200, 429], "\(statuses)")
+        }
+
         @Test("every command has --help")
         func help() throws {
-            for command in ["gateway", "check", "standins"] {
+            for command in ["gateway", "check", "standins", "run", "test", "drive", "replay", "report"] {
                 let result = try Self.run([command, "--help"])
                 #expect(result.status == 0)
                 #expect(result.stdout.contains("USAGE: failover-lab \(command)"))

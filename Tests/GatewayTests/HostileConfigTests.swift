@@ -318,7 +318,7 @@ extension OverSockets {
             let port = try await freePort()
             let process = Process()
             process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
-            process.arguments = ["run", "--headless", "--rate", "0", "--port", String(port), "--duration", "30s"] + extra
+            process.arguments = ["run", "--headless", "--no-steps", "--rate", "0", "--port", String(port), "--duration", "30s"] + extra
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

@@ -102,8 +102,9 @@ import Testing
     @Test func keysBecomeCommands() {
         var s = DashboardState(model: SeedLab.first429(SeedLab.start()), themeCount: 4)
         #expect(s.handle(.char(" ")) == [.setPaused(true)])
-        #expect(s.handle(.char("+")) == [.setRate(5)])
-        #expect(s.handle(.char("-")) == [.setRate(1)])
+        // A constant-rate plan (2/s): + and - step through the rates, as multiples of the plan.
+        #expect(s.handle(.char("+")) == [.setScale(2.5)])
+        #expect(s.handle(.char("-")) == [.setScale(0.5)])
         #expect(s.handle(.char("s")) == [.sendOne])
         #expect(s.handle(.char("f")) == [.setFault(standIn: "http-429", step: .serverErrors)])
         #expect(s.handle(.char("r")) == [.returnNow(group: 0, index: 0)])

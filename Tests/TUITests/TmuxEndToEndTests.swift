@@ -69,7 +69,8 @@ import Testing
         let binary = try #require(Self.binary(), "build failover-lab first (swift build) so the test can start it")
         let t = Tmux(tmux: tmux, socket: "failover-lab-e2e-\(getpid())")
         defer { t.run(["kill-server"]) }
-        let command = "'\(binary)' run --port 0; echo EXIT=$?; sleep 60"
+        // Traffic only (2/s), as before labs had steps: the f key below races no step's `set`.
+        let command = "'\(binary)' run --port 0 --no-steps; echo EXIT=$?; sleep 60"
         t.run(["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", command])
 
         // The first request: a 429 from http-429-provider; then a 200 from openai-provider.
@@ -101,5 +102,45 @@ import Testing
         #expect(!final.contains("Priority groups"), "the dashboard is still on screen:\n\(final)")
         let flags = t.run(["display-message", "-p", "-t", "e2e", "#{alternate_on} #{cursor_flag}"]).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(flags == "0 1", "terminal not restored (alternate screen, cursor): \(flags)")
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func seedLabNarratedStepByStep() throws {
+        let tmux = try #require(Self.which("tmux"), "tmux is needed for the end-to-end test: apt-get install tmux")
+        let binary = try #require(Self.binary(), "build failover-lab first (swift build) so the test can start it")
+        let t = Tmux(tmux: tmux, socket: "failover-lab-steps-\(getpid())")
+        defer { t.run(["kill-server"]) }
+        let command = "'\(binary)' run --port 0 --step-by-key; echo EXIT=$?; sleep 60"
+        t.run(["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", command])
+
+        let (waiting, first) = t.wait(seconds: 30) { $0.contains("Lab · press n to start") }
+        #expect(waiting, "presenter mode does not wait for n:\n\(first)")
+
+        // n: step 1 runs; its text shows, its until holds at the 429, its expectations turn ✓,
+        // and it waits for n again.
+        t.run(["send-keys", "-t", "e2e", "n"])
+        let (step1, one) = t.wait(seconds: 15) { s in
+            s.contains("step 1 of 5 · press n for step 2") && s.contains("✓ requests == 1 (1)")
+        }
+        #expect(step1, "step 1 did not end with its expectation held:\n\(one)")
+        #expect(one.contains("Group 1 answers 429"))
+        #expect(one.contains("The first request goes to http-429-provider in priority group 1"), "no say text:\n\(one)")
+        #expect(Self.matches(one, "step 1/5 held \\(1 request\\)"), "no step line in the events:\n\(one)")
+
+        // n: step 2, whose three requests fail over to group 2.
+        t.run(["send-keys", "-t", "e2e", "n"])
+        let (step2, two) = t.wait(seconds: 15) { s in
+            s.contains("step 2 of 5 · press n for step 3") && s.contains("✓ status[200] == 3 (3)")
+        }
+        #expect(step2, "step 2 did not run and hold:\n\(two)")
+        #expect(two.contains("Group 2 serves while group 1 is evicted"))
+
+        // q: the report has the step verdicts.
+        t.run(["send-keys", "-t", "e2e", "q"])
+        let (ended, final) = t.wait(seconds: 20) { $0.contains("EXIT=") }
+        #expect(ended, "failover-lab did not end on q:\n\(final)")
+        #expect(final.contains("EXIT=0"))
+        #expect(final.contains("lab steps: 2 of 5 held, 3 not run to their end"), "\(final)")
+        #expect(Self.matches(final, "ok +1/5 Group 1 answers 429"), "\(final)")
     }
 }
