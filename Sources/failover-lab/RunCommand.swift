@@ -149,11 +149,12 @@ struct RunCommand: AsyncParsableCommand {
             name = config.scenario?.name ?? ((config.files.first ?? "lab") as NSString).lastPathComponent
         }
 
-        // The traffic: flags, else the Scenario's, else 2/s (paused when steps send their own).
-        let traffic: Traffic
+        // The traffic: a replay, the flags, the Scenario's, or 2/s (paused when steps send their own).
+        let traffic: LabTraffic
         do {
-            traffic = try trafficConfiguration(url: url, base: base, script: script)
-        } catch {
+            traffic = try LabTraffic.choose(flags: try trafficFlags(), replay: replaySettings(), script: script, routeURL: url, base: base,
+                                            environment: ProcessInfo.processInfo.environment)
+        } catch let error as TrafficError {
             Console.error("failover-lab: \(error)")
             await running?.stop()
             throw ExitCode(2)
@@ -212,7 +213,7 @@ struct RunCommand: AsyncParsableCommand {
         recorder?.flush()
         Self.write("\nfailover-lab report (\(quit.value == "duration" ? "ran for \(limits.duration ?? "")" : "stopped by \(quit.value ?? "q")"), traffic to \(url))\n")
         Self.write(report.text)
-        if let note = traffic.summary() { Self.write(note + "\n") }
+        if let note = traffic.summary { Self.write(note + "\n") }
         if let e = recorder?.error { Console.error("failover-lab: --record: \(e)") }
         if let steps = made.steps {
             let verdicts = steps.verdicts
@@ -229,71 +230,26 @@ struct RunCommand: AsyncParsableCommand {
         if let running { await running.stop() }
     }
 
-    /// The dashboard's traffic and how the header names it.
-    struct Traffic {
-        var config: DriverConfiguration
-        var plan: String
-        /// Its constant rate, or 0.
-        var rate: Double
-        var summary: () -> String? = { nil }
-    }
-
-    func trafficConfiguration(url: String, base: String, script: LabScript) throws -> Traffic {
-        if let path = replay.replay {
-            var r = ReplaySettings(path: path)
-            r.target = base
-            r.speed = replay.speed
-            r.maxGap = replay.maxGap
-            r.loop = replay.loop
-            r.message = request.message ?? r.message
-            r.stream = request.stream
-            r.headers = request.headers
-            var limit = TrafficSettings()
-            limits.fill(&limit)
-            var (config, diagnostics) = try r.configuration(duration: try limit.durationValue(), requests: limits.requests, report: { _ in })
-            // The dashboard loops until q, not for replay's default 10 s.
-            if limits.duration == nil { config.duration = nil }
-            var settings = TrafficSettings()
-            engine.fill(&settings)
-            if settings.timeout == nil { settings.timeout = "130s" }
-            try settings.applyEngine(to: &config)
-            return Traffic(config: config, plan: "replay \((path as NSString).lastPathComponent) \(replay.speed)", rate: 0,
-                           summary: { ReplaySettings.summary(diagnostics, path: path) })
-        }
+    /// The traffic flags as given (drive's option groups).
+    func trafficFlags() throws -> TrafficSettings {
         var settings = try shape.settings()
         limits.fill(&settings)
         request.fill(&settings)
         engine.fill(&settings)
-        if settings.timeout == nil { settings.timeout = "130s" }  // the lab's route allows 120 s
-        let fromFlags = settings.hasShape || settings.plan != nil
-        var planName = "open loop"
-        var startPaused = false
-        if !fromFlags {
-            if let plan = script.traffic {
-                settings.plan = plan
-                planName = "lab traffic"
-                if plan.timeout != nil { settings.timeout = nil }
-            } else {
-                settings.rate = "2/s"
-                // The steps send their own requests: counted exactly, unless space starts this.
-                startPaused = !script.steps.isEmpty
-            }
-        } else if let plan = shape.plan {
-            planName = "plan " + (plan as NSString).lastPathComponent
-        }
-        var config = try settings.configuration(defaultTarget: url, base: base, defaultDuration: nil,
-                                                environment: ProcessInfo.processInfo.environment)
-        config.startPaused = startPaused
-        var rate = 0.0
-        switch config.workload {
-        case .closedLoop(let n):
-            planName = "closed loop \(n)" + (settings.stream ? " streamed" : "")
-        case .openLoop(let phases):
-            if phases.count == 1, case .constant(let r) = phases[0].pacing { rate = r }
-        case .replay:
-            break
-        }
-        return Traffic(config: config, plan: planName, rate: rate)
+        return settings
+    }
+
+    /// `--replay` and its flags, with the request flags replay takes.
+    func replaySettings() -> ReplaySettings? {
+        guard let path = replay.replay else { return nil }
+        var r = ReplaySettings(path: path)
+        r.speed = replay.speed
+        r.maxGap = replay.maxGap
+        r.loop = replay.loop
+        r.message = request.message ?? r.message
+        r.stream = request.stream
+        r.headers = request.headers
+        return r
     }
 
     /// `http://host:port` of a URL (where a replay's paths go for `--target`).

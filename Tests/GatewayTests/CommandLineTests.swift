@@ -131,6 +131,27 @@ extension OverSockets {
             #expect(statuses.sorted() == [200, 200, 200, 200, 429], "\(statuses)")
         }
 
+        @Test("run takes drive's traffic flags: a streamed closed loop of 20 requests into the lab, recorded")
+        func runWithDriveTraffic() throws {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("run-traffic-\(UUID().uuidString).jsonl").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let result = try Self.run(["run", "--no-steps", "--concurrency", "4", "--stream", "--requests", "20", "--headless",
+                                       "--duration", "3s", "--record", out, "--port", "0"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let records = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map {
+                try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+            }
+            #expect(records.count == 20)
+            // Group 1's 429 at first (up to 4 at once), then streamed answers from group 2, each with its first token.
+            let served = records.filter { $0["status"] as? Int == 200 }
+            #expect(served.count >= 16, "\(records.map { $0["status"] ?? "-" })")
+            #expect(served.allSatisfy { ($0["ttft_ms"] as? Double ?? -1) > 0 }, "a 200 without a first token: not streamed")
+            #expect(result.stdout.contains("requests   20"), "\(result.stdout)")
+            // A flag drive refuses, run refuses the same way.
+            let bad = try Self.run(["run", "--no-steps", "--rate", "fast", "--headless", "--duration", "1s", "--port", "0"])
+            #expect(bad.status == 2 && bad.stderr.contains("--rate fast"), "\(bad.stderr)")
+        }
+
         @Test("every command has --help")
         func help() throws {
             for command in ["gateway", "check", "standins", "run", "test", "drive", "replay", "report"] {
