@@ -90,8 +90,9 @@ let package = Package(
         .target(
             name: "TUI",
             dependencies: [
-                "CShims", "Gateway", "Driver", "Lab", "Wire",
+                "CShims", "Gateway", "Driver", "Lab", "Upstreams", "Wire",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -130,7 +131,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TUITests",
-            dependencies: ["TUI", "Gateway", "Driver"],
+            dependencies: ["TUI", "Gateway", "Driver", "Lab", "Upstreams", "Wire"],
             exclude: ["Snapshots"]
         ),
         .testTarget(

@@ -1,9 +1,13 @@
+import Wire
+
 /// The stand-in faults `f` cycles through, in order.
 public enum FaultStep: String, Sendable, CaseIterable, Hashable {
     case healthy
     case rateLimited = "429"
     case serverErrors = "5xx"
     case slow
+    /// Answers healthy, but like a slow model: a long time to the first token, few tokens a second.
+    case slowModel = "slow model"
     case down
 
     /// The step after a stand-in's current behaviour (by its short name).
@@ -12,10 +16,14 @@ public enum FaultStep: String, Sendable, CaseIterable, Hashable {
         case "healthy": return .rateLimited
         case "429", "rate-limited": return .serverErrors
         case "5xx": return .slow
-        case "slow": return .down
+        case "slow": return .slowModel
+        case "slow model": return .down
         default: return .healthy
         }
     }
+
+    /// The shape of `slowModel`: 1.5 s to the first token, then 40 tokens at 8 a second (±25%).
+    public static let slowModelShape = ModelShape(ttftNanos: 1_500_000_000, length: .fixed(40), rate: 8, jitterPercent: 25)
 }
 
 /// What the edge must do after a key: the I/O the pure handler asks for.

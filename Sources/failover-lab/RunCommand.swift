@@ -135,17 +135,7 @@ struct RunCommand: AsyncParsableCommand {
             base = started.gatewayURL
             let runtime = started.gateway.runtime
             runtime.subscribe { event in inbox.push(feed.event(event)) }
-            let specs = config.scenario?.standIns ?? []
-            hooks = LabHooks(
-                runtime: runtime, backend: route.backendIndex,
-                faults: { Dictionary(started.standIns.map { ($0.name, $0.behavior.shortName) }, uniquingKeysWith: { a, _ in a }) },
-                setFault: { name, step in
-                    guard let standIn = started.standIn(name) else { throw ValidationError("no stand-in named \(name)") }
-                    let retryAfter = specs.first { $0.name == name }?.retryAfterSeconds ?? 60
-                    let behavior = Self.behavior(for: step, retryAfter: retryAfter)
-                    try await standIn.setBehavior(behavior)
-                    return behavior.shortName
-                })
+            hooks = LabHooks.forLab(started, backend: route.backendIndex)
             name = config.scenario?.name ?? ((config.files.first ?? "lab") as NSString).lastPathComponent
         }
 
@@ -300,17 +290,6 @@ struct RunCommand: AsyncParsableCommand {
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return }
             bytes = bytes.dropFirst(n)
-        }
-    }
-
-    /// What each `f` step does to a stand-in.
-    static func behavior(for step: FaultStep, retryAfter: Int) -> StandInBehavior {
-        switch step {
-        case .healthy: return .healthy
-        case .rateLimited: return .always429(retryAfter: retryAfter)
-        case .serverErrors: return .serverErrors(status: 503, share: 1)
-        case .slow: return .slow(delayMs: 1500, jitterMs: 500)
-        case .down: return .down
         }
     }
 }

@@ -128,11 +128,11 @@ import Testing
     @Test func faultCycleOrder() {
         var step: String? = "healthy"
         var seen: [FaultStep] = []
-        for _ in 0..<5 {
+        for _ in 0..<6 {
             let next = FaultStep.after(step)
             seen.append(next)
             step = next.rawValue
         }
-        #expect(seen == [.rateLimited, .serverErrors, .slow, .down, .healthy])
+        #expect(seen == [.rateLimited, .serverErrors, .slow, .slowModel, .down, .healthy])
     }
 }

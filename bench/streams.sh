@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# bench/streams.sh: LLM-scale streaming through the chain (issue 15's targets).
+#
+# Two processes, as in real life: the mock OpenAI alone (`failover-lab standins`, shaped
+# like a model) and the gateway (`failover-lab gateway`, a lab file that points at the
+# mock's port, no stand-ins of its own), so the gateway's memory and CPU are its own.
+# `failover-lab drive --stream --concurrency N` (closed loop) measures, in turn:
+#   mock alone     drive -> mock                       TTFT and inter-token gaps
+#   direct / via   drive -> mock, drive -> gateway     at the same N, one after the other:
+#                  gateway added TTFT = via - direct (p50, p99), and every answer 200
+#   RSS            the gateway's RSS idle, then with N long streams open: growth per stream
+# Then `report` on 8 shard files of RECORDS records in all against one file of the same
+# records (same percentiles; wall time), and, when aiperf is installed (pip install
+# aiperf), aiperf against drive on the same mock and concurrency.
+#
+# Targets (issue 15):
+#   mock alone, 5,000 streams, TTFT 100 ms, 20 tokens at 20/s: TTFT p99 <= 110 ms, ITL p99 <= 60 ms
+#   gateway added TTFT at 1,000 streams <= 2 ms / <= 10 ms (p50 / p99)
+#   gateway added TTFT at 5,000 streams <= 5 ms / <= 25 ms, every answer 200
+#   gateway RSS growth per open stream <= 8 KiB
+#   report on 8 shards of 1M records: the one run's percentiles, under 5 s
+# Everything shares this machine's cores, so the figures are ratios of runs made together.
+# Exit code 0 even when a target is missed; non-zero when something could not run.
+#
+# The file-descriptor limit: each open stream is a socket in the driver, and two in the
+# gateway (client and upstream). The script raises its soft limit to the hard limit; with
+# a hard limit under 4 x the largest N + 1024 it says so and lowers N.
+#
+# Usage: bench/streams.sh [--no-build]
+# Env: SMALL_N (1000), LARGE_N (5000), DURATION (20: seconds a load runs), RECORDS (1000000),
+#      BIN (a failover-lab binary), PORT (18300), SKIP_AIPERF (1 skips it).
+# Results: bench/out/streams-<timestamp>/summary.txt and the raw JSON reports.
+
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$BENCH_DIR/.." && pwd)"
+SMALL_N="${SMALL_N:-1000}"
+LARGE_N="${LARGE_N:-5000}"
+DURATION="${DURATION:-20}"
+RECORDS="${RECORDS:-1000000}"
+PORT="${PORT:-18300}"
+BUILD=1
+[[ "${1:-}" == "--no-build" ]] && BUILD=0
+[[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0; }
+
+log() { printf '[streams-bench] %s\n' "$*" >&2; }
+die() { printf '[streams-bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+OUT="$BENCH_DIR/out/streams-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+
+# File descriptors: soft up to hard.
+HARD="$(ulimit -Hn)"
+if [[ "$HARD" == unlimited ]]; then HARD=1048576; fi
+ulimit -Sn "$HARD" 2>/dev/null || true
+SOFT="$(ulimit -Sn)"
+NEED=$((LARGE_N * 4 + 1024))
+if (( SOFT < NEED )); then
+  LARGE_N=$(( (SOFT - 1024) / 4 ))
+  log "file-descriptor limit $SOFT is below $NEED; LARGE_N lowered to $LARGE_N (raise the hard limit: ulimit -Hn, or LimitNOFILE)"
+fi
+log "file-descriptor limit $SOFT"
+
+if [[ -n "${BIN:-}" ]]; then
+  FL="$BIN"
+elif [[ $BUILD == 1 ]]; then
+  log "building failover-lab (release, scratch .build-release)"
+  (cd "$REPO_DIR" && swift build -c release --scratch-path .build-release --product failover-lab >"$OUT/build.log" 2>&1) \
+    || die "swift build failed; see $OUT/build.log"
+  FL="$REPO_DIR/.build-release/release/failover-lab"
+else
+  FL="$REPO_DIR/.build-release/release/failover-lab"
+fi
+[[ -x "$FL" ]] || die "no failover-lab binary at $FL"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# The mock alone: `standins` on a lab whose Scenario shapes it. $1: shape, $2: port.
+start_mock() {
+  sed -e "s|model: \".*\"|model: \"$1\"|" "$BENCH_DIR/streams-lab.yaml" >"$OUT/mock-lab.yaml"
+  "$FL" standins "$OUT/mock-lab.yaml" >"$OUT/mock.out" 2>&1 &
+  MOCK_PID=$!
+  PIDS+=("$MOCK_PID")
+  for _ in $(seq 100); do
+    MOCK_URL="$(grep -o 'http://127.0.0.1:[0-9]*' "$OUT/mock.out" | head -1 || true)"
+    [[ -n "$MOCK_URL" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$MOCK_URL" ]] || die "the mock did not start; see $OUT/mock.out"
+}
+
+# The gateway, pointed at the mock's port by a lab without stand-ins.
+start_gateway() {
+  local mock_port="${MOCK_URL##*:}"
+  cat >"$OUT/gateway-lab.yaml" <<YAML
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: stream, namespace: bench}
+spec:
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /stream}}]
+      backendRefs: [{name: stream, group: agentgateway.dev, kind: AgentgatewayBackend}]
+      timeouts: {request: "120s"}
+---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: stream, namespace: bench}
+spec:
+  ai:
+    groups:
+      - providers:
+          - name: mock
+            openai: {model: "gpt-4o-mini"}
+            host: 127.0.0.1
+            port: $mock_port
+YAML
+  "$FL" gateway "$OUT/gateway-lab.yaml" --port "$PORT" --no-admin --access-log /dev/null \
+    --max-connections $((LARGE_N * 2 + 256)) >"$OUT/gateway.out" 2>&1 &
+  GW_PID=$!
+  PIDS+=("$GW_PID")
+  for _ in $(seq 100); do
+    grep -q "listening on" "$OUT/gateway.out" && break
+    sleep 0.1
+  done
+  grep -q "listening on" "$OUT/gateway.out" || die "the gateway did not start; see $OUT/gateway.out"
+  GW_URL="http://127.0.0.1:$PORT/stream"
+}
+
+stop_all() { cleanup; PIDS=(); }
+
+# drive a closed loop of $2 streams at $1 for DURATION seconds; JSON report to $3.
+drive() {
+  "$FL" drive "$1" --stream --concurrency "$2" --duration "${DURATION}s" --timeout 60s --json --no-progress >"$3" 2>"$3.err" \
+    || die "drive failed; see $3.err"
+}
+
+py() { python3 - "$@"; }
+
+field() { # file, python expression on r (the report)
+  py "$1" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2]))
+PY
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+{
+echo "bench/streams.sh  $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(nproc) cores  fd limit $SOFT"
+echo
+
+# 1. The mock alone, LARGE_N streams, TTFT 100 ms, 20 tokens at 20/s.
+log "1/5 mock alone: $LARGE_N streams, ttft 100ms, 20 tokens at 20/s"
+start_mock "ttft 100ms tokens 20 rate 20/s"
+drive "$MOCK_URL/stream" "$LARGE_N" "$OUT/mock-alone.json"
+echo "mock alone, $LARGE_N streams (ttft 100ms, 20 tokens at 20/s):"
+echo "  answers $(field "$OUT/mock-alone.json" 'r["responses"]'), status $(field "$OUT/mock-alone.json" 'r["status"]')"
+echo "  TTFT p50 $(field "$OUT/mock-alone.json" 'r["ttft_ms"]["p50"]') ms, p99 $(field "$OUT/mock-alone.json" 'r["ttft_ms"]["p99"]') ms   (target p99 <= 110)"
+echo "  ITL (mean gap per answer) p50 $(field "$OUT/mock-alone.json" 'r["itl_ms"]["p50"]') ms, p99 $(field "$OUT/mock-alone.json" 'r["itl_ms"]["p99"]') ms   (target p99 <= 60)"
+echo "  ITL (largest gap per answer) p50 $(field "$OUT/mock-alone.json" 'r["itl_max_ms"]["p50"]') ms, p99 $(field "$OUT/mock-alone.json" 'r["itl_max_ms"]["p99"]') ms"
+echo
+
+# 2-3. Added TTFT: direct, then through the gateway, at SMALL_N and LARGE_N.
+start_gateway
+for n in "$SMALL_N" "$LARGE_N"; do
+  log "2-3/5 added TTFT at $n streams: direct, then through the gateway"
+  drive "$MOCK_URL/stream" "$n" "$OUT/direct-$n.json"
+  drive "$GW_URL" "$n" "$OUT/via-$n.json"
+  py "$OUT/direct-$n.json" "$OUT/via-$n.json" "$n" <<'PY'
+import json, sys
+d, v, n = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
+t = {1000: (2, 10), 5000: (5, 25)}.get(n, (5, 25))
+ok = v["status"].get("200", 0)
+print(f"gateway added TTFT at {n} streams: p50 {v['ttft_ms']['p50'] - d['ttft_ms']['p50']:+.2f} ms, p99 {v['ttft_ms']['p99'] - d['ttft_ms']['p99']:+.2f} ms"
+      f"   (target <= {t[0]} / <= {t[1]})")
+print(f"  direct TTFT p50 {d['ttft_ms']['p50']:.2f} p99 {d['ttft_ms']['p99']:.2f}; via p50 {v['ttft_ms']['p50']:.2f} p99 {v['ttft_ms']['p99']:.2f}")
+print(f"  via: {v['responses']} answers, {ok} of them 200 ({'every answer 200' if ok == v['responses'] and v['errors'] == 0 else 'NOT every answer 200: ' + str(v['status'])}), "
+      f"ITL p99 {v['itl_ms']['p99']:.2f} ms (direct {d['itl_ms']['p99']:.2f}), finished/s {v['throughput']:.0f} (direct {d['throughput']:.0f})")
+PY
+  echo
+done
+stop_all
+
+# 4. RSS per open stream: long streams (200 tokens at 20/s = 10 s) held open.
+log "4/5 gateway RSS per open stream ($SMALL_N long streams)"
+start_mock "ttft 100ms tokens 400 rate 20/s"
+start_gateway
+sleep 1
+curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"model":"","messages":[{"role":"user","content":"hi"}]}' "$GW_URL" || true
+IDLE="$(rss_kib "$GW_PID")"
+"$FL" drive "$GW_URL" --stream --concurrency "$SMALL_N" --duration 15s --timeout 60s --json --no-progress >"$OUT/rss.json" 2>"$OUT/rss.err" &
+DRIVE_PID=$!
+sleep 8
+OPEN="$(rss_kib "$GW_PID")"
+wait "$DRIVE_PID" || true
+echo "gateway RSS: idle $IDLE KiB, with $SMALL_N streams open $OPEN KiB: $(( (OPEN - IDLE) / SMALL_N )) KiB per open stream   (target <= 8)"
+echo
+stop_all
+
+# 5. report on 8 shards against one file of the same records.
+log "5/5 report on 8 shards of $RECORDS records"
+py "$OUT" "$RECORDS" <<'PY'
+import random, sys, os
+out, total = sys.argv[1], int(sys.argv[2])
+rng = random.Random(1)
+shards = [open(os.path.join(out, f"shard-{k}.jsonl"), "w") for k in range(8)]
+one = open(os.path.join(out, "all.jsonl"), "w")
+for i in range(total):
+    k = i % 8
+    lat = rng.lognormvariate(3.0, 0.6)  # ms
+    status = 200 if rng.random() > 0.02 else 429
+    line = ('{"seq":%d,"intended_at":"2026-01-01T00:00:00.000000Z","intended_offset_ns":%d,"sent_at":"2026-01-01T00:00:00.000000Z",'
+            '"sent_offset_ns":%d,"late":false,"method":"POST","url":"http://127.0.0.1:8080/http-429","model":"","status":%d,'
+            '"latency_ms":%.6f,"latency_corrected_ms":%.6f,"ttfb_ms":%.6f,"ttft_ms":null,"itl_ms":null,"bytes_in":300,"bytes_out":100,'
+            '"error":null,"provider":"%s","attempts":[{"provider":"%s","status":%d}],"tokens":{"prompt":13,"completion":8,"total":21}}\n'
+            % (i, i * 1000, i * 1000, status, lat, lat, lat * 0.9, "openai-provider" if status == 200 else "http-429-provider",
+               "openai-provider" if status == 200 else "http-429-provider", status))
+    shards[k].write(line)
+    one.write(line)
+for f in shards + [one]:
+    f.close()
+PY
+START=$(date +%s.%N)
+"$FL" report "$OUT"/shard-*.jsonl --json >"$OUT/report-shards.json"
+END=$(date +%s.%N)
+"$FL" report "$OUT/all.jsonl" --json >"$OUT/report-one.json"
+py "$OUT/report-shards.json" "$OUT/report-one.json" "$START" "$END" "$RECORDS" <<'PY'
+import json, sys
+s, o = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+secs = float(sys.argv[4]) - float(sys.argv[3])
+keys = ["p50", "p90", "p99", "p99.9", "max"]
+same = all(s["latency_ms"][k] == o["latency_ms"][k] for k in keys) and s["requests"] == o["requests"] and s["status"] == o["status"]
+print(f"report on 8 shards of {int(sys.argv[5])} records: {secs:.2f} s   (target < 5 s); "
+      f"{'the same' if same else 'NOT the same'} counts and percentiles as one file "
+      f"(p50 {s['latency_ms']['p50']} / {o['latency_ms']['p50']}, p99 {s['latency_ms']['p99']} / {o['latency_ms']['p99']})")
+PY
+rm -f "$OUT"/shard-*.jsonl "$OUT/all.jsonl"
+echo
+
+# aiperf, when installed, on the same mock and concurrency.
+if [[ "${SKIP_AIPERF:-0}" != 1 ]] && command -v aiperf >/dev/null 2>&1; then
+  log "aiperf against drive at $SMALL_N streams"
+  start_mock "ttft 100ms tokens 20 rate 20/s"
+  /usr/bin/time -f "%U %S" -o "$OUT/drive.time" "$FL" drive "$MOCK_URL/stream" --stream --concurrency "$SMALL_N" --duration "${DURATION}s" --json --no-progress >"$OUT/drive-vs.json" 2>/dev/null || true
+  /usr/bin/time -f "%U %S" -o "$OUT/aiperf.time" aiperf profile --url "$MOCK_URL" --endpoint /stream --endpoint-type chat --streaming \
+    --concurrency "$SMALL_N" --benchmark-duration "$DURATION" --model gpt-4o-mini --artifact-dir "$OUT/aiperf" >"$OUT/aiperf.out" 2>&1 || true
+  echo "driver vs aiperf at $SMALL_N streams: drive CPU $(awk '{print $1 + $2}' "$OUT/drive.time") s, aiperf CPU $(awk '{print $1 + $2}' "$OUT/aiperf.time" 2>/dev/null || echo '?') s; see $OUT/aiperf.out"
+  stop_all
+else
+  echo "aiperf: not installed (pip install aiperf), not compared"
+fi
+} | tee "$OUT/summary.txt"
+log "summary: $OUT/summary.txt"
