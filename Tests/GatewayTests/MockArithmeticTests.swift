@@ -35,6 +35,18 @@ struct MockArithmeticTests {
         #expect(MockOpenAI.reply(to: "What is 3037000499*3037000499?") == "3037000499 * 3037000499 equals 9223372030926249001.")
     }
 
+    @Test("the byte scan finds the same first sum as the regular expression it replaced, on 20,000 random prompts")
+    func scanMatchesTheRegex() {
+        let pattern = #/(-?\d+)\s*([+\-*x×])\s*(-?\d+)/#.asciiOnlyDigits()
+        let alphabet = Array("0123456789--++**xx×  \tab?")
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let prompt = String((0..<Int.random(in: 0...24, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
+            let expected = prompt.firstMatch(of: pattern).map { MockOpenAI.Sum(left: String($0.1), op: String($0.2), right: String($0.3)) }
+            #expect(MockOpenAI.Sum.first(in: prompt) == expected, "\(prompt.debugDescription)")
+        }
+    }
+
     @Test("bad behaviour text is an error saying what was wrong", arguments: [
         ("slow infms", "delay infms is not a duration"), ("slow nanms", "delay nanms is not a duration"),
         ("slow 1e300ms", "longer than 60 minutes"), ("slow 99999999999s", "longer than 60 minutes"),
