@@ -1,0 +1,152 @@
+import Testing
+import Driver
+import Wire
+import Watch
+
+@Suite struct WatchStateTests {
+    static func dump(_ groups: [[ProviderReport]]) -> ConfigDump {
+        ConfigDump(backends: [BackendReport(name: "failover", groups: groups)])
+    }
+
+    static func providers(_ outputs: [WatchOutput]) -> [ProviderChange] {
+        outputs.compactMap { if case .provider(let c) = $0 { return c } else { return nil } }
+    }
+
+    @Test func changesPerReplicaAndTheCountdownByWholeSeconds() {
+        var s = WatchState()
+        let evicted = Self.dump([[ProviderReport(name: "p429", state: .evicted(remaining: 59.5))], [ProviderReport(name: "openai", state: .healthy)]])
+        let healthy = Self.dump([[ProviderReport(name: "p429", state: .healthy)], [ProviderReport(name: "openai", state: .healthy)]])
+        var a = Self.providers(s.apply(.dump(replica: "a", at: 1, evicted)))
+        var b = Self.providers(s.apply(.dump(replica: "b", at: 1, healthy)))
+        #expect(a.map { "\($0.replica) \($0.group + 1) \($0.provider) \($0.state.word)" } == ["a 1 p429 evicted", "a 2 openai healthy"])
+        #expect(b.map { "\($0.replica) \($0.provider) \($0.state.word)" } == ["b p429 healthy", "b openai healthy"])
+        #expect(a.first?.remaining == 59.5)
+        #expect(a.allSatisfy { $0.stateChanged })
+        // Half a second later the same eviction: same whole second (60 → 59.x rounds up to 60): no line.
+        a = Self.providers(s.apply(.dump(replica: "a", at: 1.4, Self.dump([[ProviderReport(name: "p429", state: .evicted(remaining: 59.1))], [ProviderReport(name: "openai", state: .healthy)]]))))
+        #expect(a.isEmpty)
+        // A second later: a countdown line, not a state change.
+        a = Self.providers(s.apply(.dump(replica: "a", at: 2, Self.dump([[ProviderReport(name: "p429", state: .evicted(remaining: 58.5))], [ProviderReport(name: "openai", state: .healthy)]]))))
+        #expect(a.count == 1)
+        #expect(a.first?.remaining == 58.5)
+        #expect(a.first?.stateChanged == false)
+        b = Self.providers(s.apply(.dump(replica: "b", at: 2, healthy)))
+        #expect(b.isEmpty)
+        // The local countdown: until is at + remaining.
+        let view = s.snapshots["a"]?.backends.first?.groups[0][0]
+        #expect(view?.until == 60.5)
+        #expect(view?.remaining(at: 30.5) == 30)
+        #expect(view?.evictedFor == 59.5)  // the same eviction keeps its first length
+        #expect(s.snapshots["a"]?.backends.first?.activeGroup == 1)
+        #expect(s.snapshots["b"]?.backends.first?.activeGroup == 0)
+    }
+
+    @Test func unreachableOnceThenRecovers() {
+        var s = WatchState()
+        _ = s.apply(.dump(replica: "a", at: 0, Self.dump([[ProviderReport(name: "p", state: .healthy)]])))
+        let first = s.apply(.unreachable(replica: "a", url: "http://x", reason: "couldn't connect to server", at: 1))
+        #expect(first.contains { if case .reachability(_, .unreachable, _, _) = $0 { return true }; return false })
+        #expect(s.apply(.unreachable(replica: "a", url: "http://x", reason: "couldn't connect to server", at: 1.5)).isEmpty)
+        #expect(s.snapshots["a"]?.reachability == .unreachable("couldn't connect to server"))
+        let back = s.apply(.dump(replica: "a", at: 2, Self.dump([[ProviderReport(name: "p", state: .healthy)]])))
+        #expect(back.contains { if case .reachability(_, .reachable, _, _) = $0 { return true }; return false })
+        #expect(s.snapshots["a"]?.reachability == .reachable)
+        #expect(s.counts["a"]?.unreachablePolls == 2)
+        #expect(s.counts["a"]?.polls == 4)
+    }
+
+    @Test func aProblemIsReportedOncePerURLAndMessage() {
+        var s = WatchState()
+        let once = s.apply(.problem(replica: "a", url: "http://x:1", message: "no \"backends\" field", at: 0))
+        #expect(once.count == 1)
+        if case .note(let text, _) = once.first { #expect(text.contains("http://x:1/config_dump") && text.contains("backends")) }
+        #expect(s.apply(.problem(replica: "a", url: "http://x:1", message: "no \"backends\" field", at: 1)).isEmpty)
+        #expect(s.apply(.problem(replica: "a", url: "http://x:1", message: "not JSON", at: 2)).count == 1)
+    }
+
+    @Test func inferredFromA429UntilTheAssumedRetryAfterAndReportedWins() {
+        var s = WatchState(assumeRetryAfter: 60)
+        let r429 = LoggedRequest(status: 429, endpoint: "10.0.0.7:8080", route: "default/r")
+        var out = Self.providers(s.apply(.request(replica: "gw", at: 5, r429)))
+        #expect(out.count == 1)
+        #expect(out.first?.state == .evicted(remaining: 60))
+        #expect(out.first?.source == .inferred)
+        #expect(out.first?.provider == "10.0.0.7:8080")
+        // A second 429 does not extend it.
+        #expect(Self.providers(s.apply(.request(replica: "gw", at: 6, r429))).isEmpty)
+        #expect(Self.providers(s.tick(now: 64.9)).isEmpty)
+        out = Self.providers(s.tick(now: 65))
+        #expect(out.first?.state == .healthy && out.first?.source == .inferred)
+        // Once a config dump is read for the replica, logs infer nothing.
+        _ = s.apply(.dump(replica: "gw", at: 70, Self.dump([[ProviderReport(name: "p", state: .healthy)]])))
+        #expect(Self.providers(s.apply(.request(replica: "gw", at: 71, r429))).isEmpty)
+        #expect(s.snapshots["gw"]?.backends.first?.groups[0].map(\.source) == [.reported])
+        #expect(s.counts["gw"]?.requests == 3)
+    }
+
+    @Test func ourAttemptsInferEachTry() {
+        var s = WatchState(assumeRetryAfter: 30)
+        var r = LoggedRequest(status: 200, provider: "openai", group: 1)
+        r.attempts = [FailoverAttempts.Entry(provider: "p429", status: 429), FailoverAttempts.Entry(provider: "openai", status: 200)]
+        let out = Self.providers(s.apply(.request(replica: "gw", at: 1, r)))
+        #expect(out.map { "\($0.provider) \($0.state.word) g\($0.group + 1)" } == ["p429 evicted g1", "openai healthy g2"])
+    }
+
+    @Test func skippedLinesAreCountedPerReplica() {
+        var s = WatchState()
+        for _ in 0..<7 { _ = s.apply(.skipped(replica: "a", at: 0, .notJSON)) }
+        _ = s.apply(.skipped(replica: "b", at: 0, .notRequest))
+        #expect(s.totalSkipped == 8)
+        let summary = WatchLines.summary(s)
+        #expect(summary.contains(#""skipped_lines":8"#))
+        #expect(summary.contains(#""a":{"requests":0,"skipped_lines":7"#))
+    }
+
+    @Test func jsonLinesHaveTheIssuesFields() throws {
+        let c = ProviderChange(at: 1.23456, replica: "gw-a", backend: "failover", group: 0, provider: "p", state: .evicted(remaining: 41.2),
+                               remaining: 41.2, health: 0.5, source: .reported, stateChanged: true)
+        let line = try #require(WatchLines.json(.provider(c)))
+        let json = try JSONValue.parse(line)
+        #expect(json["type"]?.string == "provider")
+        #expect(json["at"]?.number == 1.235)
+        #expect(json["replica"]?.string == "gw-a")
+        #expect(json["group"]?.number == 1)
+        #expect(json["state"]?.string == "evicted")
+        #expect(json["remaining_s"]?.number == 41.2)
+        #expect(json["health"]?.number == 0.5)
+        let req = try JSONValue.parse(try #require(WatchLines.json(.request(replica: "gw-b", at: 2, LoggedRequest(status: 429, endpoint: "e", provider: "p")))))
+        #expect(req["type"]?.string == "request" && req["status"]?.number == 429 && req["endpoint"]?.string == "e" && req["provider"]?.string == "p")
+        #expect(WatchLines.headless(.provider(c))?.contains("gw-a  failover group 1  p evicted 42s left") == true)
+    }
+}
+
+@Suite struct WatchSourcesTests {
+    @Test func namesAndDefaults() throws {
+        let s = try WatchSources.parse(admin: ["gw-a=http://10.0.0.5:15000", "http://10.0.0.6:15000/config_dump"],
+                                       accessLog: ["gw-a=a.log", "/var/log/b.log"], metrics: ["http://10.0.0.5:15020/metrics"])
+        #expect(s.admins.map(\.replica) == ["gw-a", "10.0.0.6:15000"])
+        #expect(s.admins[1].location == "http://10.0.0.6:15000")
+        #expect(s.logs.map(\.replica) == ["gw-a", "b.log"])
+        #expect(s.metrics.map(\.replica) == ["10.0.0.5:15020"])
+        let one = try WatchSources.parse(admin: ["http://127.0.0.1:15000/"], accessLog: ["-"], metrics: [])
+        #expect(one.logs.first?.replica == "127.0.0.1:15000")
+        #expect(one.logs.first?.named == false)
+    }
+
+    @Test(arguments: [
+        (["ftp://x"], [String](), "http:// or https://"),
+        (["a b=http://x"], [], "NAME must be"),
+        (["=http://x"], [], "NAME must be"),
+        ([], ["-", "-"], "standard input can be read once"),
+        ([], [], "nothing to watch"),
+        (["http://"], [], "no host"),
+    ])
+    func badFlagsSayWhich(_ admin: [String], _ logs: [String], _ message: String) {
+        do {
+            _ = try WatchSources.parse(admin: admin, accessLog: logs, metrics: [])
+            Issue.record("accepted \(admin) \(logs)")
+        } catch {
+            #expect(error.description.contains(message), "\(error.description)")
+        }
+    }
+}
