@@ -137,7 +137,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TUITests",
-            dependencies: ["TUI", "Gateway", "Driver"],
+            dependencies: ["TUI", "Gateway", "Driver", "Watch"],
             exclude: ["Snapshots"]
         ),
         .testTarget(

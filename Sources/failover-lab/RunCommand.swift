@@ -62,6 +62,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var balancer: BalancerFlags
 
+    // With --target: the remote gateway's own admin state (RemoteAdminFlags.swift).
+    @OptionGroup(title: "Remote gateway's admin port (with --target)") var remoteAdmin: RemoteAdminFlags
+
     // Limits and timeouts of the lab's gateway (see LimitFlags in GatewayCommand.swift).
     @OptionGroup(title: "Limits and timeouts") var limits: LimitFlags
 
@@ -71,6 +74,7 @@ struct RunCommand: AsyncParsableCommand {
         guard let r = Units.parseRate(rate), r >= 0 else { throw ValidationError("--rate \(rate): not a rate; write 2/s, 2 or 120/m") }
         if let duration { guard Units.parseDuration(duration) != nil else { throw ValidationError("--duration \(duration): not a duration; write 30s, 10m") } }
         if target != nil && !lab.files.isEmpty { throw ValidationError("give either lab files or --target URL, not both") }
+        try remoteAdmin.validate(target: target)
     }
 
     func run() async throws {
@@ -143,6 +147,8 @@ struct RunCommand: AsyncParsableCommand {
             if external { inbox.push(.request(Feed.entry(record, at: feed.now))) }
         }))
 
+        let remote = try remoteAdmin.start(inbox: inbox, feed: feed)
+        defer { remote?.stop() }
         let quit = QuitFlag()
         let signals = QuitSignals(flag: quit)
         let runner = DashboardRunner(model: model, settings: settings, feed: feed, inbox: inbox, driver: driver, hooks: hooks, quit: quit)
