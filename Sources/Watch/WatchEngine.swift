@@ -111,6 +111,14 @@ public final class WatchEngine: @unchecked Sendable {
     }
 
     var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stopped }
+    private var endedSources = 0
+
+    /// True when every source has ended: only standard input ends by itself (files are
+    /// followed and URLs polled until stopped).
+    public var allEnded: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return endedSources >= sources.admins.count + sources.logs.count + sources.metrics.count
+    }
 
     public func run() {
         for s in sources.admins { spawn("watch admin \(s.replica)") { [self] in poll(s, metrics: false) } }
@@ -201,6 +209,7 @@ public final class WatchEngine: @unchecked Sendable {
             }
             sink(.note(text, at: now))
         })
+        lock.lock(); endedSources += 1; lock.unlock()
     }
 }
 

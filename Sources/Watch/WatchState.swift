@@ -1,3 +1,4 @@
+import Driver
 import Wire
 
 /// Where a provider's state came from.
@@ -151,13 +152,32 @@ public struct WatchState: Sendable {
     private var reportedReplicas: Set<String> = []
     /// Inferred evictions by replica, then provider: until when.
     private var inferred: [String: [String: (until: Double, backend: String, group: Int)]] = [:]
-    private var lastEmitted: [String: (word: String, remaining: Int?, source: StateSource, group: Int)] = [:]
+    private var lastEmitted: [String: (word: String, remaining: Int?, source: StateSource, group: Int, times: Int?)] = [:]
+    /// Replicas with an admin source: their state will be reported, so logs infer nothing for them.
+    public var reportingReplicas: Set<String> = []
+    /// The wall clock (Unix seconds) at `at == 0`; with it, access-log lines older than
+    /// `assumeRetryAfter` (a log read from its start) infer nothing.
+    public var wallStart: Double?
     private var reportedProblems: Set<String> = []
     private var reachability: [String: Reachability] = [:]
     static let maxReplicas = 256
 
     public init(assumeRetryAfter: Double = 60) {
         self.assumeRetryAfter = assumeRetryAfter
+    }
+
+    /// Names the replicas up front, in the order the sources were given, so the summary and
+    /// the dashboard keep that order whichever answers first. Gives their (empty) snapshots.
+    public mutating func register(replicas names: [String]) -> [WatchOutput] {
+        var out: [WatchOutput] = []
+        for name in names where !replicas.contains(name) {
+            guard noteReplica(name) else { break }
+            let s = ReplicaSnapshot(replica: name, at: 0, reachability: .unknown, backends: [])
+            snapshots[name] = s
+            counts[name] = ReplicaCounts()
+            out.append(.replica(s))
+        }
+        return out
     }
 
     public var totalRequests: Int { counts.values.reduce(0) { $0 + $1.requests } }
@@ -290,9 +310,15 @@ public struct WatchState: Sendable {
         let remaining = p.remaining(at: at)
         let whole = remaining.map { Checked.clampedInt($0.rounded(.up), 0...Int.max) }
         let last = lastEmitted[key]
-        let stateChanged = last == nil || last!.word != p.state.word || last!.source != p.source || last!.group != group
+        var stateChanged = last == nil || last!.word != p.state.word || last!.source != p.source || last!.group != group
+        if let last, case .evicted = p.state, last.word == p.state.word {
+            // Evicted again between two polls (a failed probe, a new 429): the countdown jumped
+            // up, or the gateway counts one more ejection.
+            if let w = whole, let before = last.remaining, w > before + 1 { stateChanged = true }
+            if let t = p.report.timesEjected, let before = last.times, t > before { stateChanged = true }
+        }
         guard stateChanged || last!.remaining != whole else { return nil }
-        lastEmitted[key] = (p.state.word, whole, p.source, group)
+        lastEmitted[key] = (p.state.word, whole, p.source, group, p.report.timesEjected)
         return ProviderChange(at: at, replica: replica, backend: backend, group: group, provider: p.name, state: p.state,
                               remaining: remaining, health: p.report.health, source: p.source, stateChanged: stateChanged)
     }
@@ -301,7 +327,8 @@ public struct WatchState: Sendable {
     /// from it (after the assumed time, or sooner) marks it back. A replica whose config dump
     /// was read is never inferred.
     private mutating func infer(replica: String, at: Double, _ r: LoggedRequest) -> [WatchOutput] {
-        guard !reportedReplicas.contains(replica) else { return [] }
+        guard !reportedReplicas.contains(replica), !reportingReplicas.contains(replica) else { return [] }
+        if let wallStart, let time = r.time, let ns = WallTime.parse(time), wallStart + at - Double(ns) / 1e9 > assumeRetryAfter { return [] }
         var out: [WatchOutput] = []
         let backend = r.route ?? "access log"
         // Each try of our `attempts` field is an answer; agentgateway's line is one.

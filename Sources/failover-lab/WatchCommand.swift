@@ -108,17 +108,25 @@ struct WatchCommand: ParsableCommand {
         let quit = QuitFlag()
         let interactive = !headless && !json && isatty(1) == 1 && isatty(0) == 1
         var state = WatchState(assumeRetryAfter: retryAfter)
+        state.reportingReplicas = Set(sources.admins.map(\.replica))
+        state.wallStart = Date().timeIntervalSince1970
+        var order: [String] = []
+        for s in sources.admins + sources.logs + sources.metrics where !order.contains(s.replica) { order.append(s.replica) }
+        let registered = state.register(replicas: order)
         engine.run()
 
         if interactive {
-            try runDashboard(sources: sources, engine: engine, inbox: inbox, state: &state, start: start, limit: limit, quit: quit)
+            try runDashboard(sources: sources, engine: engine, inbox: inbox, state: &state, start: start, limit: limit, quit: quit, registered: registered)
         } else {
             let signals = QuitSignals(flag: quit)
             defer { signals.cancel() }
             while quit.value == nil {
                 let now = engine.now
                 if let limit, now >= limit { break }
+                // Standard input alone, and it ended: nothing more will come.
+                let ended = engine.allEnded
                 Self.emit(&state, inbox.take(), now: now, json: json)
+                if ended { break }
                 Thread.sleep(forTimeInterval: 0.1)
             }
             engine.stop()
@@ -151,18 +159,19 @@ struct WatchCommand: ParsableCommand {
         for name in s.replicas {
             let c = s.counts[name] ?? ReplicaCounts()
             let codes = c.byStatus.sorted { $0.key < $1.key }.map { "\($0.key == 0 ? "none" : String($0.key))x\($0.value)" }.joined(separator: " ")
-            out += "  \(name): \(c.requests) requests \(codes), \(c.skippedLines) skipped, \(c.polls) polls (\(c.unreachablePolls) unreachable)\n"
+            out += "  \(name): \(c.requests) requests\(codes.isEmpty ? "" : " (" + codes + ")"), \(c.skippedLines) skipped lines, \(c.polls) polls (\(c.unreachablePolls) unreachable)\n"
         }
         return out
     }
 
     func runDashboard(sources: WatchSources, engine: WatchEngine, inbox: WatchInbox, state: inout WatchState,
-                      start: ContinuousClock.Instant, limit: Double?, quit: QuitFlag) throws {
+                      start: ContinuousClock.Instant, limit: Double?, quit: QuitFlag, registered: [WatchOutput]) throws {
         var settings = try themes()
         settings.ascii = ascii
         settings.duration = limit
         let feed = Feed(start: start)
         let labInbox = Inbox()
+        for o in registered { for e in Feed.events(o) { labInbox.push(e) } }
         let described = (sources.admins + sources.logs + sources.metrics).map { "\($0.replica)=\($0.location)" }
         var model = LabModel(scenario: "watch", gatewayURL: described.prefix(3).joined(separator: " ") + (described.count > 3 ? " ..." : ""),
                              plan: "watching", rate: 0)

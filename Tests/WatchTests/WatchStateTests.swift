@@ -150,3 +150,33 @@ import Watch
         }
     }
 }
+
+@Suite struct WatchStateRulesTests {
+    @Test func evictedAgainBetweenPollsIsAStateChange() {
+        var s = WatchState()
+        func dump(_ remaining: Double, times: Int) -> ConfigDump {
+            ConfigDump(backends: [BackendReport(name: "b", groups: [[ProviderReport(name: "p", state: .evicted(remaining: remaining), timesEjected: times)]])])
+        }
+        _ = s.apply(.dump(replica: "a", at: 0, dump(0.2, times: 1)))
+        let again = WatchStateTests.providers(s.apply(.dump(replica: "a", at: 0.5, dump(59.9, times: 2))))
+        #expect(again.count == 1)
+        #expect(again.first?.stateChanged == true)
+        let tick = WatchStateTests.providers(s.apply(.dump(replica: "a", at: 1.5, dump(58.9, times: 2))))
+        #expect(tick.first?.stateChanged == false)
+    }
+
+    @Test func noInferenceForAReplicaWithAnAdminSourceOrFromOldLines() {
+        var s = WatchState(assumeRetryAfter: 60)
+        s.reportingReplicas = ["gw-a"]
+        s.wallStart = 1_800_000_000
+        let r429 = LoggedRequest(status: 429, endpoint: "e")
+        #expect(WatchStateTests.providers(s.apply(.request(replica: "gw-a", at: 1, r429))).isEmpty)
+        var old = r429
+        old.time = "2027-01-15T07:58:59Z"  // 1_800_000_000 is 2027-01-15T08:00:00Z: 61 s before
+        #expect(WatchStateTests.providers(s.apply(.request(replica: "gw-b", at: 0, old))).isEmpty)
+        var recent = r429
+        recent.time = "2027-01-15T07:59:30Z"
+        #expect(WatchStateTests.providers(s.apply(.request(replica: "gw-b", at: 0, recent))).first?.state == .evicted(remaining: 60))
+        #expect(s.counts["gw-a"]?.requests == 1 && s.counts["gw-b"]?.requests == 2)
+    }
+}
