@@ -109,6 +109,8 @@ public struct Feed: Sendable {
             }
         case .note(let text, let at):
             return [.note(text, at: at)]
+        case .metrics:
+            return []  // the rates arrive with the replica's snapshot
         }
     }
 

@@ -1,3 +1,4 @@
+import Watch
 import Wire
 /// How to draw, beyond the model.
 public struct RenderOptions: Sendable {
@@ -113,7 +114,7 @@ enum Panels {
 
     static func groupsHeight(_ m: LabModel) -> Int {
         if m.external && m.replicaNames.isEmpty { return 2 + 1 + max(1, m.seenProviders.count) }
-        return 2 + m.groups.reduce(0) { $0 + 1 + 2 * max(1, $1.count) }
+        return 2 + metricsLines(m).count + m.groups.reduce(0) { $0 + 1 + 2 * max(1, $1.count) }
     }
 
     static func groups(_ s: inout Screen, _ m: LabModel, _ r: Rect, options: RenderOptions) {
@@ -132,6 +133,10 @@ enum Panels {
                 y += 1
             }
             return
+        }
+        for line in metricsLines(m) where y < inner.maxY {
+            s.put(line, x: inner.x + 1, y: y, role: .dim, maxWidth: inner.width - 1)
+            y += 1
         }
         let active = m.activeGroup
         var flat = 0
@@ -224,6 +229,14 @@ enum Panels {
         x += s.put("  latency " + Format.pad(latency, 7), x: x, y: y + 1, role: .dim, maxWidth: limit - x)
         x += s.put("  in-flight " + Format.pad(String(p.inFlight), 3), x: x, y: y + 1, role: .dim, maxWidth: limit - x)
         countsLine(&s, counts, x: x + 2, y: y + 1, limit: limit)
+    }
+
+    /// `gw-a /metrics: failover 200 12/s 429 0.5/s`, one line per replica scraped.
+    static func metricsLines(_ m: LabModel) -> [String] {
+        m.replicaNames.compactMap { name in
+            guard let rates = m.replicaSnapshots[name]?.requestRates, !rates.isEmpty else { return nil }
+            return name + " /metrics: " + WatchLines.rateText(rates)
+        }
     }
 
     /// `Priority groups`, and with several replicas who reports (and who does not answer).

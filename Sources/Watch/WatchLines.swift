@@ -65,6 +65,12 @@ public enum WatchLines {
             return JSONValue.object(members).serialized
         case .note(let text, let at):
             return JSONValue.object([("type", .string("note")), ("at", ms(at)), ("text", .string(text))]).serialized
+        case .metrics(let replica, let at, let rates, let total):
+            var byBackend: [String: [(String, JSONValue)]] = [:]
+            for (key, rate) in rates.sorted(by: { $0.key < $1.key }) { byBackend[key.backend, default: []].append((key.status, .number((rate * 100).rounded() / 100))) }
+            let backends = byBackend.keys.sorted().map { ($0, JSONValue.object(byBackend[$0]!)) }
+            return JSONValue.object([("type", .string("metrics")), ("at", ms(at)), ("replica", .string(replica)),
+                                     ("requests_per_s", .object(backends)), ("requests", .number(total))]).serialized
         case .replica:
             return nil
         }
@@ -90,6 +96,17 @@ public enum WatchLines {
         ]
         if dropped > 0 { members.append(("dropped_events", .number(Double(dropped)))) }
         return JSONValue.object(members).serialized
+    }
+
+    /// `failover 200 12.5/s 429 0.5/s`: the non-zero rates, by backend then status.
+    public static func rateText(_ rates: [RequestCounts.Key: Double]) -> String {
+        var parts: [String] = []
+        var backend: String?
+        for (key, rate) in rates.sorted(by: { $0.key < $1.key }) where rate > 0 {
+            if key.backend != backend { parts.append(key.backend); backend = key.backend }
+            parts.append(key.status + " " + (rate >= 10 ? String(Checked.clampedInt(rate)) : String((rate * 10).rounded() / 10)) + "/s")
+        }
+        return parts.isEmpty ? "no requests" : parts.joined(separator: " ")
     }
 
     /// `mm:ss.t`.
@@ -125,6 +142,8 @@ public enum WatchLines {
             }
         case .note(let text, let at):
             return stamp(at) + "  " + text
+        case .metrics(let replica, let at, let rates, _):
+            return stamp(at) + "  " + replica + "  metrics " + rateText(rates)
         case .replica:
             return nil
         }

@@ -61,12 +61,16 @@ public struct ReplicaSnapshot: Sendable, Hashable {
     public var at: Double
     public var reachability: Reachability
     public var backends: [BackendView]
+    /// Requests per second by backend and status from the replica's request counter (`--metrics`).
+    public var requestRates: [RequestCounts.Key: Double]
 
-    public init(replica: String, at: Double, reachability: Reachability = .reachable, backends: [BackendView]) {
+    public init(replica: String, at: Double, reachability: Reachability = .reachable, backends: [BackendView],
+                requestRates: [RequestCounts.Key: Double] = [:]) {
         self.replica = replica
         self.at = at
         self.reachability = reachability
         self.backends = backends
+        self.requestRates = requestRates
     }
 }
 
@@ -124,11 +128,13 @@ public enum WatchOutput: Sendable {
     case request(replica: String, at: Double, LoggedRequest)
     case replica(ReplicaSnapshot)
     case reachability(replica: String, Reachability, url: String, at: Double)
+    /// Request rates from a replica's counter, every few seconds.
+    case metrics(replica: String, at: Double, rates: [RequestCounts.Key: Double], total: Double)
     case note(String, at: Double)
 }
 
 /// Per-replica counts for the summary.
-public struct ReplicaCounts: Sendable, Hashable {
+public struct ReplicaCounts: Sendable {
     public var requests = 0
     public var skippedLines = 0
     public var byStatus: [Int: Int] = [:]
@@ -138,6 +144,9 @@ public struct ReplicaCounts: Sendable, Hashable {
     public var loggedSinceScrape: Double = 0
     public var metricsBase: Double?
     public var metricsLast: Double?
+    /// The scrape rates are measured from (at least `rateWindow` old).
+    var rateFrom: (at: Double, counts: RequestCounts)?
+    var mismatchStreak = 0
     public init() {}
 }
 
@@ -161,6 +170,8 @@ public struct WatchState: Sendable {
     private var reportedProblems: Set<String> = []
     private var reachability: [String: Reachability] = [:]
     static let maxReplicas = 256
+    /// Rates are measured over at least this many seconds of scrapes.
+    public static let rateWindow = 2.0
 
     public init(assumeRetryAfter: Double = 60) {
         self.assumeRetryAfter = assumeRetryAfter
@@ -244,16 +255,35 @@ public struct WatchState: Sendable {
             guard let base = c.metricsBase else {
                 c.metricsBase = scraped.total
                 c.metricsLast = scraped.total
+                c.rateFrom = (at, scraped)
                 return []
             }
             c.metricsLast = scraped.total
-            // Access logs of this replica are followed: say when the two views disagree.
+            var out: [WatchOutput] = []
+            if let from = c.rateFrom, at - from.at >= Self.rateWindow {
+                var rates: [RequestCounts.Key: Double] = [:]
+                for (key, value) in scraped.counts {
+                    // A counter that went down was reset (a restart): its rate starts again.
+                    let delta = value - (from.counts.counts[key] ?? 0)
+                    rates[key] = delta >= 0 ? delta / (at - from.at) : 0
+                }
+                c.rateFrom = (at, scraped)
+                var snapshot = snapshots[replica] ?? ReplicaSnapshot(replica: replica, at: at, reachability: reachability[replica] ?? .unknown, backends: [])
+                snapshot.requestRates = rates
+                snapshots[replica] = snapshot
+                out += [.metrics(replica: replica, at: at, rates: rates, total: scraped.total - base), .replica(snapshot)]
+            }
+            // Access logs of this replica are followed: say when the two views disagree, twice in a row.
             let byMetrics = scraped.total - base
-            guard c.requests > 0 || c.loggedSinceScrape > 0, abs(byMetrics - c.loggedSinceScrape) > max(5, 0.1 * byMetrics) else { return [] }
+            guard c.requests > 0 || c.loggedSinceScrape > 0, abs(byMetrics - c.loggedSinceScrape) > max(5, 0.1 * byMetrics) else {
+                c.mismatchStreak = 0
+                return out
+            }
+            c.mismatchStreak += 1
             let key = "metrics-mismatch" + replica
-            guard !reportedProblems.contains(key) else { return [] }
+            guard c.mismatchStreak >= 2, !reportedProblems.contains(key) else { return out }
             reportedProblems.insert(key)
-            return [.note("\(replica): \(url) counts \(Checked.clampedInt(byMetrics)) requests since the first scrape, the access log \(Checked.clampedInt(c.loggedSinceScrape)): they disagree", at: at)]
+            return out + [.note("\(replica): \(url) counts \(Checked.clampedInt(byMetrics)) requests since the first scrape, the access log \(Checked.clampedInt(c.loggedSinceScrape)): they disagree", at: at)]
         case .note(let text, let at):
             return [.note(text, at: at)]
         }

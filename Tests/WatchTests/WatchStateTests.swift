@@ -180,3 +180,39 @@ import Watch
         #expect(s.counts["gw-a"]?.requests == 1 && s.counts["gw-b"]?.requests == 2)
     }
 }
+
+@Suite struct WatchMetricsTests {
+    static func counts(_ ok: Double, _ limited: Double) -> RequestCounts {
+        RequestCounts(counts: [.init(backend: "failover", status: "200"): ok, .init(backend: "failover", status: "429"): limited])
+    }
+
+    @Test func ratesByBackendAndStatusOverTheWindow() {
+        var s = WatchState()
+        #expect(s.apply(.metrics(replica: "a", url: "u", at: 0, Self.counts(100, 10))).isEmpty)
+        #expect(s.apply(.metrics(replica: "a", url: "u", at: 1, Self.counts(110, 10))).isEmpty)  // under the 2 s window
+        let out = s.apply(.metrics(replica: "a", url: "u", at: 2, Self.counts(130, 11)))
+        guard case .metrics(_, _, let rates, let total)? = out.first else { Issue.record("no rates: \(out)"); return }
+        #expect(rates[.init(backend: "failover", status: "200")] == 15)
+        #expect(rates[.init(backend: "failover", status: "429")] == 0.5)
+        #expect(total == 31)
+        #expect(s.snapshots["a"]?.requestRates == rates)
+        #expect(WatchLines.rateText(rates) == "failover 200 15/s 429 0.5/s")
+        // A counter reset (the replica restarted) is not a negative rate.
+        guard case .metrics(_, _, let after, _)? = s.apply(.metrics(replica: "a", url: "u", at: 4, Self.counts(4, 0))).first else { Issue.record("no rates"); return }
+        #expect(after.values.allSatisfy { $0 == 0 })
+    }
+
+    @Test func aDisagreementWithTheAccessLogIsSaidOnceWhenItLasts() {
+        var s = WatchState()
+        _ = s.apply(.metrics(replica: "a", url: "http://x/metrics", at: 0, Self.counts(0, 0)))
+        for i in 0..<3 { _ = s.apply(.request(replica: "a", at: Double(i), LoggedRequest(status: 200))) }
+        func notes(_ o: [WatchOutput]) -> [String] { o.compactMap { if case .note(let t, _) = $0 { return t } else { return nil } } }
+        // 3 logged, 3 counted: agree.
+        #expect(notes(s.apply(.metrics(replica: "a", url: "http://x/metrics", at: 3, Self.counts(3, 0)))).isEmpty)
+        // 50 counted, 3 logged: once is not enough (a log line can lag a scrape), twice is.
+        #expect(notes(s.apply(.metrics(replica: "a", url: "http://x/metrics", at: 4, Self.counts(50, 0)))).isEmpty)
+        let said = notes(s.apply(.metrics(replica: "a", url: "http://x/metrics", at: 5, Self.counts(50, 0))))
+        #expect(said == ["a: http://x/metrics counts 50 requests since the first scrape, the access log 3: they disagree"])
+        #expect(notes(s.apply(.metrics(replica: "a", url: "http://x/metrics", at: 6, Self.counts(60, 0)))).isEmpty)
+    }
+}
