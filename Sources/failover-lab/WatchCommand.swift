@@ -14,42 +14,47 @@ struct WatchCommand: ParsableCommand {
         commandName: "watch",
         abstract: "Watch a running agentgateway (or ours), replica by replica, through what it reports.",
         discussion: """
-        No gateway, stand-ins or traffic of ours: the dashboard reads the gateway's own reports.
-        Give any mix of sources; each flag repeats, and NAME= says which replica it belongs to.
+        No gateway, stand-ins or traffic of ours: the dashboard reads the \
+        gateway's own reports. Give any mix of sources; each flag repeats, \
+        and NAME= says which replica it belongs to.
 
-          --admin [NAME=]URL        GET URL/config_dump every --interval (agentgateway's admin
-                                    port, 15000). Backends, priority groups in order, each
-                                    provider's state (healthy, evicted with the countdown from
-                                    evictedUntil, probing), health, latency, in flight, total
-                                    requests, times evicted. An admin port that does not answer
-                                    shows as unreachable and is retried.
-          --access-log [NAME=]FILE|-  Follows the file like tail -F (waits for it, survives
-                                    rotation and truncation), or reads standard input. Lines that
-                                    are not JSON or not scope=request are skipped and counted.
-                                    `kubectl logs --prefix` lines name their pod as the replica.
-          --metrics [NAME=]URL      Scrapes agentgateway_requests_total (port 15020, /metrics)
-                                    and says when its count disagrees with the access log's.
+        --admin [NAME=]URL polls GET URL/config_dump every --interval \
+        (agentgateway's admin port, 15000; ours is 15020): priority groups in \
+        order, each provider's state (healthy, evicted with the countdown \
+        from evictedUntil, probing), health, latency, in flight, requests, \
+        times evicted. An admin port that does not answer shows as \
+        unreachable and is retried.
 
-        Without NAME=, an --admin URL is named by its host:port; an access log or metrics URL
-        belongs to the one --admin replica when there is exactly one. With access logs alone, a
-        429 marks the provider as likely evicted for --assume-retry-after, shown as inferred;
-        a replica's /config_dump always wins over inference.
+        --access-log [NAME=]FILE|- follows the file like tail -F (waits for \
+        it, survives rotation and truncation; read from its start), or \
+        standard input. Lines that are not JSON or not scope=request are \
+        skipped and counted. kubectl logs --prefix lines name their pod.
+
+        --metrics [NAME=]URL scrapes agentgateway_requests_total (port 15020, \
+        /metrics): request rates by backend and status, and a note when its \
+        count disagrees with the access log's.
+
+        Without NAME=, an --admin URL is named by its host:port; a log or \
+        metrics URL belongs to the one --admin replica when there is exactly \
+        one. With access logs alone, a 429 marks the provider as likely \
+        evicted for --assume-retry-after, shown as inferred; a replica's \
+        /config_dump always wins over inference.
 
         Examples:
           kubectl port-forward deploy/agentgateway 15000 &
           failover-lab watch --admin http://127.0.0.1:15000
-          failover-lab watch --admin gw-a=http://10.0.0.5:15000 --admin gw-b=http://10.0.0.6:15000 \\
-              --access-log gw-a=a.log --access-log gw-b=-
-          kubectl logs -f -l app=agentgateway --prefix | failover-lab watch --access-log -
+          failover-lab watch --admin gw-a=http://10.0.0.5:15000 \\
+            --admin gw-b=http://10.0.0.6:15000 --access-log gw-a=a.log
+          kubectl logs -f -l app=agentgateway --prefix \\
+            | failover-lab watch --access-log -
           failover-lab watch --admin http://127.0.0.1:15000 --json --duration 30s
 
-        --json prints JSON lines: {"type":"provider",...} on every change of a provider on a
-        replica (state, or the countdown by a whole second), {"type":"request",...} per
-        access-log line, {"type":"replica",...} when an admin port stops or starts answering,
-        {"type":"note",...}, and at the end {"type":"summary","requests":N,"skipped_lines":N,
-        "by_replica":{...}}. Groups are 1-based. --headless prints one line per state change
-        and per request. Our own gateway's admin port (failover-lab run/gateway) serves
-        /config_dump in agentgateway's shape, so watch reads it the same way.
+        --json prints JSON lines: "provider" on every change of a provider on \
+        a replica (its state, or its countdown by a whole second), "request" \
+        per access-log line, "replica" when an admin port stops or starts \
+        answering, "metrics", "note", and at the end "summary" (requests, \
+        skipped_lines, by_replica). Groups are 1-based. --headless prints one \
+        line per state change and per request. See docs/watch.md.
         """)
 
     @Option(name: .customLong("admin"), help: ArgumentHelp("An admin URL to poll (GET URL/config_dump), optionally NAME=URL (repeatable).", valueName: "[name=]url"))
