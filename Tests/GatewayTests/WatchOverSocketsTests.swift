@@ -161,6 +161,23 @@ extension OverSockets {
             #expect(lines.contains { $0["type"] as? String == "provider" && $0["provider"] as? String == "openai-provider" })
         }
 
+        @Test("bad watch and run --admin flags say which flag and why, exit 64")
+        func badFlags() throws {
+            let cases: [([String], String)] = [
+                (["watch"], "nothing to watch"),
+                (["watch", "--admin", "10.0.0.1:15000"], "--admin 10.0.0.1:15000: give an http:// or https:// URL"),
+                (["watch", "--access-log", "-", "--access-log", "b=-"], "standard input can be read once"),
+                (["watch", "--admin", "http://127.0.0.1:1", "--interval", "1ms"], "--interval 1ms: must be between"),
+                (["watch", "--admin", "http://127.0.0.1:1", "--json", "--headless"], "not both"),
+                (["run", "--admin", "http://127.0.0.1:1"], "--admin URL goes with --target URL"),
+            ]
+            for (args, message) in cases {
+                let r = try CommandLineTests.run(args)
+                #expect(r.status == 64, "\(args): \(r.status)")
+                #expect(r.stderr.contains(message), "\(args): \(r.stderr)")
+            }
+        }
+
         @Test("our admin port's /config_dump has agentgateway's shape: ai backend, groups in order, rejected with evictedUntil left")
         func configDumpShape() async throws {
             let a = try await Self.replica(retryAfter: 30)
