@@ -69,7 +69,7 @@ public struct WatchSources: Sendable, Equatable {
         }
         if let suffix, url.hasSuffix(suffix) { url.removeLast(suffix.count) }
         while url.hasSuffix("/") { url.removeLast() }
-        guard url.count > "https://".count - 1, !hostPort(url).isEmpty else { throw SourceError("\(flag) \(given): the URL has no host") }
+        guard !hostPort(url).isEmpty else { throw SourceError("\(flag) \(given): the URL has no host") }
         return url
     }
 

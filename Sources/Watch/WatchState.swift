@@ -312,8 +312,9 @@ public struct WatchState: Sendable {
         let before = previous?.groups.joined().first { $0.name == p.name }
         var v = ProviderView(report: p)
         if case .evicted(let remaining) = p.state, let remaining {
-            v.until = at + remaining
-            if let before, case .evicted = before.state, let f = before.evictedFor, let u = before.until, abs(u - v.until!) < 2 {
+            let until = at + remaining
+            v.until = until
+            if let before, case .evicted = before.state, let f = before.evictedFor, let u = before.until, abs(u - until) < 2 {
                 v.evictedFor = f  // the same eviction: keep its length as first seen
             } else {
                 v.evictedFor = remaining
