@@ -86,11 +86,18 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // Watching a gateway from outside, through what it reports: agentgateway's (or ours)
+        // /config_dump, access-log lines and Prometheus text, parsed as hostile input, and the
+        // one stream of provider-state events every source (the in-process lab too) produces.
+        .target(
+            name: "Watch",
+            dependencies: ["CShims", "Wire", "Driver", "Gateway"]
+        ),
         // The dashboard: LabModel (pure), panels drawing into a Screen, themes, keymap, the ncurses terminal.
         .target(
             name: "TUI",
             dependencies: [
-                "CShims", "Gateway", "Driver", "Lab", "Upstreams", "Wire",
+                "CShims", "Gateway", "Driver", "Lab", "Upstreams", "Wire", "Watch",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
@@ -98,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "failover-lab",
             dependencies: [
-                "Gateway", "Upstreams", "Lab", "Driver", "TUI",
+                "Gateway", "Upstreams", "Lab", "Driver", "TUI", "Watch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
@@ -106,7 +113,7 @@ let package = Package(
         // Every parser of hostile input, as a function of bytes: for libFuzzer and the corpus tests.
         .target(
             name: "FuzzTargets",
-            dependencies: ["Gateway", "Upstreams", "Driver", "Wire", "Lab"]
+            dependencies: ["Gateway", "Upstreams", "Driver", "Wire", "Lab", "Watch"]
         ),
         // libFuzzer's entry when built by scripts/fuzz (-DFUZZING), a corpus runner otherwise.
         .executableTarget(
@@ -122,7 +129,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Wire",
-                "Gateway", "Upstreams", "Lab", "Driver",
+                "Gateway", "Upstreams", "Lab", "Driver", "Watch",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -131,12 +138,16 @@ let package = Package(
         ),
         .testTarget(
             name: "TUITests",
-            dependencies: ["TUI", "Gateway", "Driver", "Lab", "Upstreams", "Wire"],
+            dependencies: ["TUI", "Gateway", "Driver", "Lab", "Upstreams", "Wire", "Watch"],
             exclude: ["Snapshots"]
         ),
         .testTarget(
             name: "DriverTests",
             dependencies: ["Driver", "CShims", "Wire"]
+        ),
+        .testTarget(
+            name: "WatchTests",
+            dependencies: ["Watch", "Driver", "Wire"]
         ),
         .testTarget(
             name: "WireTests",

@@ -3,6 +3,7 @@ import Foundation
 import Gateway
 import Lab
 import Upstreams
+import Watch
 import Wire
 
 /// One parser fed hostile bytes. `run` must never trap; it returns a description when a
@@ -32,6 +33,9 @@ public enum FuzzTargets {
         FuzzTarget(name: "http-request", summary: "client bytes through the gateway's parser, head checks and header forwarding", run: httpRequest),
         FuzzTarget(name: "http-response", summary: "upstream bytes through the gateway's response parser", run: httpResponse),
         FuzzTarget(name: "model-splice", summary: "the pinned model spliced into a client's JSON body", run: modelSplice),
+        FuzzTarget(name: "config-dump", summary: "an admin port's /config_dump as watch reads it", run: configDump),
+        FuzzTarget(name: "watch-log-line", summary: "one access-log line as watch reads it (kubectl --prefix too)", run: watchLogLine),
+        FuzzTarget(name: "prometheus-text", summary: "Prometheus text as watch scrapes it", run: prometheusText),
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {
@@ -256,6 +260,55 @@ public enum FuzzTargets {
         let parsed = FailoverAttempts.parse(bytes: bytes)
         let again = FailoverAttempts.parse(FailoverAttempts.value(parsed.entries))
         if again.entries != parsed.entries { return "\(parsed.entries) reads back as \(again.entries)" }
+        return nil
+    }
+
+    // MARK: Watch
+
+    /// The dump's reading keeps its promises: states and numbers in range, bounded sizes.
+    static func configDump(_ bytes: [UInt8]) -> String? {
+        guard case .success(let dump) = ConfigDumpParser.parse(bytes: bytes) else { return nil }
+        var state = WatchState()
+        _ = state.apply(.dump(replica: "r", at: 1, dump))
+        for b in dump.backends {
+            for p in b.groups.joined() {
+                if let h = p.health, !(0...1).contains(h) { return "health \(h) outside 0...1" }
+                if let l = p.latency, !(l >= 0 && l.isFinite) { return "latency \(l)" }
+                for n in [p.inFlight, p.totalRequests, p.consecutiveFailures, p.timesEjected] { if let n, n < 0 { return "negative count \(n)" } }
+                if case .evicted(let r?) = p.state, !(r >= 0 && r.isFinite) { return "remaining \(r)" }
+                if p.name.isEmpty || p.name.unicodeScalars.contains(where: { $0.value < 0x20 }) { return "name \(p.name.debugDescription)" }
+            }
+        }
+        return nil
+    }
+
+    /// Lines split by newline (the first may be a `[pod/NAME/c]` prefix), through the state.
+    static func watchLogLine(_ bytes: [UInt8]) -> String? {
+        var state = WatchState(assumeRetryAfter: 60)
+        var splitter = LineSplitter(maxLine: 4096)
+        var at = 0.0
+        var failure: String?
+        bytes.withUnsafeBytes { raw in
+            splitter.feed(raw) { line in
+                at += 0.5
+                switch AccessLogParser.parse(bytes: line) {
+                case .request(let r):
+                    if let s = r.status, !(0...999).contains(s) { failure = "status \(s)" }
+                    if let l = r.latency, !(l >= 0 && l.isFinite) { failure = "latency \(l)" }
+                    for o in state.apply(.request(replica: r.replica ?? "r", at: at, r)) { _ = WatchLines.json(o); _ = WatchLines.headless(o) }
+                case .skipped(let why):
+                    _ = state.apply(.skipped(replica: "r", at: at, why))
+                }
+            }
+        }
+        _ = state.tick(now: at + 120)
+        _ = WatchLines.summary(state)
+        return failure
+    }
+
+    static func prometheusText(_ bytes: [UInt8]) -> String? {
+        let c = PrometheusText.requestCounts(text(bytes))
+        for (key, v) in c.counts where !(v >= 0 && v.isFinite) { return "\(key): \(v)" }
         return nil
     }
 }

@@ -10,6 +10,8 @@ import Wire
 /// The admin port: provider health, metrics, and the stand-ins' live fault controls.
 ///
 /// - `GET /health/providers`: every provider's group, state, reason, eviction and scores.
+/// - `GET /config_dump`: the same state in agentgateway's shape (`backends[].backend.ai.target.providers`),
+///   so `failover-lab watch --admin` and agentgateway's own tooling read it as they read agentgateway.
 /// - `GET /standins`: each stand-in's address and behaviour.
 /// - `POST /standins/NAME/behavior` with `{"behavior": "503 50%"}` (or the text alone): switch it;
 ///   `ttft 300ms tokens 200 rate 50/s` in the text, or `"model"` (text or `{"ttft": "300ms", ...}`), shapes the mock's answers.
@@ -67,6 +69,9 @@ public final class AdminServer: Sendable {
         let runtime = lab.gateway.runtime
         if method == .GET && parts == ["health", "providers"] {
             return (.ok, Self.encode(HealthReport.json(runtime: runtime)), json)
+        }
+        if method == .GET && parts == ["config_dump"] {
+            return (.ok, Self.encode(ConfigDumpReport.json(runtime: runtime)), json)
         }
         if method == .GET && parts == ["metrics"] {
             return (.ok, runtime.metrics.render(runtime: runtime), "text/plain; version=0.0.4; charset=utf-8")
@@ -140,12 +145,85 @@ public final class AdminServer: Sendable {
             }
             return failure(.notFound, "no provider named \(name)")
         }
-        return failure(.notFound, "unknown admin path \(method.rawValue) \(path); try GET /health/providers, GET /metrics, GET /standins, POST /standins/NAME/behavior, POST /providers/NAME/return")
+        return failure(.notFound, "unknown admin path \(method.rawValue) \(path); try GET /health/providers, GET /config_dump, GET /metrics, GET /standins, POST /standins/NAME/behavior, POST /providers/NAME/return")
     }
 
     static func encode(_ object: Any) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}
+
+/// `GET /config_dump` in agentgateway's shape, for the `backends` part: each backend an
+/// `ai` backend whose `target.providers` holds one `{active, rejected}` per priority group,
+/// maps keyed by our provider names, `info` camelCase as agentgateway serializes
+/// `EndpointInfo`, `evictedUntil` the time *remaining* as a Go duration string. Two fields
+/// are ours (agentgateway's tooling ignores them): `state: "probing"` and `probeSent` for a
+/// provider whose eviction is over and whose half-open probe decides.
+public enum ConfigDumpReport {
+    public static func json(runtime: GatewayRuntime, now: ContinuousClock.Instant = .now) -> [String: Any] {
+        var backends: [[String: Any]] = []
+        for (index, planned) in runtime.plan.backends.enumerated() {
+            let balancer = runtime.snapshot(backend: index)
+            var groups: [[String: Any]] = []
+            for (g, group) in balancer.groups.enumerated() {
+                var active: [String: Any] = [:]
+                var rejected: [String: Any] = [:]
+                for (p, health) in group.enumerated() {
+                    var endpoint: [String: Any] = ["name": health.name]
+                    if planned.groups.indices.contains(g), planned.groups[g].indices.contains(p) {
+                        endpoint["address"] = planned.groups[g][p].connect.description
+                        if let standIn = planned.groups[g][p].standIn { endpoint["standIn"] = standIn }
+                    }
+                    var info: [String: Any] = [
+                        "health": health.health ?? 1,
+                        "requestLatency": health.latency ?? 0,
+                        "pendingRequests": health.inFlight,
+                        "consecutiveFailures": health.consecutiveFailures,
+                        "timesEjected": health.timesEvicted,
+                        "evictedUntil": NSNull(),
+                    ]
+                    if let reason = health.reason { info["reason"] = reason.description }
+                    switch health.state {
+                    case .healthy:
+                        active[health.name] = ["endpoint": endpoint, "info": info]
+                        continue
+                    case .evicted(let until, _):
+                        info["evictedUntil"] = goDuration(seconds: max(0, (until - now).seconds))
+                    case .probeReady:
+                        info["evictedUntil"] = "0s"
+                        info["state"] = "probing"
+                        info["probeSent"] = false
+                    case .probing:
+                        info["evictedUntil"] = "0s"
+                        info["state"] = "probing"
+                        info["probeSent"] = true
+                    }
+                    rejected[health.name] = ["endpoint": endpoint, "info": info]
+                }
+                groups.append(["active": active, "rejected": rejected])
+            }
+            backends.append(["backend": ["ai": ["name": planned.name, "target": ["providers": groups]]]])
+        }
+        return ["backends": backends]
+    }
+
+    /// Go's `time.Duration.String()` form at millisecond precision: `0s`, `250ms`, `59.876s`, `1m0s`, `1h2m3.5s`.
+    public static func goDuration(seconds: Double) -> String {
+        let totalMs = Checked.clampedInt(seconds * 1000, 0...(Int.max / 2))
+        if totalMs == 0 { return "0s" }
+        if totalMs < 1000 { return "\(totalMs)ms" }
+        let h = totalMs / 3_600_000, m = (totalMs / 60_000) % 60, ms = totalMs % 60_000
+        var secs = String(ms / 1000)
+        if ms % 1000 != 0 {
+            var frac = String(ms % 1000)
+            while frac.count < 3 { frac = "0" + frac }
+            while frac.hasSuffix("0") { frac.removeLast() }
+            secs += "." + frac
+        }
+        if h > 0 { return "\(h)h\(m)m\(secs)s" }
+        if m > 0 { return "\(m)m\(secs)s" }
+        return secs + "s"
     }
 }
 

@@ -1,6 +1,8 @@
 import Driver
 import Foundation
 import Gateway
+import Watch
+import Wire
 
 /// Turns the gateway's events and the driver's records into `LabEvent`s, with times as
 /// seconds since the lab started. This is the edge; the model never sees a clock.
@@ -56,6 +58,60 @@ public struct Feed: Sendable {
             latency: Double(r.latency ?? 0) / 1e9, tokens: r.tokens?.total,
             attempts: (r.attempts ?? []).map { AttemptEntry(provider: $0.provider, status: $0.status, failure: $0.failure) },
             error: r.error)
+    }
+
+    /// The in-process lab as a source of provider state: the balancer's view as the same
+    /// `ReplicaSnapshot` event `watch` makes of a `/config_dump`, with the same meaning of
+    /// evicted, probing (probe due or in flight) and active.
+    public func replica(_ balancer: BackendBalancer, backend: PlannedBackend, name: String = "lab", at: Double? = nil) -> ReplicaSnapshot {
+        let now = at ?? self.now
+        let groups = balancer.groups.map { group in
+            group.map { p -> ProviderView in
+                let state: ProviderState
+                var until: Double?
+                switch p.state {
+                case .healthy: state = .healthy
+                case .evicted(let end, _):
+                    until = seconds(end)
+                    state = .evicted(remaining: max(0, until! - now))
+                case .probeReady: state = .probing(probeSent: false)
+                case .probing: state = .probing(probeSent: true)
+                }
+                let report = ProviderReport(name: p.name, state: state, health: p.health, latency: p.latency, inFlight: p.inFlight,
+                                            consecutiveFailures: p.consecutiveFailures, timesEjected: p.timesEvicted, reason: p.reason?.description)
+                return ProviderView(report: report, until: until, evictedFor: p.evictedFor.map(Feed.seconds), source: .reported)
+            }
+        }
+        return ReplicaSnapshot(replica: name, at: now, reachability: .reachable, backends: [BackendView(name: backend.name, groups: groups)])
+    }
+
+    /// What `watch`'s state gives, as the dashboard's events.
+    public static func events(_ o: WatchOutput) -> [LabEvent] {
+        switch o {
+        case .replica(let s):
+            return [.replica(s)]
+        case .request(let replica, let at, let r):
+            var e = RequestEntry(at: at, status: r.status, provider: r.answeredBy, group: r.group, latency: r.latency ?? 0, tokens: r.tokens,
+                                 attempts: r.attempts.map { AttemptEntry(provider: $0.provider, status: $0.status, failure: $0.failure) }, error: r.error)
+            e.replica = replica
+            return [.request(e)]
+        case .provider(let c):
+            guard c.stateChanged else { return [] }
+            var text = "\(c.replica): \(c.provider) (group \(c.group + 1)) \(c.state.word)"
+            if let r = c.remaining { text += ", \(Format.countdown(r)) left" }
+            if c.source == .inferred { text += " (inferred from the access log)" }
+            return [.note(text, at: c.at)]
+        case .reachability(let replica, let r, let url, let at):
+            switch r {
+            case .reachable: return [.note("\(replica): admin reachable", at: at)]
+            case .unreachable(let why): return [.note("\(replica): \(url) unreachable: \(why) (retrying)", at: at)]
+            case .unknown: return []
+            }
+        case .note(let text, let at):
+            return [.note(text, at: at)]
+        case .metrics:
+            return []  // the rates arrive with the replica's snapshot
+        }
     }
 
     /// The balancer's view of one backend, with each provider's stand-in and its fault.

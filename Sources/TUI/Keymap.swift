@@ -71,7 +71,7 @@ public enum Keymap {
         KeyBinding(keys: [.char("s")], action: .sendOne, help: "send one request now", hint: "send"),
         KeyBinding(keys: [.up, .left, .char("k")], action: .selectPrevious, help: "select the previous provider", hint: "select"),
         KeyBinding(keys: [.down, .right, .char("j")], action: .selectNext, help: "select the next provider", hint: "select"),
-        KeyBinding(keys: [.char("f")], action: .cycleFault, help: "cycle the stand-in: healthy, 429, 5xx, slow, slow model, down", hint: "fault"),
+        KeyBinding(keys: [.char("f")], action: .cycleFault, help: "stand-in fault: healthy, 429, 5xx, slow, slow model, down", hint: "fault"),
         KeyBinding(keys: [.char("r")], action: .returnNow, help: "return the selected provider now (end its eviction)", hint: "return"),
         KeyBinding(keys: [.char("t")], action: .nextTheme, help: "next theme", hint: "theme"),
         KeyBinding(keys: [.char("c")], action: .clearCounters, help: "clear counters", hint: "clear"),

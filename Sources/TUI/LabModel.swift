@@ -1,3 +1,4 @@
+import Watch
 import Wire
 /// One try of a request, as the dashboard shows it in the attempt chain.
 public struct AttemptEntry: Sendable, Hashable {
@@ -26,6 +27,8 @@ public struct RequestEntry: Sendable, Hashable {
     public var tokens: Int?
     public var attempts: [AttemptEntry]
     public var error: String?
+    /// The replica whose access log told of it (`watch`), when known.
+    public var replica: String?
 
     public init(at: Double, status: Int?, provider: String?, group: Int?, latency: Double, tokens: Int? = nil, attempts: [AttemptEntry] = [], error: String? = nil) {
         self.at = at
@@ -89,6 +92,12 @@ public struct ProviderStatus: Sendable, Hashable {
     /// The stand-in answering for this provider, if any, and what it is doing.
     public var standIn: String?
     public var fault: String?
+    /// While probing: true once the probe request is in flight (ordinary requests skip it then).
+    public var probeSent = false
+    /// Guessed from access logs, not reported by the gateway.
+    public var inferred = false
+    /// The provider on each replica, when more than one reports (`watch` with several sources).
+    public var replicas: [ReplicaState] = []
 
     public init(name: String, group: Int, state: State = .healthy, health: Double? = nil, latency: Double? = nil, inFlight: Int = 0,
                 timesEvicted: Int = 0, evictedFor: Double? = nil, standIn: String? = nil, fault: String? = nil) {
@@ -104,10 +113,15 @@ public struct ProviderStatus: Sendable, Hashable {
         self.fault = fault
     }
 
-    /// True while ordinary requests skip this provider.
+    /// True while ordinary requests skip this provider: evicted, or probing with the probe in
+    /// flight. The balancer's meaning (`ProviderState.inRotation`), so the active group on
+    /// screen is the one the balancer uses.
     public var isOut: Bool {
-        if case .evicted = state { return true }
-        return false
+        switch state {
+        case .evicted: return true
+        case .probing: return probeSent
+        case .healthy: return false
+        }
     }
 
     public var stateWord: String {
@@ -115,6 +129,32 @@ public struct ProviderStatus: Sendable, Hashable {
         case .healthy: return "healthy"
         case .evicted: return "evicted"
         case .probing: return "probing"
+        }
+    }
+}
+
+/// One provider's state on one replica, for the replicas-side-by-side view.
+public struct ReplicaState: Sendable, Hashable {
+    public var replica: String
+    public var state: ProviderStatus.State
+    public var probeSent: Bool
+    public var inferred: Bool
+    /// The replica's admin URL does not answer: the state shown is the last known.
+    public var unreachable: Bool
+
+    public init(replica: String, state: ProviderStatus.State, probeSent: Bool = false, inferred: Bool = false, unreachable: Bool = false) {
+        self.replica = replica
+        self.state = state
+        self.probeSent = probeSent
+        self.inferred = inferred
+        self.unreachable = unreachable
+    }
+
+    public var isOut: Bool {
+        switch state {
+        case .evicted: return true
+        case .probing: return probeSent
+        case .healthy: return false
         }
     }
 }
@@ -175,8 +215,11 @@ public enum LabEvent: Sendable {
     case tick(now: Double)
     case request(RequestEntry)
     case health(HealthEvent)
-    /// The balancer's current view of the providers, group by group.
+    /// The balancer's current view of the providers, group by group (the layout: names, stand-ins).
     case providers([[ProviderStatus]])
+    /// What one replica reports about its providers: the provider-state event of every source
+    /// (the in-process lab's balancer, `watch`'s admin polls and access logs).
+    case replica(ReplicaSnapshot)
     /// A stand-in's behaviour changed.
     case fault(standIn: String, behavior: String, at: Double)
     /// Traffic paused or resumed, or its rate changed.
@@ -226,6 +269,11 @@ public struct LabModel: Sendable {
     /// Providers named in responses, in the order first seen (for `--target`).
     public var seenProviders: [String] = []
     public var countingSince: Double = 0
+    /// The last report of each replica, and the replicas in the order first heard of.
+    public var replicaSnapshots: [String: ReplicaSnapshot] = [:]
+    public var replicaNames: [String] = []
+    /// The backend whose groups are shown when replicas report several; nil: the first.
+    public var backendShown: String?
 
     public init(scenario: String, gatewayURL: String, plan: String, rate: Double, groups: [[ProviderStatus]] = [], external: Bool = false) {
         self.scenario = scenario
@@ -284,8 +332,19 @@ public struct LabModel: Sendable {
                     return p
                 }
             }
+        case .replica(let snapshot):
+            now = max(now, snapshot.at)
+            if replicaSnapshots[snapshot.replica] == nil {
+                guard replicaNames.count < 64 else { return }
+                replicaNames.append(snapshot.replica)
+            }
+            replicaSnapshots[snapshot.replica] = snapshot
+            rebuildGroups()
         case .fault(let standIn, let behavior, let at):
             now = max(now, at)
+            // Told twice (the key's answer and the lab's own view): one line.
+            let current = groups.joined().filter { $0.standIn == standIn }
+            if !current.isEmpty && current.allSatisfy({ $0.fault == behavior }) { return }
             for g in groups.indices {
                 for i in groups[g].indices where groups[g][i].standIn == standIn { groups[g][i].fault = behavior }
             }
@@ -322,6 +381,79 @@ public struct LabModel: Sendable {
         case .note(let text, let at):
             now = max(now, at)
             events.append(EventEntry(at: at, subject: nil, kind: .note(text)))
+        }
+    }
+
+    /// The backend the groups panel shows: the chosen one, else the first any replica reports with providers.
+    public var shownBackend: String? {
+        if let backendShown { return backendShown }
+        for name in replicaNames {
+            if let b = replicaSnapshots[name]?.backends.first(where: { !$0.groups.joined().isEmpty }) { return b.name }
+        }
+        return nil
+    }
+
+    /// The active group (0-based) on each replica for the shown backend; nil when all are out
+    /// or the replica has not reported it.
+    public func activeGroup(on replica: String) -> Int? {
+        replicaSnapshots[replica]?.backends.first { $0.name == shownBackend }?.activeGroup
+    }
+
+    /// Why a replica shows no live state, when it does not answer.
+    public func unreachableReason(_ replica: String) -> String? {
+        if case .unreachable(let why)? = replicaSnapshots[replica]?.reachability { return why }
+        return nil
+    }
+
+    /// The groups, from every replica's report: the union of their providers, group by group;
+    /// each provider's own fields from the first replica that has it, its state on each.
+    private mutating func rebuildGroups() {
+        guard let backend = shownBackend else { return }
+        var kept: [String: ProviderStatus] = [:]
+        for p in groups.joined() { kept[p.name] = p }
+        var layout: [[String]] = []
+        var firstView: [String: (view: ProviderView, at: Double)] = [:]
+        for name in replicaNames {
+            guard let s = replicaSnapshots[name], let b = s.backends.first(where: { $0.name == backend }) else { continue }
+            for (g, group) in b.groups.enumerated() {
+                while layout.count <= g { layout.append([]) }
+                for p in group where !layout[g].contains(p.name) && layout[g].count < 1000 {
+                    layout[g].append(p.name)
+                    if firstView[p.name] == nil { firstView[p.name] = (p, s.at) }
+                }
+            }
+        }
+        func status(_ v: ProviderView, at: Double) -> ProviderStatus.State {
+            switch v.state {
+            case .healthy: return .healthy
+            case .evicted: return .evicted(until: v.until ?? at, reason: v.source == .inferred ? "inferred" : (v.report.reason ?? "reported"))
+            case .probing: return .probing(reason: v.report.reason ?? "eviction")
+            }
+        }
+        groups = layout.enumerated().map { g, names in
+            names.map { name in
+                guard let (v, at) = firstView[name] else { return ProviderStatus(name: name, group: g) }
+                var p = kept[name] ?? ProviderStatus(name: name, group: g)
+                p.group = g
+                p.state = status(v, at: at)
+                if case .probing(let sent) = v.state { p.probeSent = sent } else { p.probeSent = false }
+                p.inferred = v.source == .inferred
+                p.health = v.report.health ?? p.health
+                p.latency = v.report.latency
+                p.inFlight = v.report.inFlight ?? 0
+                p.timesEvicted = v.report.timesEjected ?? p.timesEvicted
+                p.evictedFor = v.evictedFor ?? p.evictedFor
+                p.replicas = replicaNames.compactMap { r in
+                    guard let s = replicaSnapshots[r], let pv = s.backends.first(where: { $0.name == backend })?.groups.joined().first(where: { $0.name == name }) else {
+                        return nil
+                    }
+                    var sent = false
+                    if case .probing(let x) = pv.state { sent = x }
+                    return ReplicaState(replica: r, state: status(pv, at: s.at), probeSent: sent, inferred: pv.source == .inferred,
+                                        unreachable: { if case .unreachable = s.reachability { return true }; return false }())
+                }
+                return p
+            }
         }
     }
 

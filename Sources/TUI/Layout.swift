@@ -1,3 +1,4 @@
+import Watch
 import Wire
 /// How to draw, beyond the model.
 public struct RenderOptions: Sendable {
@@ -123,16 +124,16 @@ enum Panels {
     // MARK: priority groups
 
     static func groupsHeight(_ m: LabModel) -> Int {
-        if m.external { return 2 + 1 + max(1, m.seenProviders.count) }
-        return 2 + m.groups.reduce(0) { $0 + 1 + 2 * max(1, $1.count) }
+        if m.external && m.replicaNames.isEmpty { return 2 + 1 + max(1, m.seenProviders.count) }
+        return 2 + metricsLines(m).count + m.groups.reduce(0) { $0 + 1 + 2 * max(1, $1.count) }
     }
 
     static func groups(_ s: inout Screen, _ m: LabModel, _ r: Rect, options: RenderOptions) {
         let g = options.glyphs
-        s.box(r, title: "Priority groups", glyphs: g)
+        s.box(r, title: groupsTitle(m), glyphs: g)
         let inner = r.inner
         var y = inner.y
-        if m.external {
+        if m.external && m.replicaNames.isEmpty {
             s.put("Not our gateway: providers as the responses name them (x-failover-attempts).", x: inner.x + 1, y: y, role: .dim, maxWidth: inner.width - 1)
             y += 1
             for name in m.seenProviders where y < inner.maxY {
@@ -144,13 +145,19 @@ enum Panels {
             }
             return
         }
+        for line in metricsLines(m) where y < inner.maxY {
+            s.put(line, x: inner.x + 1, y: y, role: .dim, maxWidth: inner.width - 1)
+            y += 1
+        }
         let active = m.activeGroup
         var flat = 0
         for (gi, group) in m.groups.enumerated() {
             guard y < inner.maxY else { return }
             var x = inner.x + 1
             x += s.put("Group \(gi + 1)", x: x, y: y, role: .title, attributes: .bold)
-            if gi == active {
+            if m.replicaNames.count > 1 {
+                replicaGroupLine(&s, m, group: gi, x: x, y: y, limit: inner.maxX)
+            } else if gi == active {
                 s.put("  ACTIVE", x: x, y: y, role: .active, attributes: .bold)
             } else if active == nil && gi == 0 {
                 s.put("  ALL EVICTED: failing open to group 1", x: x, y: y, role: .evicted, attributes: .bold)
@@ -193,7 +200,11 @@ enum Panels {
         x += 2
         x += s.put(Format.pad(p.name, 22), x: x, y: y, role: selected ? .selected : .text, attributes: selected ? .reverse : [], maxWidth: 22)
         x += 1
+        if p.replicas.count > 1 {
+            replicaStates(&s, p.replicas, now: now, x: x, y: y, limit: limit)
+        } else {
         x += s.put(Format.pad(p.stateWord, 8), x: x, y: y, role: role, attributes: .bold)
+        if p.inferred { x += s.put("(inferred) ", x: x, y: y, role: .dim, maxWidth: limit - x) }
         switch p.state {
         case .evicted(let until, let reason):
             let total = max(p.evictedFor ?? 1, 0.001)
@@ -212,6 +223,7 @@ enum Panels {
         case .healthy:
             if p.timesEvicted > 0 { x += s.put("evicted x\(p.timesEvicted) so far", x: x, y: y, role: .dim, maxWidth: limit - x) }
         }
+        }
         if let standIn = p.standIn {
             let text = "stand-in " + standIn + ": " + (p.fault ?? "?")
             let at = limit - 1 - text.unicodeScalars.count
@@ -228,6 +240,59 @@ enum Panels {
         x += s.put("  latency " + Format.pad(latency, 7), x: x, y: y + 1, role: .dim, maxWidth: limit - x)
         x += s.put("  in-flight " + Format.pad(String(p.inFlight), 3), x: x, y: y + 1, role: .dim, maxWidth: limit - x)
         countsLine(&s, counts, x: x + 2, y: y + 1, limit: limit)
+    }
+
+    /// `gw-a /metrics: failover 200 12/s 429 0.5/s`, one line per replica scraped.
+    static func metricsLines(_ m: LabModel) -> [String] {
+        m.replicaNames.compactMap { name in
+            guard let rates = m.replicaSnapshots[name]?.requestRates, !rates.isEmpty else { return nil }
+            return name + " /metrics: " + WatchLines.rateText(rates)
+        }
+    }
+
+    /// `Priority groups`, and with several replicas who reports (and who does not answer).
+    static func groupsTitle(_ m: LabModel) -> String {
+        guard m.replicaNames.count > 1 || m.replicaNames.contains(where: { m.unreachableReason($0) != nil }) else { return "Priority groups" }
+        let names = m.replicaNames.map { m.unreachableReason($0) != nil ? $0 + " UNREACHABLE" : $0 }
+        return "Priority groups" + (m.shownBackend.map { " of " + $0 } ?? "") + ", replicas: " + names.joined(separator: ", ")
+    }
+
+    /// A group's header with several replicas: where it is the active group.
+    static func replicaGroupLine(_ s: inout Screen, _ m: LabModel, group gi: Int, x x0: Int, y: Int, limit: Int) {
+        var x = x0 + 2
+        for name in m.replicaNames {
+            guard x < limit else { return }
+            let active = m.activeGroup(on: name)
+            let word: String, role: Role
+            if m.unreachableReason(name) != nil { word = "unreachable"; role = .warning }
+            else if active == gi { word = "ACTIVE"; role = .active }
+            else if active == nil { word = gi == 0 ? "all evicted" : "-"; role = .evicted }
+            else if gi > active! { word = "standby"; role = .standby }
+            else { word = "skipped"; role = .evicted }
+            x += s.put(name + " ", x: x, y: y, role: .dim, maxWidth: limit - x)
+            x += s.put(word + "  ", x: x, y: y, role: role, attributes: role == .active ? .bold : [], maxWidth: limit - x)
+        }
+    }
+
+    /// `gw-a evicted 41s  gw-b healthy`: the provider's state on each replica, side by side.
+    static func replicaStates(_ s: inout Screen, _ states: [ReplicaState], now: Double, x x0: Int, y: Int, limit: Int) {
+        var x = x0
+        for r in states {
+            guard x < limit - 1 else { return }
+            x += s.put(r.replica + " ", x: x, y: y, role: .dim, maxWidth: limit - x)
+            var word: String
+            let role: Role
+            switch r.state {
+            case .healthy: word = "healthy"; role = .healthy
+            case .evicted(let until, _):
+                let left = until - now
+                word = "evicted " + (left > 0 ? Format.countdown(left) : "due"); role = .evicted
+            case .probing: word = r.probeSent ? "probing (probe out)" : "probing"; role = .probing
+            }
+            if r.inferred { word += " (inferred)" }
+            if r.unreachable { word += " (unreachable)" }
+            x += s.put(word + "   ", x: x, y: y, role: r.unreachable ? .dim : role, attributes: .bold, maxWidth: limit - x)
+        }
     }
 
     static func countsLine(_ s: inout Screen, _ c: ClassCounts, x x0: Int, y: Int, limit: Int) {

@@ -128,7 +128,16 @@ public final class DashboardRunner: @unchecked Sendable {
         if let hooks {
             let snapshot = hooks.runtime.snapshot(backend: hooks.backend)
             let plan = hooks.runtime.plan.backends[hooks.backend]
-            state.model.apply(.providers(feed.providers(snapshot, backend: plan, faults: hooks.faults())))
+            let faults = hooks.faults()
+            // The layout (names, stand-ins, their faults) once; provider state only through the
+            // same replica events `watch` produces, so both mean the same by evicted and active.
+            if state.model.groups.isEmpty { state.model.apply(.providers(feed.providers(snapshot, backend: plan, faults: faults))) }
+            state.model.apply(.replica(feed.replica(snapshot, backend: plan, at: now)))
+            for p in state.model.allProviders {
+                if let standIn = p.standIn, let fault = faults[standIn], fault != p.fault {
+                    state.model.apply(.fault(standIn: standIn, behavior: fault, at: now))
+                }
+            }
         }
         state.model.apply(.tick(now: now))
     }

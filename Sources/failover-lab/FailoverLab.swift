@@ -15,6 +15,7 @@ struct FailoverLab: AsyncParsableCommand {
             RunCommand.self,
             GatewayCommand.self,
             CheckCommand.self,
+            WatchCommand.self,
             StandInsCommand.self,
             DriveCommand.self,
             ReplayCommand.self,

@@ -80,6 +80,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var labFlags: LabFlags
 
+    // With --target: the remote gateway's own admin state (RemoteAdminFlags.swift).
+    @OptionGroup(title: "Remote gateway's admin port (with --target)") var remoteAdmin: RemoteAdminFlags
+
     func validate() throws {
         guard (1...60).contains(fps) else { throw ValidationError("--fps must be 1...60, got \(fps)") }
         if let port { guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") } }
@@ -89,6 +92,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--replay sends the file's requests at their times; it cannot be combined with --plan, --rate, --concurrency, --steps or --burst")
         }
         if stepByKey && noSteps { throw ValidationError("--step-by-key and --no-steps contradict each other") }
+        try remoteAdmin.validate(target: target)
     }
 
     func run() async throws {
@@ -172,6 +176,8 @@ struct RunCommand: AsyncParsableCommand {
         var model = LabModel(scenario: name, gatewayURL: url, plan: traffic.plan, rate: traffic.rate, external: external)
         model.paused = traffic.config.startPaused
 
+        let remote = try remoteAdmin.start(inbox: inbox, feed: feed)
+        defer { remote?.stop() }
         let quit = QuitFlag()
         let signals = QuitSignals(flag: quit)
         let runner = DashboardRunner(model: model, settings: settings, feed: feed, inbox: inbox, driver: driver, hooks: hooks, quit: quit,
