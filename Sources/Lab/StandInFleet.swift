@@ -1,8 +1,9 @@
 import Gateway
+import NIOCore
 import NIOPosix
 import Upstreams
 
-/// The stand-ins a Scenario names, on their own event-loop thread.
+/// The stand-ins a Scenario names, on their own event-loop threads.
 public final class StandInFleet: Sendable {
     public let standIns: [StandIn]
     private let group: MultiThreadedEventLoopGroup
@@ -38,7 +39,9 @@ public final class StandInFleet: Sendable {
     public static func start(_ specs: [StandInSpec], host: String = "127.0.0.1") async throws -> StandInFleet {
         let problems = validate(specs)
         if !problems.isEmpty { throw ConfigErrors(diagnostics: problems) }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // One loop per core (at most 4): thousands of streamed answers are one timer and one
+        // write a token each, too many for one thread to keep on time.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: min(4, max(1, System.coreCount)))
         var started: [StandIn] = []
         do {
             for spec in specs {

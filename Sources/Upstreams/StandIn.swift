@@ -142,7 +142,8 @@ public final class StandIn: Sendable {
     private static func bind(group: EventLoopGroup, host: String, port: Int, standIn: StandIn?) async throws -> Listener {
         let owner = NIOLockedValueBox<StandIn?>(standIn)
         let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 512)
+            // Thousands of streams open their connections at once (a closed loop starting).
+            .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in

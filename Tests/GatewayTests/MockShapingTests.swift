@@ -254,7 +254,7 @@ extension OverSockets {
 
         @Test("300 streams at once: every one gets all its tokens, TTFT and ITL within bounds of ttft 200ms rate 10/s jitter 20%")
         func manyStreams() async throws {
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)  // as StandInFleet runs them
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)  // one loop: the hardest case for timers
             let standIn = try await StandIn.start(name: "openai", behavior: .healthy, group: group)
             try await standIn.apply(StandInSetting.parse("ttft 200ms tokens 8 rate 10/s jitter 20%"))
             let body = #"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"What is 2+2?"}]}"#

@@ -41,7 +41,8 @@ public final class GatewayServer: Sendable {
         let loopPools = pools
         do {
             let channel = try await ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 1024)
+                // As many as the kernel allows (somaxconn): thousands of clients may connect at once.
+                .serverChannelOption(.backlog, value: 4096)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 // Out of descriptors (EMFILE, ENFILE) accept fails at once, again and again:
                 // pause accepting a little instead of spinning the loop.
