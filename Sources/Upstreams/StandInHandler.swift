@@ -194,13 +194,19 @@ final class StandInHandler: ChannelInboundHandler {
         let stream = ShapedStream(chunk: chunk, request: request, pieces: sentence, count: count, cut: cut,
                                   shape: shape, tokenDelayNanos: delayNanos, rng: rng, keepAlive: head.isKeepAlive,
                                   due: .now() + .nanoseconds(first))
-        scheduleToken(0, of: stream, context: context)
+        scheduleToken(of: stream, context: context)
     }
 
-    /// What a shaped stream needs between its tokens (a value: each task carries its own copy).
-    struct ShapedStream {
+    /// A shaped stream between its tokens. A class, so the one task scheduled per token
+    /// captures one reference; the bytes every token event repeats are encoded once.
+    final class ShapedStream {
+        /// `data: {"id":…,"choices":[{"index":0,"delta":{"content":` and what follows the piece.
+        let eventHead: [UInt8]
+        static let eventTail = Array(#"},"logprobs":null,"finish_reason":null}]}"#.utf8) + [0x0A, 0x0A]
         let chunk: String
         let request: MockOpenAI.Request
+        /// The reply's pieces, each already a JSON string (quoted, escaped).
+        let quotedPieces: [[UInt8]]
         let pieces: [String]
         let count: Int
         let cut: Bool
@@ -210,24 +216,61 @@ final class StandInHandler: ChannelInboundHandler {
         let keepAlive: Bool
         /// When the next token is due.
         var due: NIODeadline
+        /// The next token's index.
+        var next = 0
+
+        init(chunk: String, request: MockOpenAI.Request, pieces: [String], count: Int, cut: Bool, shape: ModelShape,
+             tokenDelayNanos: Int64, rng: SeededRandom, keepAlive: Bool, due: NIODeadline) {
+            self.chunk = chunk
+            self.request = request
+            self.pieces = pieces
+            self.quotedPieces = pieces.map { Array(JSONString.quoted($0).utf8) }
+            self.eventHead = Array("data: ".utf8) + Array(chunk.utf8) + Array(#"[{"index":0,"delta":{"content":"#.utf8)
+            self.count = count
+            self.cut = cut
+            self.shape = shape
+            self.tokenDelayNanos = tokenDelayNanos
+            self.rng = rng
+            self.keepAlive = keepAlive
+            self.due = due
+        }
+
+        /// Token `i`'s event, written into `buffer`: the same bytes `MockOpenAI.tokenEvent` makes.
+        func writeToken(_ i: Int, into buffer: inout ByteBuffer) {
+            buffer.writeBytes(eventHead)
+            if quotedPieces.isEmpty {
+                buffer.writeString(JSONString.quoted(MockOpenAI.shapedPiece(i, of: pieces)))
+            } else {
+                let k = i % quotedPieces.count
+                if i >= quotedPieces.count && k == 0 {
+                    // A new round of the reply's words starts with a space: quoted afresh.
+                    buffer.writeString(JSONString.quoted(MockOpenAI.shapedPiece(i, of: pieces)))
+                } else {
+                    buffer.writeBytes(quotedPieces[k])
+                }
+            }
+            buffer.writeBytes(Self.eventTail)
+        }
     }
 
-    private func scheduleToken(_ i: Int, of stream: ShapedStream, context: ChannelHandlerContext) {
+    private func scheduleToken(of stream: ShapedStream, context: ChannelHandlerContext) {
         context.eventLoop.assumeIsolated().scheduleTask(deadline: stream.due) { [self] in
             guard context.channel.isActive else { return }
-            var stream = stream
-            var text = MockOpenAI.tokenEvent(head: stream.chunk, piece: MockOpenAI.shapedPiece(i, of: stream.pieces))
+            let i = stream.next
+            var buffer = context.channel.allocator.buffer(capacity: stream.eventHead.count + 96)
+            stream.writeToken(i, into: &buffer)
             if i + 1 >= stream.count {
                 // The last token goes out with the stop, usage and [DONE] events: one write.
-                text += MockOpenAI.endEvents(head: stream.chunk, request: stream.request, completionTokens: stream.count, cut: stream.cut)
-                self.writeText(text, context: context)
+                buffer.writeString(MockOpenAI.endEvents(head: stream.chunk, request: stream.request, completionTokens: stream.count, cut: stream.cut))
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
                 if !stream.keepAlive { context.close(promise: nil) }
                 return
             }
-            self.writeText(text, context: context)
+            context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            stream.next = i + 1
             stream.due = stream.due + .nanoseconds(stream.shape.interTokenNanos(tokenDelayNanos: stream.tokenDelayNanos, using: &stream.rng))
-            self.scheduleToken(i + 1, of: stream, context: context)
+            self.scheduleToken(of: stream, context: context)
         }
     }
 

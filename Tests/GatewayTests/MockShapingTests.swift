@@ -128,6 +128,22 @@ struct MockShapingTests {
         #expect((json["choices"] as? [[String: Any]])?.first?["finish_reason"] as? String == "length")
     }
 
+    @Test("a shaped stream's token events, written from pre-encoded bytes, are byte for byte MockOpenAI.tokenEvent's")
+    func tokenEventsFromBytes() throws {
+        let request = try #require(MockOpenAI.parse(Data(#"{"model":"m\"x","stream":true,"messages":[{"role":"user","content":"What is 6 x 7?"}]}"#.utf8)))
+        let chunk = MockOpenAI.chunkHead(for: request, id: "chatcmpl-1", created: 7)
+        for reply in ["6 * 7 equals 42.", "say \"hi\"\n\u{1}", ""] {
+            let pieces = MockOpenAI.tokenPieces(reply)
+            let stream = StandInHandler.ShapedStream(chunk: chunk, request: request, pieces: pieces, count: 40, cut: false, shape: ModelShape(),
+                                                     tokenDelayNanos: 0, rng: SeededRandom(seed: 1), keepAlive: true, due: .now())
+            for i in 0..<40 {
+                var buffer = ByteBuffer()
+                stream.writeToken(i, into: &buffer)
+                #expect(String(buffer: buffer) == MockOpenAI.tokenEvent(head: chunk, piece: MockOpenAI.shapedPiece(i, of: pieces)), "token \(i) of \(reply.debugDescription)")
+            }
+        }
+    }
+
     @Test("a setting text sets the behaviour, the shape, or both")
     func settings() throws {
         #expect(try StandInSetting.parse("503 50% ttft 300ms tokens 20") ==

@@ -84,10 +84,12 @@ extension OverSockets {
             try #require(ttft.count == n && itl.count == n)
             let ms = { (n: Nanos) in Double(n) / 1e6 }
             print("\(n) streams through the gateway: TTFT min \(ms(ttft[0])) p50 \(ms(ttft[n / 2])) max \(ms(ttft[n - 1])) ms; ITL mean-per-stream p50 \(ms(itl[n / 2])) max \(ms(itl[n - 1])) ms")
-            // The shape's 200 ms is a floor (timers never fire early); the ceilings leave room
-            // for a debug build on a shared 2-core machine with 500 connections opening at once.
+            // The shape's 200 ms is a floor (timers never fire early). The ceiling is a sanity
+            // bound, not a speed target (bench/streams.sh measures those, in release builds):
+            // a debug build on a shared 2-core machine opens 1,500 connections at once here
+            // and has measured 0.4-2 s; a stream that waits for another to end would take 10x.
             #expect(ms(ttft[0]) >= 200, "a first token before the 200 ms TTFT")
-            #expect(ms(ttft[n / 2]) <= 1000, "median TTFT \(ms(ttft[n / 2])) ms")
+            #expect(ms(ttft[n / 2]) <= 4000, "median TTFT \(ms(ttft[n / 2])) ms")
             // Each stream's tokens are due 100 ms apart from its start: the mean gap per stream stays near 100 ms.
             #expect(ms(itl[n / 2]) >= 80 && ms(itl[n / 2]) <= 140, "median per-stream ITL \(ms(itl[n / 2])) ms")
         }
