@@ -11,13 +11,15 @@ public struct WatchSources: Sendable, Equatable {
     public var admins: [Source] = []
     public var logs: [Source] = []
     public var metrics: [Source] = []
+    /// Our own records (`drive --record`, `run --record`): a sharded run's files, say.
+    public var records: [Source] = []
 
     public init() {}
 
     /// Reads the repeatable `[NAME=]VALUE` flags. Unnamed admin URLs are named by their
     /// host:port; an unnamed log or metrics URL belongs to the one admin's replica when there
     /// is exactly one, else to its file name or host:port.
-    public static func parse(admin: [String], accessLog: [String], metrics: [String]) throws(SourceError) -> WatchSources {
+    public static func parse(admin: [String], accessLog: [String], metrics: [String], records: [String] = []) throws(SourceError) -> WatchSources {
         var out = WatchSources()
         for text in admin {
             let (name, value) = split(text)
@@ -37,8 +39,15 @@ public struct WatchSources: Sendable, Equatable {
             let url = try checkedURL(value, flag: "--metrics", given: text, trimming: nil)
             out.metrics.append(Source(replica: try replicaName(name, flag: "--metrics", given: text) ?? sole ?? hostPort(url), named: name != nil, location: url))
         }
-        guard !(out.admins.isEmpty && out.logs.isEmpty && out.metrics.isEmpty) else {
-            throw SourceError("nothing to watch: give --admin URL, --access-log FILE|- or --metrics URL")
+        for text in records {
+            let (name, value) = split(text)
+            guard !value.isEmpty, value != "-" else { throw SourceError("--records \(text): give a records file (drive --record FILE)") }
+            // Each file its own row source, named by the file: shard-2.jsonl is shard-2.
+            let base = ((value as NSString).lastPathComponent as NSString).deletingPathExtension
+            out.records.append(Source(replica: try replicaName(name, flag: "--records", given: text) ?? base, named: name != nil, location: value))
+        }
+        guard !(out.admins.isEmpty && out.logs.isEmpty && out.metrics.isEmpty && out.records.isEmpty) else {
+            throw SourceError("nothing to watch: give --admin URL, --access-log FILE|-, --metrics URL or --records FILE")
         }
         return out
     }
@@ -117,7 +126,7 @@ public final class WatchEngine: @unchecked Sendable {
     /// followed and URLs polled until stopped).
     public var allEnded: Bool {
         lock.lock(); defer { lock.unlock() }
-        return endedSources >= sources.admins.count + sources.logs.count + sources.metrics.count
+        return endedSources >= sources.admins.count + sources.logs.count + sources.metrics.count + sources.records.count
     }
 
     public func run() {
@@ -127,6 +136,11 @@ public final class WatchEngine: @unchecked Sendable {
             let follower = LogFollower(path: s.location)
             lock.lock(); followers.append(follower); lock.unlock()
             spawn("watch log \(s.replica)") { [self] in follow(s, follower) }
+        }
+        for s in sources.records {
+            let follower = LogFollower(path: s.location)
+            lock.lock(); followers.append(follower); lock.unlock()
+            spawn("watch records \(s.replica)") { [self] in follow(s, follower, records: true) }
         }
     }
 
@@ -187,9 +201,18 @@ public final class WatchEngine: @unchecked Sendable {
         }
     }
 
-    private func follow(_ s: WatchSources.Source, _ follower: LogFollower) {
+    private func follow(_ s: WatchSources.Source, _ follower: LogFollower, records: Bool = false) {
         follower.run(maxLine: AccessLogParser.maxLineBytes, line: { bytes in
             let at = now
+            if records {
+                // Our records: a request row each; anything else is skipped and counted.
+                if let r = RecordLine.request(bytes) {
+                    sink(.request(replica: s.replica, at: at, r))
+                } else {
+                    sink(.skipped(replica: s.replica, at: at, .notJSON))
+                }
+                return
+            }
             switch AccessLogParser.parse(bytes: bytes) {
             case .request(let r):
                 // A `kubectl logs --prefix` name says which replica, unless the flag named one.

@@ -34,6 +34,11 @@ struct WatchCommand: ParsableCommand {
         /metrics): request rates by backend and status, and a note when its \
         count disagrees with the access log's.
 
+        --records [NAME=]FILE follows our own records (drive --record, run \
+        --record) as they grow: each line a request row, named by its file \
+        (shard-2.jsonl is shard-2), so the shards of a sharded run (drive \
+        --shard K/N) show side by side, live.
+
         Without NAME=, an --admin URL is named by its host:port; a log or \
         metrics URL belongs to the one --admin replica when there is exactly \
         one. With access logs alone, a 429 marks the provider as likely \
@@ -47,6 +52,7 @@ struct WatchCommand: ParsableCommand {
             --admin gw-b=http://10.0.0.6:15000 --access-log gw-a=a.log
           kubectl logs -f -l app=agentgateway --prefix \\
             | failover-lab watch --access-log -
+          failover-lab watch --records shard-0.jsonl --records shard-1.jsonl
           failover-lab watch --admin http://127.0.0.1:15000 --json --duration 30s
 
         --json prints JSON lines: "provider" on every change of a provider on \
@@ -65,6 +71,9 @@ struct WatchCommand: ParsableCommand {
 
     @Option(name: .customLong("metrics"), help: ArgumentHelp("A Prometheus /metrics URL to scrape, optionally NAME=URL (repeatable).", valueName: "[name=]url"))
     var metrics: [String] = []
+
+    @Option(name: .customLong("records"), parsing: .upToNextOption, help: ArgumentHelp("Records files of drive or run (--record) to follow as they grow, e.g. a sharded run's, optionally NAME=FILE.", valueName: "[name=]file"))
+    var records: [String] = []
 
     @Option(help: ArgumentHelp("Time between admin polls and metrics scrapes (500ms, 2s).", valueName: "duration"))
     var interval = "500ms"
@@ -99,11 +108,11 @@ struct WatchCommand: ParsableCommand {
         _ = try Self.seconds(assumeRetryAfter, flag: "--assume-retry-after", range: 0...86_400)
         if let duration { _ = try Self.seconds(duration, flag: "--duration", range: 0.1...31_536_000) }
         if headless && json { throw ValidationError("give --headless or --json, not both") }
-        do { _ = try WatchSources.parse(admin: admin, accessLog: accessLog, metrics: metrics) } catch { throw ValidationError(error.description) }
+        do { _ = try WatchSources.parse(admin: admin, accessLog: accessLog, metrics: metrics, records: records) } catch { throw ValidationError(error.description) }
     }
 
     func run() throws {
-        let sources = try WatchSources.parse(admin: admin, accessLog: accessLog, metrics: metrics)
+        let sources = try WatchSources.parse(admin: admin, accessLog: accessLog, metrics: metrics, records: records)
         let intervalSeconds = try Self.seconds(interval, flag: "--interval", range: 0.05...3600)
         let retryAfter = try Self.seconds(assumeRetryAfter, flag: "--assume-retry-after", range: 0...86_400)
         let limit = try duration.map { try Self.seconds($0, flag: "--duration", range: 0.1...31_536_000) }
