@@ -26,6 +26,8 @@ public struct RequestEntry: Sendable, Hashable {
     public var tokens: Int?
     public var attempts: [AttemptEntry]
     public var error: String?
+    /// The gateway's trace of this request, for the waterfall (our gateway, traced).
+    public var trace: TraceRef?
 
     public init(at: Double, status: Int?, provider: String?, group: Int?, latency: Double, tokens: Int? = nil, attempts: [AttemptEntry] = [], error: String? = nil) {
         self.at = at

@@ -289,6 +289,9 @@ struct DriveEngineOptions: ParsableArguments {
     @Flag(help: "Speak HTTP/2 (prior knowledge on http://, ALPN on https://) instead of HTTP/1.1.")
     var http2 = false
 
+    @Flag(help: "Send a W3C traceparent with each request (a new trace id each) and record its trace id (\"trace_id\"), to join records with access-log lines and traces.")
+    var trace = false
+
     @Option(help: ArgumentHelp("Seed of the random arrivals and target picks, so runs repeat.", valueName: "N"))
     var seed: UInt64?
 
@@ -304,6 +307,7 @@ struct DriveEngineOptions: ParsableArguments {
         }
         config.connectTimeout = try DriveCLI.positiveDuration(connectTimeout, flag: "--connect-timeout")
         config.http2 = http2
+        config.trace = trace
         if http2 && Driver.http2ReuseBroken {
             DriveCLI.printError("note: libcurl \(Driver.curlVersion) cannot reuse HTTP/2 prior-knowledge connections (curl bug #10634, fixed in 8.0); --http2 opens a fresh h2c connection per http:// request")
         }

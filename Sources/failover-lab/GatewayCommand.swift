@@ -51,6 +51,8 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @OptionGroup var admin: AdminFlags
 
+    @OptionGroup(title: "Traces") var tracing: TracingFlags
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
         guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be 0...65535, got \(adminPort)") }
@@ -71,6 +73,7 @@ struct GatewayCommand: AsyncParsableCommand {
         limits.apply(to: &options.gateway)
         options.adminPort = noAdmin ? nil : adminPort
         admin.apply(to: &options)
+        try tracing.apply(to: &options)
         do {
             options.accessLog = accessLog == "-" ? .standardOutput : try AccessLogWriter(path: accessLog)
         } catch {

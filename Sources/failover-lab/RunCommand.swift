@@ -65,6 +65,8 @@ struct RunCommand: AsyncParsableCommand {
     // Limits and timeouts of the lab's gateway (see LimitFlags in GatewayCommand.swift).
     @OptionGroup(title: "Limits and timeouts") var limits: LimitFlags
 
+    @OptionGroup(title: "Traces") var tracing: TracingFlags
+
     func validate() throws {
         guard (1...60).contains(fps) else { throw ValidationError("--fps must be 1...60, got \(fps)") }
         if let port { guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") } }
@@ -215,6 +217,7 @@ struct RunCommand: AsyncParsableCommand {
         // The balancer switches and --no-retry-hint, as `gateway` sets them.
         balancer.apply(to: &options.gateway)
         limits.apply(to: &options.gateway)
+        try tracing.apply(to: &options, dashboard: true)
         options.accessLog = nil
         let ports = port.map { [$0] } ?? [8080, 0]
         var lastError: Error?
