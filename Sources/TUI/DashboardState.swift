@@ -121,8 +121,9 @@ public struct DashboardState: Sendable {
             if focus == .requests && selectedRequest == nil { selectedRequestAt = model.requests.last?.at }
             return []
         case .openWaterfall:
-            guard let request = selectedRequest ?? (focus == .requests ? model.requests.last : nil) else {
-                model.apply(.note("select a request first: tab moves the focus to the requests, up/down pick one", at: model.now))
+            // Without a selection, the newest request: enter alone shows the latest trace.
+            guard let request = (focus == .requests ? selectedRequest : nil) ?? model.requests.last else {
+                model.apply(.note("no request yet to show the trace of", at: model.now))
                 return []
             }
             waterfall = request

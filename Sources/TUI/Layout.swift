@@ -103,7 +103,7 @@ enum Panels {
         var hints = Keymap.hints
         func length(_ h: [(keys: String, word: String)]) -> Int { h.reduce(1) { $0 + $1.keys.count + $1.word.count + 3 } }
         // On a narrow terminal the less needed hints go first; help and quit always stay.
-        for word in ["theme", "clear", "send", "return"] where length(hints) > s.width {
+        for word in ["theme", "clear", "send", "focus", "trace", "return"] where length(hints) > s.width {
             hints.removeAll { $0.word == word }
         }
         var x = 1

@@ -78,8 +78,11 @@ enum RetriedRequest {
             entries.append(e)
             state.model.apply(.request(e))
         }
+        // Enter with the focus on the providers: the newest request's trace.
         #expect(state.handle(.char("\n")).isEmpty)
-        #expect(state.waterfall == nil, "nothing selected yet")
+        #expect(state.waterfall?.status == 202)
+        _ = state.handle(.escape)
+        #expect(state.waterfall == nil)
         _ = state.handle(.char("\t"))
         #expect(state.focus == .requests)
         #expect(state.selectedRequestAt == 2)
