@@ -25,7 +25,9 @@ public enum Waterfall {
     /// Draws the waterfall as an overlay over most of the screen.
     public static func draw(_ s: inout Screen, spans: [SpanRecord], glyphs g: Glyphs) {
         let width = max(20, s.width - 6)
-        let height = max(6, s.height - 4)
+        // As tall as its rows (a span each, an event each, summary, legend), at most the screen.
+        let rows = spans.count + spans.reduce(0) { $0 + $1.events.count }
+        let height = max(6, min(s.height - 4, rows + 6))
         let r = Rect(x: (s.width - width) / 2, y: (s.height - height) / 2, width: width, height: height)
         s.fill(r)
         guard let server = spans.first(where: { $0.kind == .server }) ?? spans.first else {
@@ -65,7 +67,8 @@ public enum Waterfall {
             let role: Role
             switch span.kind {
             case .server:
-                label = "request " + (string(span["route"]) ?? "")
+                let tries = spans.filter { $0.kind == .client }.count
+                label = "request, \(tries) \(tries == 1 ? "try" : "tries")"
                 role = Role.status(int(span["http.status"]))
             case .client:
                 let outcome = int(span["http.status"]).map(String.init) ?? string(span["error.type"]) ?? "error"
