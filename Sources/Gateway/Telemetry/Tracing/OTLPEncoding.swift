@@ -22,69 +22,84 @@ public enum OTLPEncoding: String, Sendable {
     static let scopeName = "failover-lab"
 }
 
-/// Protobuf wire format: varints, fixed64 and length-delimited fields.
-enum OTLPProtobuf {
+/// Protobuf wire format: varints, fixed64 and length-delimited fields, into one buffer.
+/// A nested message is written in place and its length put in front of it afterwards
+/// (one shift of its bytes), so a batch costs no allocation per field.
+struct OTLPProtobuf {
+    var out: [UInt8] = []
+
     static func request(_ spans: [SpanRecord], serviceName: String) -> [UInt8] {
-        var resource: [UInt8] = []
-        message(1, keyValue("service.name", .string(serviceName)), into: &resource)  // Resource.attributes
-        var scope: [UInt8] = []
-        string(1, OTLPEncoding.scopeName, into: &scope)  // InstrumentationScope.name
-        var scopeSpans: [UInt8] = []
-        message(1, scope, into: &scopeSpans)  // ScopeSpans.scope
-        for span in spans { message(2, encode(span), into: &scopeSpans) }  // ScopeSpans.spans
-        var resourceSpans: [UInt8] = []
-        message(1, resource, into: &resourceSpans)  // ResourceSpans.resource
-        message(2, scopeSpans, into: &resourceSpans)  // ResourceSpans.scope_spans
-        var out: [UInt8] = []
-        message(1, resourceSpans, into: &out)  // ExportTraceServiceRequest.resource_spans
-        return out
+        var w = OTLPProtobuf()
+        w.out.reserveCapacity(256 + spans.count * 400)
+        w.message(1) { w in  // ExportTraceServiceRequest.resource_spans
+            w.message(1) { w in  // ResourceSpans.resource
+                w.keyValue(1, "service.name", .string(serviceName))  // Resource.attributes
+            }
+            w.message(2) { w in  // ResourceSpans.scope_spans
+                w.message(1) { w in w.string(1, OTLPEncoding.scopeName) }  // ScopeSpans.scope { name }
+                for span in spans { w.message(2) { w in w.span(span) } }  // ScopeSpans.spans
+            }
+        }
+        return w.out
     }
 
     static func encode(_ span: SpanRecord) -> [UInt8] {
-        var out: [UInt8] = []
-        bytes(1, span.traceID.bytes, into: &out)
-        bytes(2, span.spanID.bytes, into: &out)
-        if let parent = span.parentSpanID { bytes(4, parent.bytes, into: &out) }
-        string(5, span.name, into: &out)
-        tag(6, 0, into: &out); varint(UInt64(span.kind.rawValue), into: &out)
-        fixed64(7, span.start, into: &out)
-        fixed64(8, span.end, into: &out)
-        for a in span.attributes { message(9, keyValue(a.key, a.value), into: &out) }
+        var w = OTLPProtobuf()
+        w.span(span)
+        return w.out
+    }
+
+    mutating func span(_ span: SpanRecord) {
+        id(1, span.traceID.high, span.traceID.low)
+        id(2, span.spanID.value, nil)
+        if let parent = span.parentSpanID { id(4, parent.value, nil) }
+        string(5, span.name)
+        tag(6, 0); varint(UInt64(span.kind.rawValue))
+        fixed64(7, span.start)
+        fixed64(8, span.end)
+        for a in span.attributes { keyValue(9, a.key, a.value) }
         for e in span.events {
-            var event: [UInt8] = []
-            fixed64(1, e.time, into: &event)
-            string(2, e.name, into: &event)
-            for a in e.attributes { message(3, keyValue(a.key, a.value), into: &event) }
-            message(11, event, into: &out)
+            message(11) { w in
+                w.fixed64(1, e.time)
+                w.string(2, e.name)
+                for a in e.attributes { w.keyValue(3, a.key, a.value) }
+            }
         }
         if span.isError {
-            var status: [UInt8] = []
-            if let m = span.statusMessage { string(2, m, into: &status) }
-            tag(3, 0, into: &status); varint(2, into: &status)  // STATUS_CODE_ERROR
-            message(15, status, into: &out)
+            message(15) { w in
+                if let m = span.statusMessage { w.string(2, m) }
+                w.tag(3, 0); w.varint(2)  // STATUS_CODE_ERROR
+            }
         }
-        return out
     }
 
-    static func keyValue(_ key: String, _ value: SpanRecord.Value) -> [UInt8] {
-        var any: [UInt8] = []
-        switch value {
-        case .string(let s): string(1, s, into: &any)
-        case .bool(let b): tag(2, 0, into: &any); varint(b ? 1 : 0, into: &any)
-        case .int(let i): tag(3, 0, into: &any); varint(UInt64(bitPattern: i), into: &any)
-        case .double(let d): tag(4, 1, into: &any); littleEndian(d.bitPattern, into: &any)
+    mutating func keyValue(_ field: UInt64, _ key: String, _ value: SpanRecord.Value) {
+        message(field) { w in
+            w.string(1, key)
+            w.message(2) { w in  // AnyValue
+                switch value {
+                case .string(let s): w.string(1, s)
+                case .bool(let b): w.tag(2, 0); w.varint(b ? 1 : 0)
+                case .int(let i): w.tag(3, 0); w.varint(UInt64(bitPattern: i))
+                case .double(let d): w.tag(4, 1); w.littleEndian(d.bitPattern)
+                }
+            }
         }
-        var kv: [UInt8] = []
-        string(1, key, into: &kv)
-        message(2, any, into: &kv)
-        return kv
     }
 
-    static func tag(_ field: UInt64, _ wireType: UInt64, into out: inout [UInt8]) {
-        varint(field << 3 | wireType, into: &out)
+    /// A trace id (two halves) or a span id (`low` nil), big-endian bytes.
+    mutating func id(_ field: UInt64, _ high: UInt64, _ low: UInt64?) {
+        tag(field, 2)
+        varint(low == nil ? 8 : 16)
+        bigEndian(high)
+        if let low { bigEndian(low) }
     }
 
-    static func varint(_ value: UInt64, into out: inout [UInt8]) {
+    mutating func tag(_ field: UInt64, _ wireType: UInt64) {
+        varint(field << 3 | wireType)
+    }
+
+    mutating func varint(_ value: UInt64) {
         var v = value
         while v >= 0x80 {
             out.append(UInt8(truncatingIfNeeded: v) | 0x80)
@@ -93,27 +108,40 @@ enum OTLPProtobuf {
         out.append(UInt8(truncatingIfNeeded: v))
     }
 
-    static func littleEndian(_ value: UInt64, into out: inout [UInt8]) {
+    mutating func littleEndian(_ value: UInt64) {
         for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: value >> UInt64(8 * i))) }
     }
 
-    static func fixed64(_ field: UInt64, _ value: UInt64, into out: inout [UInt8]) {
-        tag(field, 1, into: &out)
-        littleEndian(value, into: &out)
+    mutating func bigEndian(_ value: UInt64) {
+        for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: value >> UInt64(56 - 8 * i))) }
     }
 
-    static func bytes(_ field: UInt64, _ value: [UInt8], into out: inout [UInt8]) {
-        tag(field, 2, into: &out)
-        varint(UInt64(value.count), into: &out)
-        out.append(contentsOf: value)
+    mutating func fixed64(_ field: UInt64, _ value: UInt64) {
+        tag(field, 1)
+        littleEndian(value)
     }
 
-    static func string(_ field: UInt64, _ value: String, into out: inout [UInt8]) {
-        bytes(field, Array(value.utf8), into: &out)
+    mutating func string(_ field: UInt64, _ value: String) {
+        tag(field, 2)
+        varint(UInt64(value.utf8.count))
+        out.append(contentsOf: value.utf8)
     }
 
-    static func message(_ field: UInt64, _ value: [UInt8], into out: inout [UInt8]) {
-        bytes(field, value, into: &out)
+    /// A length-delimited sub-message written by `body`.
+    mutating func message(_ field: UInt64, _ body: (inout OTLPProtobuf) -> Void) {
+        tag(field, 2)
+        let start = out.count
+        body(&self)
+        let length = out.count - start
+        if length < 0x80 {
+            out.insert(UInt8(truncatingIfNeeded: length), at: start)
+        } else {
+            var prefix: [UInt8] = []
+            var v = UInt64(length)
+            while v >= 0x80 { prefix.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
+            prefix.append(UInt8(truncatingIfNeeded: v))
+            out.insert(contentsOf: prefix, at: start)
+        }
     }
 }
 
