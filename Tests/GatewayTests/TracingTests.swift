@@ -111,6 +111,33 @@ struct TraceContextTests {
         }
     }
 
+    @Test("both encodings of awkward values (long strings, negative and huge ints, doubles, unicode) decode with opentelemetry-proto", arguments: [OTLPEncoding.protobuf, .json])
+    func awkwardValues(_ encoding: OTLPEncoding) throws {
+        try OverSockets.TracingEndToEndTests.requirePython()
+        let long = String(repeating: "é-x\"\\\n", count: 300)
+        var span = SpanRecord(traceID: TraceID(high: 1, low: UInt64.max), spanID: SpanID(UInt64.max), parentSpanID: SpanID(2),
+                              name: "POST /ünïcode", kind: .client, start: 1, end: UInt64(Int64.max))
+        span.attributes = [.init("long", .string(long)), .init("neg", .int(-5)), .init("max", .int(Int64.max)),
+                           .init("d", .double(0.25)), .init("b", .bool(true)), .init("", .string(""))]
+        span.events = [.init(time: 3, name: "failover.eviction", attributes: [.init("duration_s", .double(60))])]
+        span.isError = true
+        span.statusMessage = long
+        let body = encoding.encode([span, span], serviceName: long)
+        let receiver = OTLPReceiver.Offline(posts: [.init(path: "/v1/traces", contentType: encoding.contentType, body: body)])
+        let decoded = try receiver.decode(python: OverSockets.TracingEndToEndTests.python)
+        try #require(decoded.spans.count == 2)
+        let s = decoded.spans[0]
+        #expect(decoded.resources.first?["service.name"] as? String == long)
+        #expect(s.traceID == "0000000000000001ffffffffffffffff" && s.spanID == "ffffffffffffffff" && s.parentSpanID == "0000000000000002")
+        #expect(s.name == "POST /ünïcode" && s.kind == 3 && s.end == UInt64(Int64.max))
+        #expect(s.attributes["long"] as? String == long)
+        #expect(s.attributes["neg"] as? Int == -5)
+        #expect((s.attributes["max"] as? NSNumber)?.int64Value == Int64.max)
+        #expect(s.attributes["d"] as? Double == 0.25 && s.attributes["b"] as? Bool == true)
+        #expect(s.statusCode == 2)
+        #expect(s.events.first?["name"] as? String == "failover.eviction")
+    }
+
     @Test("span times: the trace clock keeps wall time and saturates huge durations")
     func clock() {
         #expect(TraceClock.nanos(.seconds(Int64.max)) == Int64.max)
@@ -150,6 +177,12 @@ final class OTLPReceiver: Sendable {
 
     var endpoint: OTLPEndpoint { try! OTLPEndpoint(base: "http://127.0.0.1:\(port)", source: "test") }
 
+    /// Bodies decoded without a server (the same decoder).
+    struct Offline {
+        var posts: [Post]
+        func decode(python: String) throws -> Decoded { try OTLPReceiver.decode(posts, python: python) }
+    }
+
     func stop() async { try? await channel.close() }
 
     /// Waits until `count` spans have come, or `seconds` passed.
@@ -179,7 +212,10 @@ final class OTLPReceiver: Sendable {
 
     /// Every body so far, through the official opentelemetry-proto decoder.
     func decode(python: String) throws -> Decoded {
-        let posts = self.posts.withLockedValue { $0 }
+        try Self.decode(posts.withLockedValue { $0 }, python: python)
+    }
+
+    static func decode(_ posts: [Post], python: String) throws -> Decoded {
         guard !posts.isEmpty else { return Decoded(resources: [], spans: []) }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("otlp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

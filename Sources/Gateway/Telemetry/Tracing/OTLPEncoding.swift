@@ -73,18 +73,38 @@ struct OTLPProtobuf {
         }
     }
 
+    /// A `KeyValue`: its lengths are known from the key and value, so it is written
+    /// front to back with no shift (attributes are most of a span's bytes).
     mutating func keyValue(_ field: UInt64, _ key: String, _ value: SpanRecord.Value) {
-        message(field) { w in
-            w.string(1, key)
-            w.message(2) { w in  // AnyValue
-                switch value {
-                case .string(let s): w.string(1, s)
-                case .bool(let b): w.tag(2, 0); w.varint(b ? 1 : 0)
-                case .int(let i): w.tag(3, 0); w.varint(UInt64(bitPattern: i))
-                case .double(let d): w.tag(4, 1); w.littleEndian(d.bitPattern)
-                }
-            }
+        let keyCount = key.utf8.count
+        let anyLength: Int
+        switch value {
+        case .string(let s): anyLength = 1 + Self.varintSize(UInt64(s.utf8.count)) + s.utf8.count
+        case .bool: anyLength = 2
+        case .int(let i): anyLength = 1 + Self.varintSize(UInt64(bitPattern: i))
+        case .double: anyLength = 9
         }
+        let kvLength = 1 + Self.varintSize(UInt64(keyCount)) + keyCount + 1 + Self.varintSize(UInt64(anyLength)) + anyLength
+        tag(field, 2)
+        varint(UInt64(kvLength))
+        tag(1, 2)
+        varint(UInt64(keyCount))
+        out.append(contentsOf: key.utf8)
+        tag(2, 2)  // AnyValue
+        varint(UInt64(anyLength))
+        switch value {
+        case .string(let s): string(1, s)
+        case .bool(let b): tag(2, 0); varint(b ? 1 : 0)
+        case .int(let i): tag(3, 0); varint(UInt64(bitPattern: i))
+        case .double(let d): tag(4, 1); littleEndian(d.bitPattern)
+        }
+    }
+
+    static func varintSize(_ value: UInt64) -> Int {
+        var n = 1
+        var v = value >> 7
+        while v != 0 { n += 1; v >>= 7 }
+        return n
     }
 
     /// A trace id (two halves) or a span id (`low` nil), big-endian bytes.
