@@ -49,8 +49,11 @@ public enum Waterfall {
             s.put("  parent " + parent.hex + " (the client's)", x: x, y: y, role: .dim, maxWidth: inner.maxX - x)
         }
         y += 2
-        // Columns: label | offset | duration | bar.
-        let labelWidth = min(34, max(16, inner.width / 3))
+        let children = spans.filter { $0.spanID != server.spanID }.sorted { $0.start < $1.start }
+        let ordered = [server] + children
+        let labels = ordered.map { label($0, tries: spans.filter { $0.kind == .client }.count) }
+        // Columns: label (as wide as the longest, up to half) | offset | duration | bar.
+        let labelWidth = min((labels.map { $0.text.count }.max() ?? 16) + 3, max(16, inner.width / 2))
         let numbers = 16
         let barX = inner.x + 1 + labelWidth + numbers
         let barWidth = max(4, inner.maxX - 1 - barX)
@@ -59,26 +62,9 @@ public enum Waterfall {
             let share = Double(t &- min(t, server.start)) / Double(server.end - server.start)
             return Checked.clampedInt(share * Double(barWidth - 1), 0...(barWidth - 1))
         }
-        let children = spans.filter { $0.spanID != server.spanID }.sorted { $0.start < $1.start }
-        let ordered = [server] + children
-        for span in ordered where y < inner.maxY - 1 {
+        for (span, (label, role)) in zip(ordered, labels) where y < inner.maxY - 1 {
             let isServer = span.spanID == server.spanID
-            let label: String
-            let role: Role
-            switch span.kind {
-            case .server:
-                let tries = spans.filter { $0.kind == .client }.count
-                label = "request, \(tries) \(tries == 1 ? "try" : "tries")"
-                role = Role.status(int(span["http.status"]))
-            case .client:
-                let outcome = int(span["http.status"]).map(String.init) ?? string(span["error.type"]) ?? "error"
-                label = (string(span["provider"]) ?? span.name) + " g\(int(span["group"]) ?? 0) = " + outcome
-                role = span.isError ? (int(span["http.status"]) == 429 ? .status429 : Role.status(int(span["http.status"]))) : .status2xx
-            case .internal:
-                label = span.name
-                role = .dim
-            }
-            s.put((isServer ? "" : "  ") + label, x: inner.x + 1, y: y, role: isServer ? .text : role, attributes: isServer ? .bold : [], maxWidth: labelWidth - 1)
+            s.put(label, x: inner.x + 1, y: y, role: isServer ? .text : role, attributes: isServer ? .bold : [], maxWidth: labelWidth - 1)
             let offset = Double(span.start &- min(span.start, server.start)) / 1e9
             let duration = Double(span.end &- min(span.end, span.start)) / 1e9
             s.put(Format.pad("+" + Format.latency(offset), 7, right: true) + " " + Format.pad(Format.latency(duration), 7, right: true),
@@ -116,6 +102,21 @@ public enum Waterfall {
         let y = inner.y + 1 + i
         s.put(String(g.pointer), x: inner.x, y: y, role: .selected, attributes: .bold)
         s.paint(x: inner.x + 1, y: y, width: min(7, inner.width - 1), role: .selected, attributes: .reverse)
+    }
+
+    /// A span's row label (children indented) and its colour.
+    static func label(_ span: SpanRecord, tries: Int) -> (text: String, role: Role) {
+        switch span.kind {
+        case .server:
+            return ("request, \(tries) \(tries == 1 ? "try" : "tries")", Role.status(int(span["http.status"])))
+        case .client:
+            let status = int(span["http.status"])
+            let outcome = status.map(String.init) ?? string(span["error.type"]) ?? "error"
+            let text = "  " + (string(span["provider"]) ?? span.name) + " g\(int(span["group"]) ?? 0) = " + outcome
+            return (text, span.isError ? (status == 429 ? .status429 : Role.status(status)) : .status2xx)
+        case .internal:
+            return ("  " + span.name, .dim)
+        }
     }
 
     static func int(_ v: SpanRecord.Value?) -> Int? {

@@ -68,6 +68,17 @@ enum RetriedRequest {
         #expect(rowBackoff.contains("200ms"), "\(rowBackoff)")
     }
 
+    @Test("at the smallest dashboard (80x24) every span still has its row", arguments: [Glyphs.plain, .unicode])
+    func smallScreen(_ glyphs: Glyphs) {
+        let spans = RetriedRequest.log().trace!.spans(log: RetriedRequest.log())
+        var screen = Screen(width: 80, height: 24)
+        Waterfall.draw(&screen, spans: spans, glyphs: glyphs)
+        let text = screen.text
+        for needle in ["request, 2 tries", "http-429-provider g1 = 429", "retry backoff", "openai-provider g2 = 200", "failover.eviction"] {
+            #expect(text.contains(needle), "\(needle) missing at 80x24:\n\(text)")
+        }
+    }
+
     @Test("tab focuses the requests, up/down pick a row, enter opens its waterfall, esc closes it")
     func keys() throws {
         var state = DashboardState(model: SeedLab.start())
