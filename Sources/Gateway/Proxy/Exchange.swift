@@ -87,9 +87,9 @@ final class Exchange: UpstreamResponseDelegate {
     // MARK: Start
 
     func start() {
-        if let tracing = runtime.tracing {
+        if let sampler = runtime.traceSampler {
             let incoming = head.headers.first("traceparent").flatMap { TraceParent(header: $0.utf8) }
-            trace = TraceBuilder(incoming: incoming, sampler: tracing.sampler, wall: wallStart, origin: started, random: &pool.traceRandom)
+            trace = TraceBuilder(incoming: incoming, sampler: sampler, wall: wallStart, origin: started, random: &pool.traceRandom)
         }
         guard let route = runtime.plan.route(forPath: head.uri) else {
             reject(status: 404, message: "no route matches path \(head.uri)", type: "not_found_error", reason: "no_route")
@@ -335,10 +335,8 @@ final class Exchange: UpstreamResponseDelegate {
             headers.write(fieldAt: i, to: &out)
         }
         if let tryParent {
-            var value: [UInt8] = []
-            tryParent.write(into: &value)
             out.writeStaticString("traceparent: ")
-            out.writeBytes(value)
+            out.writeTraceParent(tryParent)
             out.writeStaticString("\r\n")
         }
         out.writeBytes(wire!.headerLines)

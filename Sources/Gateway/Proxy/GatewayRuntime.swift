@@ -75,6 +75,9 @@ public final class GatewayRuntime: Sendable {
     let wire: [[[ProviderWire]]]
     /// Tracing's settings when it is on.
     let tracing: TracingOptions?
+    /// The sampler when tracing is on: what each exchange reads (a copy of the whole
+    /// options, with their strings and arrays, would cost retains per request).
+    let traceSampler: TraceSampler?
     /// Sends spans to the collector, when an endpoint is set.
     public let traceExporter: TraceExporter?
 
@@ -84,6 +87,7 @@ public final class GatewayRuntime: Sendable {
         self.accessLog = accessLog
         self.sinks = NIOLockedValueBox([])
         self.tracing = options.tracing
+        self.traceSampler = options.tracing?.sampler
         self.traceExporter = options.tracing.flatMap { t in t.endpoint.map { TraceExporter(options: t, endpoint: $0) } }
         self.wire = plan.backends.map { $0.groups.map { $0.map(ProviderWire.init) } }
         self.balancers = plan.backends.enumerated().map { index, backend in

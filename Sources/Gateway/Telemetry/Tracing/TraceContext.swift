@@ -112,29 +112,44 @@ enum Hex {
     }
 }
 
-/// Which requests are recorded (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
+/// Which requests are recorded (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`). Not
+/// recursive (no `indirect` box): exchanges copy it for each request.
 public enum TraceSampler: Sendable, Equatable {
     case alwaysOn
     case alwaysOff
     /// A share of trace ids, 0...1.
     case ratio(Double)
     /// The client's `traceparent` decides when there is one; `root` otherwise.
-    indirect case parentBased(root: TraceSampler)
+    case parentBased(root: Root)
+
+    /// The sampler of a request without a parent.
+    public enum Root: Sendable, Equatable {
+        case alwaysOn
+        case alwaysOff
+        case ratio(Double)
+    }
 
     /// Whether a request in trace `id` is recorded; `parent` is the client's flag, if any.
     public func samples(_ id: TraceID, parent: Bool?) -> Bool {
         switch self {
         case .alwaysOn: return true
         case .alwaysOff: return false
-        case .ratio(let r):
-            // The low 8 bytes of the id against the ratio's share of 2^64, as other SDKs do.
-            if r >= 1 { return true }
-            if !(r > 0) { return false }
-            let threshold = UInt64(exactly: (r * 18_446_744_073_709_551_616.0).rounded(.down)) ?? UInt64.max
-            return id.low < threshold
+        case .ratio(let r): return Self.ratio(r, id)
         case .parentBased(let root):
             if let parent { return parent }
-            return root.samples(id, parent: nil)
+            switch root {
+            case .alwaysOn: return true
+            case .alwaysOff: return false
+            case .ratio(let r): return Self.ratio(r, id)
+            }
         }
+    }
+
+    /// The low 8 bytes of the id against the ratio's share of 2^64, as other SDKs do.
+    static func ratio(_ r: Double, _ id: TraceID) -> Bool {
+        if r >= 1 { return true }
+        if !(r > 0) { return false }
+        let threshold = UInt64(exactly: (r * 18_446_744_073_709_551_616.0).rounded(.down)) ?? UInt64.max
+        return id.low < threshold
     }
 }
