@@ -413,6 +413,26 @@ extension OverSockets {
             #expect(value == 12, "\(line ?? "no failover_trace_spans_dropped_total")")
         }
 
+        @Test("batches hold at most maxBatch spans; every span arrives once")
+        func batches() async throws {
+            try Self.requirePython()
+            let receiver = try await OTLPReceiver()
+            defer { Task { await receiver.stop() } }
+            let (lab, _) = try await EndToEndTests.start(try EndToEndTests.seedLab()) {
+                var t = Self.tracing(receiver)
+                t.maxBatch = 2
+                t.scheduleDelay = .milliseconds(500)
+                $0.gateway.tracing = t
+            }
+            defer { Task { await lab.stop() } }
+            for _ in 0..<5 { _ = try await TestClient.post(port: lab.gateway.port, path: "/http-429") }
+            let decoded = try await receiver.waitForSpans(10, python: Self.python)
+            #expect(decoded.spans.count == 10)
+            #expect(Set(decoded.spans.map(\.spanID)).count == 10, "a span sent twice")
+            let posts = receiver.posts.withLockedValue { $0 }
+            #expect(posts.count == 5, "\(posts.count) posts for 5 requests of 2 spans, at most 2 a batch")
+        }
+
         @Test("a full export queue drops spans at once and counts them; the data path does not wait")
         func queueFull() async throws {
             let failing = try await OTLPReceiver(status: 500)

@@ -83,8 +83,15 @@ public final class TraceExporter: Sendable {
                         count += n
                         taken += 1
                     }
-                    let batch = Array(s.queue.prefix(taken))
-                    s.queue.removeFirst(taken)
+                    // Usually the whole queue: handed over as it is, without copying the logs.
+                    var batch: [RequestLog] = []
+                    if taken == s.queue.count {
+                        swap(&batch, &s.queue)
+                        s.queue.reserveCapacity(batch.count)
+                    } else {
+                        batch = Array(s.queue.prefix(taken))
+                        s.queue.removeFirst(taken)
+                    }
                     s.queuedSpans -= count
                     return (batch, s.stopping)
                 }
