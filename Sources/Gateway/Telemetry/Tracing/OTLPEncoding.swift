@@ -89,7 +89,7 @@ struct OTLPProtobuf {
         varint(UInt64(kvLength))
         tag(1, 2)
         varint(UInt64(keyCount))
-        out.append(contentsOf: key.utf8)
+        appendUTF8(key)
         tag(2, 2)  // AnyValue
         varint(UInt64(anyLength))
         switch value {
@@ -97,6 +97,13 @@ struct OTLPProtobuf {
         case .bool(let b): tag(2, 0); varint(b ? 1 : 0)
         case .int(let i): tag(3, 0); varint(UInt64(bitPattern: i))
         case .double(let d): tag(4, 1); littleEndian(d.bitPattern)
+        }
+    }
+
+    /// A string's bytes, copied in one go when it is stored contiguously (native strings are).
+    mutating func appendUTF8(_ s: String) {
+        if s.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil {
+            out.append(contentsOf: s.utf8)
         }
     }
 
@@ -144,7 +151,7 @@ struct OTLPProtobuf {
     mutating func string(_ field: UInt64, _ value: String) {
         tag(field, 2)
         varint(UInt64(value.utf8.count))
-        out.append(contentsOf: value.utf8)
+        appendUTF8(value)
     }
 
     /// A length-delimited sub-message written by `body`.
