@@ -162,6 +162,7 @@ final class OTLPReceiver: Sendable {
     let posts = NIOLockedValueBox<[Post]>([])
     var port: Int { channel.localAddress!.port! }
 
+    /// `status` 0: reads every request and never answers (a hung collector).
     init(status: Int = 200) async throws {
         let posts = self.posts
         channel = try await ServerBootstrap(group: TestClient.group)
@@ -263,7 +264,7 @@ private final class OTLPReceiverHandler: ChannelInboundHandler {
         case .head(let h): head = h; body = []
         case .body(let b): body += b.readableBytesView
         case .end:
-            guard let head else { return }
+            guard let head, status != 0 else { return }
             if status < 300 {
                 posts.withLockedValue { $0.append(.init(path: head.uri, contentType: head.headers.first(name: "content-type") ?? "", body: body)) }
             }
@@ -411,6 +412,33 @@ extension OverSockets {
             let line = metrics.body.split(separator: "\n").first { $0.hasPrefix("failover_trace_spans_dropped_total ") }
             let value = line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
             #expect(value == 12, "\(line ?? "no failover_trace_spans_dropped_total")")
+        }
+
+        @Test("a collector that never answers: requests keep their pace, spans are dropped and counted")
+        func collectorHangs() async throws {
+            let hung = try await OTLPReceiver(status: 0)
+            defer { Task { await hung.stop() } }
+            let (lab, _) = try await EndToEndTests.start(try EndToEndTests.seedLab()) {
+                var t = Self.tracing(hung)
+                t.exportTimeout = .seconds(3)
+                t.maxQueue = 4
+                t.maxBatch = 2
+                $0.gateway.tracing = t
+            }
+            defer { Task { await lab.stop() } }
+            let clock = ContinuousClock()
+            var slowest = Duration.zero
+            for _ in 0..<12 {
+                let start = clock.now
+                let r = try await TestClient.post(port: lab.gateway.port, path: "/http-429")
+                slowest = max(slowest, clock.now - start)
+                #expect(r.status == 200 || r.status == 429)
+            }
+            // The exporter is stuck on its first post for 3 s; the data path did not wait for it.
+            #expect(slowest < .seconds(1), "a request took \(slowest) while the collector hung")
+            let exporter = try #require(lab.gateway.runtime.traceExporter)
+            #expect(exporter.counts.dropped >= 10, "\(exporter.counts)")
+            #expect(exporter.counts.exported == 0)
         }
 
         @Test("batches hold at most maxBatch spans; every span arrives once")
