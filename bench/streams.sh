@@ -158,7 +158,7 @@ log "1/5 mock alone: $LARGE_N streams, ttft 100ms, 20 tokens at 20/s"
 start_mock "ttft 100ms tokens 20 rate 20/s"
 drive "$MOCK_URL/stream" "$LARGE_N" "$OUT/mock-alone.json"
 echo "mock alone, $LARGE_N streams (ttft 100ms, 20 tokens at 20/s):"
-echo "  answers $(field "$OUT/mock-alone.json" 'r["responses"]'), status $(field "$OUT/mock-alone.json" 'r["status"]')"
+echo "  answers $(field "$OUT/mock-alone.json" 'r["responses"]'), errors $(field "$OUT/mock-alone.json" 'r["errors"]'), status $(field "$OUT/mock-alone.json" '{k: v["count"] for k, v in r["status"].items()}')"
 echo "  TTFT p50 $(field "$OUT/mock-alone.json" 'r["ttft_ms"]["p50"]') ms, p99 $(field "$OUT/mock-alone.json" 'r["ttft_ms"]["p99"]') ms   (target p99 <= 110)"
 echo "  ITL (mean gap per answer) p50 $(field "$OUT/mock-alone.json" 'r["itl_ms"]["p50"]') ms, p99 $(field "$OUT/mock-alone.json" 'r["itl_ms"]["p99"]') ms   (target p99 <= 60)"
 echo "  ITL (largest gap per answer) p50 $(field "$OUT/mock-alone.json" 'r["itl_max_ms"]["p50"]') ms, p99 $(field "$OUT/mock-alone.json" 'r["itl_max_ms"]["p99"]') ms"
@@ -174,11 +174,14 @@ for n in "$SMALL_N" "$LARGE_N"; do
 import json, sys
 d, v, n = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
 t = {1000: (2, 10), 5000: (5, 25)}.get(n, (5, 25))
-ok = v["status"].get("200", 0)
+def count(st, code):
+    x = st.get(code, 0)
+    return x.get("count", 0) if isinstance(x, dict) else x
+ok = count(v["status"], "200")
 print(f"gateway added TTFT at {n} streams: p50 {v['ttft_ms']['p50'] - d['ttft_ms']['p50']:+.2f} ms, p99 {v['ttft_ms']['p99'] - d['ttft_ms']['p99']:+.2f} ms"
       f"   (target <= {t[0]} / <= {t[1]})")
 print(f"  direct TTFT p50 {d['ttft_ms']['p50']:.2f} p99 {d['ttft_ms']['p99']:.2f}; via p50 {v['ttft_ms']['p50']:.2f} p99 {v['ttft_ms']['p99']:.2f}")
-print(f"  via: {v['responses']} answers, {ok} of them 200 ({'every answer 200' if ok == v['responses'] and v['errors'] == 0 else 'NOT every answer 200: ' + str(v['status'])}), "
+print(f"  via: {v['responses']} answers, {ok} of them 200 ({'every answer 200' if ok == v['responses'] and v['errors'] == 0 else 'NOT every answer 200: ' + str({k: count(v['status'], k) for k in v['status']}) + ', errors ' + str(v['errors'])}), "
       f"ITL p99 {v['itl_ms']['p99']:.2f} ms (direct {d['itl_ms']['p99']:.2f}), finished/s {v['throughput']:.0f} (direct {d['throughput']:.0f})")
 PY
   echo
@@ -242,11 +245,12 @@ rm -f "$OUT"/shard-*.jsonl "$OUT/all.jsonl"
 echo
 
 # aiperf, when installed, on the same mock and concurrency.
-if [[ "${SKIP_AIPERF:-0}" != 1 ]] && command -v aiperf >/dev/null 2>&1; then
+AIPERF="${AIPERF:-$(command -v aiperf || true)}"
+if [[ "${SKIP_AIPERF:-0}" != 1 && -n "$AIPERF" && -x "$AIPERF" ]]; then
   log "aiperf against drive at $SMALL_N streams"
   start_mock "ttft 100ms tokens 20 rate 20/s"
   /usr/bin/time -f "%U %S" -o "$OUT/drive.time" "$FL" drive "$MOCK_URL/stream" --stream --concurrency "$SMALL_N" --duration "${DURATION}s" --json --no-progress >"$OUT/drive-vs.json" 2>/dev/null || true
-  /usr/bin/time -f "%U %S" -o "$OUT/aiperf.time" aiperf profile --url "$MOCK_URL" --endpoint /stream --endpoint-type chat --streaming \
+  /usr/bin/time -f "%U %S" -o "$OUT/aiperf.time" "$AIPERF" profile --url "$MOCK_URL" --endpoint /stream --endpoint-type chat --streaming \
     --concurrency "$SMALL_N" --benchmark-duration "$DURATION" --model gpt-4o-mini --artifact-dir "$OUT/aiperf" >"$OUT/aiperf.out" 2>&1 || true
   echo "driver vs aiperf at $SMALL_N streams: drive CPU $(awk '{print $1 + $2}' "$OUT/drive.time") s, aiperf CPU $(awk '{print $1 + $2}' "$OUT/aiperf.time" 2>/dev/null || echo '?') s; see $OUT/aiperf.out"
   stop_all

@@ -162,6 +162,8 @@ public final class Driver: @unchecked Sendable {
 /// A request made ready for libcurl once: header list and body in stable memory.
 final class PreparedRequest {
     let spec: RequestSpec
+    /// The header lines of `headerList`, for a per-request copy (`--trace`).
+    let lines: [String]
     let headerList: UnsafeMutablePointer<curl_slist>?
     let body: UnsafeMutableBufferPointer<UInt8>?
     static let userAgent = "User-Agent: failover-lab-driver/1"
@@ -188,6 +190,7 @@ final class PreparedRequest {
         if !lines.contains(where: { $0.lowercased().hasPrefix("user-agent:") }) { lines.append(PreparedRequest.userAgent) }
         for line in lines { list = curl_slist_append(list, line) }
         headerList = list
+        self.lines = lines
         if let b = spec.body {
             let buf = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, b.count))
             _ = buf.initialize(from: b)
@@ -286,6 +289,9 @@ final class Transfer {
         get { response.pointee.active }
         set { response.pointee.active = newValue }
     }
+    /// `--trace`: this request's header list (the prepared one plus its `traceparent`) and trace id.
+    var traceList: UnsafeMutablePointer<curl_slist>?
+    var traceID: String?
 
     init(easy: UnsafeMutableRawPointer, counter: ConnectionCounter, captureLimit: Int) {
         self.easy = easy
@@ -296,6 +302,7 @@ final class Transfer {
 
     deinit {
         curl_easy_cleanup(easy)
+        curl_slist_free_all(traceList)
         errorBuffer.deallocate()
         response.deinitialize(count: 1)
         response.deallocate()
@@ -620,6 +627,7 @@ final class Engine {
     func launch(_ t: Transfer, _ arrival: PendingArrival, late: Bool, dueNow: Bool = false) {
         var a = arrival
         configure(t, for: a.request)
+        if config.trace { attachTraceParent(t, a.request) }
         t.reset()
         t.sentMono = fl_monotonic_ns()
         t.sent = t.sentMono &- startMono
@@ -638,6 +646,26 @@ final class Engine {
         t.active = true
         hot.pointee.inFlight += 1
         hot.pointee.sent += 1
+    }
+
+    /// Gives `t` its own header list: the prepared lines and a `traceparent` of a new trace.
+    /// The previous list is freed here, once libcurl is done with it (the transfer is free).
+    func attachTraceParent(_ t: Transfer, _ p: PreparedRequest) {
+        var rng = SystemRandomNumberGenerator()
+        let id = Self.hex(rng.next() as UInt64) + Self.hex((rng.next() as UInt64) | 1)
+        let span = Self.hex((rng.next() as UInt64) | 1)
+        var list: UnsafeMutablePointer<curl_slist>?
+        for line in p.lines where !line.lowercased().hasPrefix("traceparent:") { list = curl_slist_append(list, line) }
+        list = curl_slist_append(list, "traceparent: 00-\(id)-\(span)-01")
+        _ = fl_curl_setopt_pointer(t.easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
+        curl_slist_free_all(t.traceList)
+        t.traceList = list
+        t.traceID = id
+    }
+
+    static func hex(_ v: UInt64) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
     }
 
     func prepared(for spec: RequestSpec) -> PreparedRequest {
@@ -845,7 +873,7 @@ final class Engine {
             ttfb: start > 0 ? Nanos(start) * 1000 : nil,
             ttft: stream.ttft(since: t.sentMono), interToken: stream.interToken,
             bytesIn: response.pointee.bytesIn, bytesOut: requestSize, error: error,
-            provider: provider, attempts: attempts, tokens: tokens)
+            provider: provider, attempts: attempts, tokens: tokens, traceID: config.trace ? t.traceID : nil)
     }
 
     @discardableResult

@@ -91,6 +91,8 @@ public struct DriverConfiguration: Sendable {
     /// With `drive --shard K/N`: request i is numbered `seq` K + N·i (the workload, limit
     /// and seed are already this shard's share).
     public var shard: Shard?
+    /// Send a `traceparent` with a new trace id per request, and record the id.
+    public var trace = false
 
     public init(workload: Workload, mix: RequestMix, duration: Nanos? = nil, requestLimit: UInt64? = nil) {
         self.workload = workload

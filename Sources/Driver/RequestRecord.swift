@@ -44,13 +44,15 @@ public struct RequestRecord: Sendable, Equatable {
     public var provider: String?
     public var attempts: [Attempt]?
     public var tokens: TokenUsage?
+    /// The W3C trace id (32 hex digits) the request's `traceparent` carried (`drive --trace`).
+    public var traceID: String?
 
     public init(seq: UInt64, runStartWall: Int64 = 0, intended: Nanos, sent: Nanos? = nil, late: Bool = false,
                 method: String = "POST", url: String, model: String? = nil, status: Int? = nil,
                 latency: Nanos? = nil, correctedLatency: Nanos? = nil, ttfb: Nanos? = nil,
                 ttft: Nanos? = nil, interToken: InterTokenLatency? = nil,
                 bytesIn: Int = 0, bytesOut: Int = 0, error: String? = nil, provider: String? = nil,
-                attempts: [Attempt]? = nil, tokens: TokenUsage? = nil) {
+                attempts: [Attempt]? = nil, tokens: TokenUsage? = nil, traceID: String? = nil) {
         self.seq = seq
         self.runStartWall = runStartWall
         self.intended = intended
@@ -71,6 +73,7 @@ public struct RequestRecord: Sendable, Equatable {
         self.provider = provider
         self.attempts = attempts
         self.tokens = tokens
+        self.traceID = traceID
     }
 
     /// When it ended, from the run's start: sent plus latency.
@@ -133,6 +136,10 @@ public struct RequestRecord: Sendable, Equatable {
             o += "]"
         } else {
             o += "null"
+        }
+        if let traceID {
+            o += ",\"trace_id\":"
+            JSONValue.writeString(traceID, into: &o)
         }
         o += ",\"tokens\":"
         if let tokens {
@@ -244,8 +251,18 @@ public struct RequestRecord: Sendable, Equatable {
             error: optString("error"),
             provider: optString("provider"),
             attempts: try Self.attempts(json["attempts"]),
-            tokens: tokens
+            tokens: tokens,
+            traceID: try Self.traceID(json["trace_id"])
         )
+    }
+
+    /// A `trace_id`: 32 lowercase hex digits (what `traceparent` carries), or absent.
+    static func traceID(_ value: JSONValue?) throws(DecodeError) -> String? {
+        guard let value, !value.isNull else { return nil }
+        guard let s = value.string, s.utf8.count == 32, s.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+            throw DecodeError(message: "\"trace_id\" is not 32 lowercase hex digits")
+        }
+        return s
     }
 
     /// The longest time a record may hold (about 31 years): sums of a few such values

@@ -47,6 +47,8 @@ public struct TrafficSettings: Sendable {
     public var connectTimeout = "10s"
     public var http2 = false
     public var seed: UInt64?
+    /// `drive --trace`: a W3C `traceparent` per request, its trace id recorded.
+    public var trace = false
 
     public init() {}
 
@@ -139,6 +141,7 @@ public struct TrafficSettings: Sendable {
         }
         config.connectTimeout = try Self.positiveDuration(connectTimeout, flag: "--connect-timeout")
         config.http2 = http2
+        config.trace = trace
         config.seed = seed ?? plan?.seed ?? 1
     }
 

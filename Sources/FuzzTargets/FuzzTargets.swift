@@ -36,6 +36,7 @@ public enum FuzzTargets {
         FuzzTarget(name: "config-dump", summary: "an admin port's /config_dump as watch reads it", run: configDump),
         FuzzTarget(name: "watch-log-line", summary: "one access-log line as watch reads it (kubectl --prefix too)", run: watchLogLine),
         FuzzTarget(name: "prometheus-text", summary: "Prometheus text as watch scrapes it", run: prometheusText),
+        FuzzTarget(name: "traceparent", summary: "a client's W3C traceparent header and the OTEL_* trace settings", run: traceParent),
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {
@@ -55,6 +56,32 @@ public enum FuzzTargets {
         }
         guard let delay = RateLimitHint.resetDelay(headers: headers, now: Date(timeIntervalSince1970: 1_790_000_000)) else { return nil }
         if delay < .zero { return "negative reset delay \(delay) from \(headers)" }
+        return nil
+    }
+
+    /// A `traceparent` value: what is accepted comes back out unchanged (lowercase, version
+    /// 00, 55 bytes) when it was version 00. The same bytes as OTEL_* values must not trap.
+    static func traceParent(_ bytes: [UInt8]) -> String? {
+        if let p = TraceParent(header: bytes) {
+            if !p.traceID.isValid || !p.spanID.isValid { return "zero id accepted from \(text(bytes).debugDescription)" }
+            if bytes.count == 55 && bytes.starts(with: Array("00-".utf8)) && Array(p.header.utf8) != bytes {
+                return "\(text(bytes).debugDescription) read back as \(p.header)"
+            }
+        }
+        let value = text(bytes)
+        for name in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_TRACES_SAMPLER_ARG", "OTEL_EXPORTER_OTLP_TIMEOUT"] {
+            var env = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces", name: value]
+            if name == "OTEL_TRACES_SAMPLER_ARG" { env["OTEL_TRACES_SAMPLER"] = "traceidratio" }
+            if name == "OTEL_EXPORTER_OTLP_ENDPOINT" { env.removeValue(forKey: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") }
+            if let options = try? TracingOptions.fromEnvironment(env, flagEndpoint: nil) {
+                for (k, v) in options.headers where (k + v).utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+                    return "control bytes accepted in header \(k.debugDescription)"
+                }
+                if let e = options.endpoint, (e.host + e.path).utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) {
+                    return "endpoint \(e) has spaces or control bytes"
+                }
+            }
+        }
         return nil
     }
 

@@ -46,6 +46,12 @@ public struct DashboardState: Sendable {
     /// Index into `model.allProviders`.
     public var selected = 0
     public var showHelp = false
+    /// What up/down select: providers, or (after tab) request rows.
+    public var focus = Focus.providers
+    /// The selected request row, by its time (rows scroll; the time stays with the request).
+    public var selectedRequestAt: Double?
+    /// The request whose trace waterfall is open.
+    public var waterfall: RequestEntry?
     public var themeIndex = 0
     public var themeCount = 1
 
@@ -71,6 +77,28 @@ public struct DashboardState: Sendable {
         self.themeCount = max(1, themeCount)
     }
 
+    /// What up/down select.
+    public enum Focus: Sendable, Hashable {
+        case providers, requests
+    }
+
+    /// The selected request, while it is still in the model's history.
+    public var selectedRequest: RequestEntry? {
+        guard let at = selectedRequestAt else { return nil }
+        return model.requests.elements.last { $0.at == at }
+    }
+
+    /// Up (-1) to older rows, down (+1) to newer ones; starts at the newest.
+    mutating func moveRequestSelection(by step: Int) {
+        let rows = model.requests.elements
+        guard !rows.isEmpty else { return }
+        guard let at = selectedRequestAt, let i = rows.lastIndex(where: { $0.at == at }) else {
+            selectedRequestAt = rows[rows.count - 1].at
+            return
+        }
+        selectedRequestAt = rows[min(max(i + step, 0), rows.count - 1)].at
+    }
+
     public var selectedProvider: ProviderStatus? {
         let all = model.allProviders
         return all.indices.contains(selected) ? all[selected] : nil
@@ -79,6 +107,10 @@ public struct DashboardState: Sendable {
     /// Handles a key: the new state and the commands for the edge. Pure.
     public mutating func handle(_ key: Key) -> [DashboardCommand] {
         guard let action = Keymap.action(for: key) else { return [] }
+        if key == .escape && waterfall != nil && !showHelp {
+            waterfall = nil
+            return []
+        }
         if key == .escape && !showHelp { return [] }
         return perform(action)
     }
@@ -102,11 +134,29 @@ public struct DashboardState: Sendable {
             return [.previousStep]
         case .sendOne:
             return [.sendOne]
+        case .selectPrevious where focus == .requests:
+            moveRequestSelection(by: -1)
+            return []
+        case .selectNext where focus == .requests:
+            moveRequestSelection(by: 1)
+            return []
         case .selectPrevious:
             if count > 0 { selected = (selected - 1 + count) % count }
             return []
         case .selectNext:
             if count > 0 { selected = (selected + 1) % count }
+            return []
+        case .switchFocus:
+            focus = focus == .providers ? .requests : .providers
+            if focus == .requests && selectedRequest == nil { selectedRequestAt = model.requests.last?.at }
+            return []
+        case .openWaterfall:
+            // Without a selection, the newest request: enter alone shows the latest trace.
+            guard let request = (focus == .requests ? selectedRequest : nil) ?? model.requests.last else {
+                model.apply(.note("no request yet to show the trace of", at: model.now))
+                return []
+            }
+            waterfall = request
             return []
         case .cycleFault:
             guard let p = selectedProvider else { return [] }

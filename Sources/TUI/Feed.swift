@@ -44,11 +44,13 @@ public struct Feed: Sendable {
 
     public static func entry(_ log: RequestLog, at: Double) -> RequestEntry {
         let tokens: Int? = (log.inputTokens == nil && log.outputTokens == nil) ? nil : (log.inputTokens ?? 0) + (log.outputTokens ?? 0)
-        return RequestEntry(
+        var entry = RequestEntry(
             at: at, status: log.status, provider: log.provider, group: log.group,
             latency: seconds(log.duration), tokens: tokens,
             attempts: log.attempts.map { AttemptEntry(provider: $0.provider, status: $0.status, failure: $0.failure) },
             error: log.error)
+        entry.trace = TraceRef(log)
+        return entry
     }
 
     /// A driver record (for `run --target`, where the gateway is not ours).

@@ -8,6 +8,8 @@ public enum Key: Hashable, Sendable {
     public var name: String {
         switch self {
         case .char(" "): return "space"
+        case .char("\t"): return "tab"
+        case .char("\n"): return "enter"
         case .char(let c): return String(c)
         case .up: return "up"
         case .down: return "down"
@@ -20,6 +22,8 @@ public enum Key: Hashable, Sendable {
     public init?(name: String) {
         switch name {
         case "space": self = .char(" ")
+        case "tab": self = .char("\t")
+        case "enter": self = .char("\n")
         case "up": self = .up
         case "down": self = .down
         case "left": self = .left
@@ -40,6 +44,10 @@ public enum KeyAction: Sendable, Hashable, CaseIterable {
     case sendOne
     case selectPrevious
     case selectNext
+    /// Moves the focus between the providers and the requests panel (what up/down select).
+    case switchFocus
+    /// Opens the selected request's trace waterfall.
+    case openWaterfall
     case cycleFault
     case returnNow
     case nextTheme
@@ -69,8 +77,10 @@ public enum Keymap {
         KeyBinding(keys: [.char("+"), .char("=")], action: .faster, help: "more traffic: a higher rate, or the plan faster", hint: "rate"),
         KeyBinding(keys: [.char("-")], action: .slower, help: "less traffic", hint: "rate"),
         KeyBinding(keys: [.char("s")], action: .sendOne, help: "send one request now", hint: "send"),
-        KeyBinding(keys: [.up, .left, .char("k")], action: .selectPrevious, help: "select the previous provider", hint: "select"),
-        KeyBinding(keys: [.down, .right, .char("j")], action: .selectNext, help: "select the next provider", hint: "select"),
+        KeyBinding(keys: [.up, .left, .char("k")], action: .selectPrevious, help: "select the previous provider (or request, after tab)", hint: "select"),
+        KeyBinding(keys: [.down, .right, .char("j")], action: .selectNext, help: "select the next provider (or request, after tab)", hint: "select"),
+        KeyBinding(keys: [.char("\t")], action: .switchFocus, help: "move the focus between providers and requests", hint: "focus"),
+        KeyBinding(keys: [.char("\n")], action: .openWaterfall, help: "open the selected request's trace waterfall (esc closes)", hint: "trace"),
         KeyBinding(keys: [.char("f")], action: .cycleFault, help: "stand-in fault: healthy, 429, 5xx, slow, slow model, down", hint: "fault"),
         KeyBinding(keys: [.char("r")], action: .returnNow, help: "return the selected provider now (end its eviction)", hint: "return"),
         KeyBinding(keys: [.char("t")], action: .nextTheme, help: "next theme", hint: "theme"),
@@ -83,7 +93,9 @@ public enum Keymap {
 
     /// The action bound to a key, if any.
     public static func action(for key: Key) -> KeyAction? {
-        table.first { $0.keys.contains(key) }?.action
+        // Enter arrives as CR or LF, depending on the terminal's mode.
+        let key = key == .char("\r") ? .char("\n") : key
+        return table.first { $0.keys.contains(key) }?.action
     }
 
     /// The footer's hints: the first key of each binding with its word, actions sharing a word merged.

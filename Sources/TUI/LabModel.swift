@@ -29,6 +29,8 @@ public struct RequestEntry: Sendable, Hashable {
     public var error: String?
     /// The replica whose access log told of it (`watch`), when known.
     public var replica: String?
+    /// The gateway's trace of this request, for the waterfall (our gateway, traced).
+    public var trace: TraceRef?
 
     public init(at: Double, status: Int?, provider: String?, group: Int?, latency: Double, tokens: Int? = nil, attempts: [AttemptEntry] = [], error: String? = nil) {
         self.at = at

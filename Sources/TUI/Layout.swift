@@ -1,5 +1,6 @@
 import Watch
 import Wire
+import Gateway
 /// How to draw, beyond the model.
 public struct RenderOptions: Sendable {
     public var glyphs: Glyphs
@@ -7,6 +8,10 @@ public struct RenderOptions: Sendable {
     public var selected: Int?
     public var showHelp: Bool
     public var themeName: String
+    /// The selected request row (by its time) when the requests panel has the focus.
+    public var selectedRequestAt: Double?
+    /// The spans of the request whose waterfall is open (drawn over the panels).
+    public var waterfall: [SpanRecord]?
 
     public init(glyphs: Glyphs = .unicode, selected: Int? = 0, showHelp: Bool = false, themeName: String = "default") {
         self.glyphs = glyphs
@@ -45,12 +50,14 @@ public enum Dashboard {
         let rightWidth = min(56, max(32, width * 2 / 5))
         let requests = Rect(x: 0, y: middleY, width: width - rightWidth, height: middleHeight)
         Panels.requests(&screen, model, requests, glyphs: g)
+        Waterfall.markSelectedRequest(&screen, model, requests, selectedAt: options.selectedRequestAt, glyphs: g)
         let codes = model.statusTotals.count
         let statusHeight = min(max(5, 3 + codes + (codes > 1 ? 1 : 0)), middleHeight - 4)
         Panels.statusCodes(&screen, model, Rect(x: requests.maxX, y: middleY, width: rightWidth, height: statusHeight), glyphs: g)
         Panels.rates(&screen, model, Rect(x: requests.maxX, y: middleY + statusHeight, width: rightWidth, height: middleHeight - statusHeight), glyphs: g)
         Panels.events(&screen, model, Rect(x: 0, y: middleY + middleHeight, width: width, height: eventsHeight), glyphs: g)
         Panels.footer(&screen, y: height - 1, themeName: options.themeName, steps: model.steps != nil)
+        if let spans = options.waterfall { Waterfall.draw(&screen, spans: spans, glyphs: g) }
         if options.showHelp { Panels.help(&screen, glyphs: g) }
         return screen
     }
@@ -108,7 +115,7 @@ enum Panels {
         if !steps { hints.removeAll { $0.word == "step" } }
         func length(_ h: [(keys: String, word: String)]) -> Int { h.reduce(1) { $0 + $1.keys.count + $1.word.count + 3 } }
         // On a narrow terminal the less needed hints go first; help and quit always stay.
-        for word in ["theme", "clear", "send", "return"] where length(hints) > s.width {
+        for word in ["theme", "clear", "send", "focus", "trace", "return"] where length(hints) > s.width {
             hints.removeAll { $0.word == word }
         }
         var x = 1

@@ -202,7 +202,9 @@ public final class DashboardRunner: @unchecked Sendable {
                     terminal.apply(settings.themes[themeIndex], monochrome: settings.monochrome)
                 }
                 let size = terminal.size
-                let options = RenderOptions(glyphs: glyphs, selected: state.selected, showHelp: state.showHelp, themeName: settings.themes[themeIndex].name)
+                var options = RenderOptions(glyphs: glyphs, selected: state.focus == .providers ? state.selected : nil, showHelp: state.showHelp, themeName: settings.themes[themeIndex].name)
+                options.selectedRequestAt = state.focus == .requests ? state.selectedRequestAt : nil
+                options.waterfall = state.waterfall.map { $0.trace?.spans ?? [] }
                 terminal.present(Dashboard.render(state.model, width: size.width, height: size.height, options: options))
                 dirty = false
                 nextFrame = max(nextFrame + interval, now)
@@ -226,7 +228,7 @@ public final class DashboardRunner: @unchecked Sendable {
 
     static func redrawsAtOnce(_ action: KeyAction) -> Bool {
         switch action {
-        case .toggleHelp, .selectNext, .selectPrevious, .nextTheme, .togglePause, .faster, .slower, .clearCounters, .nextStep, .previousStep: return true
+        case .toggleHelp, .selectNext, .selectPrevious, .nextTheme, .togglePause, .faster, .slower, .clearCounters, .nextStep, .previousStep, .switchFocus, .openWaterfall: return true
         default: return false
         }
     }

@@ -31,6 +31,8 @@ public final class StandIn: Sendable {
         var shape = ModelShape()
         /// Seeds each answer's jitter and length draws (with its counter), so a run repeats.
         var seed: UInt64 = 0x5EED
+        /// The `traceparent` of the last requests that had one (the gateway's tries, when traced).
+        var traceParents: [String] = []
     }
 
     private init(name: String, host: String, port: Int, group: EventLoopGroup, behavior: StandInBehavior) {
@@ -59,6 +61,16 @@ public final class StandIn: Sendable {
 
     /// Requests it has read since start.
     public var requestCount: Int { state.withLockedValue { $0.requests } }
+
+    /// The `traceparent` headers of the last (up to 32) requests that carried one, oldest first.
+    public var seenTraceParents: [String] { state.withLockedValue { $0.traceParents } }
+
+    func noteTraceParent(_ value: String) {
+        state.withLockedValue {
+            if $0.traceParents.count >= 32 { $0.traceParents.removeFirst() }
+            $0.traceParents.append(value)
+        }
+    }
 
     /// `host:port` to reach it.
     public var address: String { "\(host):\(port)" }

@@ -45,6 +45,7 @@ final class StandInHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
+            if let traceParent = head.headers.first(name: "traceparent") { standIn.noteTraceParent(traceParent) }
             if bodyTooLarge {
                 var headers = HTTPHeaders()
                 headers.add(name: "content-type", value: "application/json")

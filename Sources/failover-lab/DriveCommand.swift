@@ -216,6 +216,9 @@ struct DriveEngineOptions: ParsableArguments {
     @Flag(help: "Speak HTTP/2 (prior knowledge on http://, ALPN on https://) instead of HTTP/1.1.")
     var http2 = false
 
+    @Flag(help: "Send a W3C traceparent with each request (a new trace id each) and record its trace id (\"trace_id\"), to join records with access-log lines and traces.")
+    var trace = false
+
     @Option(help: ArgumentHelp("Seed of the random arrivals and target picks, so runs repeat.", valueName: "N"))
     var seed: UInt64?
 
@@ -225,6 +228,7 @@ struct DriveEngineOptions: ParsableArguments {
         s.connectTimeout = connectTimeout
         s.http2 = http2
         s.seed = seed
+        s.trace = trace
     }
 
     /// The engine settings on a configuration made elsewhere (a replay).

@@ -46,6 +46,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @OptionGroup var admin: AdminFlags
 
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
         guard (0...65535).contains(adminPort) else { throw ValidationError("--admin-port must be 0...65535, got \(adminPort)") }
@@ -57,7 +58,7 @@ struct GatewayCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try lab.load()
         var settings = LabSettings()
-        labFlags.apply(to: &settings)
+        try labFlags.apply(to: &settings)
         settings.options.host = listen
         settings.ports = [port]
         settings.options.gateway.threads = threads

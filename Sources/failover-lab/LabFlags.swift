@@ -1,7 +1,8 @@
 import ArgumentParser
 import Lab
 
-/// The flags of the lab a command starts, the same for `run`, `gateway` and `test`: each
+/// The flags of the lab a command starts, the same for `run`, `gateway` and `test` (stand-ins,
+/// balancer, limits, traces): each
 /// command reads these into `LabSettings` and starts the lab with `LabBuilder`.
 struct LabFlags: ParsableArguments {
     @Option(name: .customLong("stand-in"), help: ArgumentHelp("Start a stand-in with another behaviour, e.g. http-429=healthy, openai='slow 200ms' or openai='ttft 300ms tokens 200 rate 50/s jitter 10%' (repeatable).", valueName: "name=behavior"))
@@ -14,12 +15,16 @@ struct LabFlags: ParsableArguments {
 
     @OptionGroup(title: "Limits and timeouts") var limits: LimitFlags
 
-    func apply(to settings: inout LabSettings) {
+    @OptionGroup(title: "Traces") var tracing: TracingFlags
+
+    /// `dashboard`: the gateway records spans for the waterfall even without a collector.
+    func apply(to settings: inout LabSettings, dashboard: Bool = false) throws {
         settings.options.realUpstreams = realUpstreams
         settings.standInSettings = standInBehaviors
         // The balancer switches and --no-retry-hint.
         balancer.apply(to: &settings.options.gateway)
         limits.apply(to: &settings.options.gateway)
+        try tracing.apply(to: &settings.options, dashboard: dashboard)
     }
 }
 

@@ -83,6 +83,7 @@ struct RunCommand: AsyncParsableCommand {
     // With --target: the remote gateway's own admin state (RemoteAdminFlags.swift).
     @OptionGroup(title: "Remote gateway's admin port (with --target)") var remoteAdmin: RemoteAdminFlags
 
+
     func validate() throws {
         guard (1...60).contains(fps) else { throw ValidationError("--fps must be 1...60, got \(fps)") }
         if let port { guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") } }
@@ -124,7 +125,8 @@ struct RunCommand: AsyncParsableCommand {
             }
             if noSteps { script.steps = [] }
             var labSettings = LabSettings()
-            labFlags.apply(to: &labSettings)
+            // Spans are recorded for the waterfall even without a collector.
+            try labFlags.apply(to: &labSettings, dashboard: true)
             labSettings.ports = port.map { [$0] } ?? [8080, 0]
             labSettings.options.accessLog = nil
             let started: RunningLab

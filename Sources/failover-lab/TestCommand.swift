@@ -65,7 +65,7 @@ struct TestCommand: AsyncParsableCommand {
             let count = lab.script.steps.count
             if text { Console.out("\(lab.config.scenario?.name ?? lab.file) (\(lab.file))") }
             var settings = LabSettings()
-            labFlags.apply(to: &settings)
+            try labFlags.apply(to: &settings)
             let result = await LabTestRunner.run(config: lab.config, script: lab.script, file: lab.file, settings: settings) { action in
                 guard text, case .end(let verdict) = action else { return }
                 for line in LabTestReport.stepLines(verdict, of: count) { Console.out(line) }

@@ -67,6 +67,10 @@ final class Exchange: UpstreamResponseDelegate {
     /// The client is closed after the response (HTTP/1.0 with no length, or asked to).
     private var closeAfterResponse = false
     private var firstChunkAt: ContinuousClock.Instant?
+    /// The request's trace while tracing is on; nil (one check per hook) when it is off.
+    private var trace: TraceBuilder?
+    /// The current try's `traceparent` for the upstream.
+    private var tryParent: TraceParent?
     private var lastChunkAt: ContinuousClock.Instant?
 
     init(runtime: GatewayRuntime, pool: UpstreamPool, handler: ProxyHandler, context: ChannelHandlerContext, head: MessageHead, body: ByteBuffer) {
@@ -83,6 +87,10 @@ final class Exchange: UpstreamResponseDelegate {
     // MARK: Start
 
     func start() {
+        if let sampler = runtime.traceSampler {
+            let incoming = head.headers.first("traceparent").flatMap { TraceParent(header: $0.utf8) }
+            trace = TraceBuilder(incoming: incoming, sampler: sampler, wall: wallStart, origin: started, random: &pool.traceRandom)
+        }
         guard let route = runtime.plan.route(forPath: head.uri) else {
             reject(status: 404, message: "no route matches path \(head.uri)", type: "not_found_error", reason: "no_route")
             return
@@ -157,8 +165,9 @@ final class Exchange: UpstreamResponseDelegate {
             case .broken: outcome = .broken; word = "broken"
             }
             if let choice {
-                runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                noteEvictions(runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now))
                 attempts.append(attemptRecord(status: nil, failure: word))
+                trace?.endTry(status: nil, failure: word, now: .now)
                 self.choice = nil
             }
             if let connection { pool.discard(connection) }
@@ -178,7 +187,7 @@ final class Exchange: UpstreamResponseDelegate {
             if let connection { pool.release(connection) }
             connection = nil
             if recordSuccess, let choice {
-                runtime.record(.response(status: responseStatus ?? 200, resetHint: nil, quotaExhausted: false), for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                noteEvictions(runtime.record(.response(status: responseStatus ?? 200, resetHint: nil, quotaExhausted: false), for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now))
                 self.choice = nil
             }
             finish(status: responseStatus ?? 200, error: nil, reason: (responseStatus ?? 200) >= 400 ? "upstream_status" : nil, closeClient: closeAfterResponse, sendEnd: true)
@@ -186,7 +195,7 @@ final class Exchange: UpstreamResponseDelegate {
             if let connection { pool.discard(connection) }
             connection = nil
             if recordFailure, let choice {
-                runtime.record(.broken, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                noteEvictions(runtime.record(.broken, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now))
                 self.choice = nil
             }
             finish(status: responseStatus ?? 502, error: error(), reason: "upstream_broken", closeClient: true)
@@ -194,7 +203,7 @@ final class Exchange: UpstreamResponseDelegate {
             if let connection { pool.discard(connection) }
             connection = nil
             if let choice {
-                runtime.record(.timedOut, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+                noteEvictions(runtime.record(.timedOut, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now))
                 self.choice = nil
             }
             finish(status: responseStatus ?? 504, error: "request timeout while streaming the response", reason: "timeout", closeClient: true)
@@ -218,7 +227,7 @@ final class Exchange: UpstreamResponseDelegate {
         case .attempt:
             attempt()
         case .backoff:
-            break
+            trace?.beginBackoff(now: .now)
         case .answer(let status):
             reject(status: status, message: error(), type: "upstream_error", reason: timedOut ? "timeout" : "upstream_connect")
         }
@@ -266,6 +275,9 @@ final class Exchange: UpstreamResponseDelegate {
         self.provider = provider
         self.sentModel = model
         attemptStarted = .now
+        if trace != nil {
+            tryParent = trace!.beginTry(provider: provider.name, group: provider.group, endpoint: wire!.endpoint, now: attemptStarted, random: &pool.traceRandom)
+        }
         guard let upstreamBody = makeUpstreamBody() else {
             runtime.cancel(choice, backend: backendIndex)
             reject(status: 400, message: "request body cannot be forwarded as JSON", type: "invalid_request_error", reason: "bad_request")
@@ -318,7 +330,14 @@ final class Exchange: UpstreamResponseDelegate {
         let retrying = !attempts.isEmpty
         for i in 0..<headers.count where !Self.isNotForwarded(requestHeaderAt: i, of: headers, retrying: retrying) {
             if let named = head.connectionNamed, named.contains(i) { continue }
+            // Traced: the try's own traceparent replaces the client's.
+            if trace != nil && headers.nameIs("traceparent", at: i) { continue }
             headers.write(fieldAt: i, to: &out)
+        }
+        if let tryParent {
+            out.writeStaticString("traceparent: ")
+            out.writeTraceParent(tryParent)
+            out.writeStaticString("\r\n")
         }
         out.writeBytes(wire!.headerLines)
         out.writeHeader("content-length", upstreamBody.readableBytes)
@@ -331,6 +350,16 @@ final class Exchange: UpstreamResponseDelegate {
         out.writeBuffer(&payload)
         connection.channel.writeAndFlush(out, promise: nil)
         handle(.sent)
+    }
+
+    /// Puts the evictions a try's outcome caused on its span (tracing on only).
+    private func noteEvictions(_ events: [BalancerEvent]) {
+        guard trace != nil else { return }
+        for event in events {
+            if case .evicted(let duration, let reason, let times) = event.kind {
+                trace!.evicted(provider: event.provider, reason: reason.description, duration: duration, times: times, now: .now)
+            }
+        }
     }
 
     /// The record of the current try.
@@ -363,9 +392,10 @@ final class Exchange: UpstreamResponseDelegate {
         let outcome = AttemptOutcome.response(status: status, resetHint: hint, quotaExhausted: quotaExhausted)
         let failed = runtime.isFailure(outcome, for: choice, backend: backendIndex)
         if failed {
-            runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now)
+            noteEvictions(runtime.record(outcome, for: choice, backend: backendIndex, latency: .now - attemptStarted, now: .now))
         }
         attempts.append(attemptRecord(status: status, failure: nil))
+        trace?.endTry(status: status, failure: nil, now: .now)
         pendingHead = responseHead
         pendingFailed = failed
         if heldHead != nil {
@@ -744,6 +774,10 @@ final class Exchange: UpstreamResponseDelegate {
             if let last = lastChunkAt, let tokens = usage.outputTokens, tokens > 1 {
                 log.timePerOutputToken = (last - first) / (tokens - 1)
             }
+        }
+        if trace != nil {
+            log.routeMatchPath = route?.matches.first?.value
+            log.trace = trace!.finish(now: .now, reason: reason)
         }
         if let limit = runtime.options.logResponseBody, let copy = responseCopy {
             log.responseBody = String(decoding: copy.readableBytesView.prefix(limit), as: UTF8.self)

@@ -20,6 +20,8 @@ public struct GatewayOptions: Sendable {
     public var failoverRetryHint: Duration? = .milliseconds(100)
     /// Event-loop threads serving clients (each with its own upstream pool).
     public var threads = 1
+    /// Traces (spans per request, `traceparent` upstream): nil is off, at the cost of a nil check.
+    public var tracing: TracingOptions?
 
     // Limits and timeouts against slow or hostile clients and hanging upstreams.
     /// Time to read a request's head from its first byte (from the accept, for a
@@ -71,12 +73,22 @@ public final class GatewayRuntime: Sendable {
     private let openConnections = NIOLockedValueBox(0)
     /// What every request to a provider sends and logs the same way, by backend, group, index.
     let wire: [[[ProviderWire]]]
+    /// Tracing's settings when it is on.
+    let tracing: TracingOptions?
+    /// The sampler when tracing is on: what each exchange reads (a copy of the whole
+    /// options, with their strings and arrays, would cost retains per request).
+    let traceSampler: TraceSampler?
+    /// Sends spans to the collector, when an endpoint is set.
+    public let traceExporter: TraceExporter?
 
     public init(plan: GatewayPlan, options: GatewayOptions = GatewayOptions(), accessLog: AccessLogWriter?) {
         self.plan = plan
         self.options = options
         self.accessLog = accessLog
         self.sinks = NIOLockedValueBox([])
+        self.tracing = options.tracing
+        self.traceSampler = options.tracing?.sampler
+        self.traceExporter = options.tracing.flatMap { t in t.endpoint.map { TraceExporter(options: t, endpoint: $0) } }
         self.wire = plan.backends.map { $0.groups.map { $0.map(ProviderWire.init) } }
         self.balancers = plan.backends.enumerated().map { index, backend in
             // The third fallback for an eviction's base: the retry backoff of a route to this backend.
@@ -129,6 +141,7 @@ public final class GatewayRuntime: Sendable {
     func finished(_ log: RequestLog, backend: Int?) -> [UInt8]? {
         metrics.recordRequest(log, backend: backend.map { plan.backends[$0].name } ?? "")
         let line = accessLog == nil ? nil : log.jsonLineBytes()
+        traceExporter?.submit(log)
         emit(.request(log))
         return line
     }
@@ -142,9 +155,12 @@ public final class GatewayRuntime: Sendable {
         return choice
     }
 
-    func record(_ outcome: AttemptOutcome, for choice: ProviderChoice, backend: Int, latency: Duration, now: ContinuousClock.Instant) {
+    /// Records a try's outcome; returns the balancer's events (an eviction, for the trace).
+    @discardableResult
+    func record(_ outcome: AttemptOutcome, for choice: ProviderChoice, backend: Int, latency: Duration, now: ContinuousClock.Instant) -> [BalancerEvent] {
         let events = balancers[backend].withLockedValue { $0.record(outcome, for: choice, latency: latency, now: now) }
         emit(backend: backend, events)
+        return events
     }
 
     func cancel(_ choice: ProviderChoice, backend: Int) {

@@ -99,6 +99,8 @@ public final class GatewayServer: Sendable {
         _ = await eachLoop { $0.clients.stop(); $0.flusher.writeLog(); return 0 }
         _ = await eachLoop { _ in 0 }
         try? await group.shutdownGracefully()
+        // The last requests' spans go out too (bounded: a collector that is down costs its timeout).
+        runtime.traceExporter?.shutdown()
     }
 
     /// Runs `body` on each loop with its pool; the sum of what it returns.

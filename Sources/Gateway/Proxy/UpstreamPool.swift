@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Wire
 
 /// What an upstream connection is for: where it connects and how.
 struct UpstreamKey: Hashable {
@@ -156,6 +157,8 @@ final class UpstreamPool {
     let deadlines: RequestDeadlines
     /// This loop's client connections: their timeouts and the drain.
     let clients: ClientConnections
+    /// Span and trace ids of this loop's exchanges (when tracing is on): fast, seeded once.
+    var traceRandom = SeededRandom(seed: UInt64.random(in: UInt64.min...UInt64.max))
     /// Idle connections of one upstream. A class, so a lookup hands out the list itself and
     /// it is changed in place (a dictionary's in-place access costs an allocation each time).
     private final class IdleList {

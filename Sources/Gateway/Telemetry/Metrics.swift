@@ -141,6 +141,13 @@ public final class GatewayMetrics: Sendable {
         for (name, group) in active {
             out += "failover_active_group\(labels([("backend", name)])) \(group)\n"
         }
+        if let exporter = runtime.traceExporter {
+            let counts = exporter.counts
+            header("failover_trace_spans_exported_total", "counter", "Spans the OTLP collector accepted.")
+            out += "failover_trace_spans_exported_total \(counts.exported)\n"
+            header("failover_trace_spans_dropped_total", "counter", "Spans dropped: the export queue was full, or the collector was down or refused them.")
+            out += "failover_trace_spans_dropped_total \(counts.dropped)\n"
+        }
         return out
     }
 

@@ -55,6 +55,10 @@ public struct RequestLog: Sendable {
     public var timeToFirstToken: Duration?
     /// Streamed responses: the time between chunks, per output token after the first.
     public var timePerOutputToken: Duration?
+    /// The matched route's path (its first match): the server span's name, as agentgateway's.
+    public var routeMatchPath: String?
+    /// The request's trace (ids, tries, times) when tracing is on.
+    public var trace: RequestTrace?
 
     /// The value of `x-failover-attempts` (also the log's `attempts`), by Wire's one writer.
     public var failoverHeader: String {
@@ -95,6 +99,10 @@ public struct RequestLog: Sendable {
         line.add("attempts", attempts.isEmpty ? nil : failoverHeader)
         line.add("agw.ai.time_to_first_token", timeToFirstToken.map(Self.milliseconds))
         line.add("agw.ai.time_per_output_token", timePerOutputToken.map(Self.milliseconds))
+        if let trace {
+            line.add("trace.id", trace.traceID.hex)
+            line.add("span.id", trace.spanID.hex)
+        }
         line.add("response.body", responseBody)
         return line.takeBytes()
     }
