@@ -43,6 +43,8 @@ public enum KeyAction: Sendable, Hashable, CaseIterable {
     case cycleFault
     case returnNow
     case nextTheme
+    case shorterWindow
+    case longerWindow
     case clearCounters
     case toggleHelp
     case quit
@@ -72,6 +74,8 @@ public enum Keymap {
         KeyBinding(keys: [.char("f")], action: .cycleFault, help: "cycle the selected provider's stand-in: healthy, 429, 5xx, slow, down", hint: "fault"),
         KeyBinding(keys: [.char("r")], action: .returnNow, help: "return the selected provider now (end its eviction)", hint: "return"),
         KeyBinding(keys: [.char("t")], action: .nextTheme, help: "next theme", hint: "theme"),
+        KeyBinding(keys: [.char("<"), .char(",")], action: .shorterWindow, help: "charts: a shorter time window (down to 10s)", hint: "window"),
+        KeyBinding(keys: [.char(">"), .char(".")], action: .longerWindow, help: "charts: a longer time window (up to 10m)", hint: "window"),
         KeyBinding(keys: [.char("c")], action: .clearCounters, help: "clear counters", hint: "clear"),
         KeyBinding(keys: [.char("?"), .escape], action: .toggleHelp, help: "show or hide this help", hint: "help"),
         KeyBinding(keys: [.char("q")], action: .quit, help: "quit and print the report (Ctrl-C does too)", hint: "quit"),

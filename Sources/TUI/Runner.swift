@@ -26,6 +26,10 @@ public struct DashboardSettings: Sendable {
     /// The themes `t` cycles through; the first is shown first.
     public var themes: [Theme]
     public var ascii = false
+    /// The charts' dots when the terminal is UTF-8: braille, or blocks for fonts without braille.
+    public var chartDots: ChartDots = .braille
+    /// The charts' window to start with, in seconds.
+    public var chartWindow = Charts.defaultWindow
     public var fps = 10
     /// NO_COLOR: attributes only, whatever the theme.
     public var monochrome = false
@@ -87,6 +91,7 @@ public final class DashboardRunner: @unchecked Sendable {
         self.hooks = hooks
         self.quit = quit
         self.state = DashboardState(model: model, themeIndex: 0, themeCount: settings.themes.count)
+        self.state.chartWindow = Charts.windows.contains(settings.chartWindow) ? settings.chartWindow : Charts.defaultWindow
     }
 
     /// Takes in what happened since the last turn, and the balancer's view now.
@@ -160,7 +165,8 @@ public final class DashboardRunner: @unchecked Sendable {
                     terminal.apply(settings.themes[themeIndex], monochrome: settings.monochrome)
                 }
                 let size = terminal.size
-                let options = RenderOptions(glyphs: glyphs, selected: state.selected, showHelp: state.showHelp, themeName: settings.themes[themeIndex].name)
+                let options = RenderOptions(glyphs: glyphs, selected: state.selected, showHelp: state.showHelp, themeName: settings.themes[themeIndex].name,
+                                            chartWindow: state.chartWindow, chartDots: settings.chartDots)
                 terminal.present(Dashboard.render(state.model, width: size.width, height: size.height, options: options))
                 dirty = false
                 nextFrame = max(nextFrame + interval, now)
@@ -184,7 +190,8 @@ public final class DashboardRunner: @unchecked Sendable {
 
     static func redrawsAtOnce(_ action: KeyAction) -> Bool {
         switch action {
-        case .toggleHelp, .selectNext, .selectPrevious, .nextTheme, .togglePause, .faster, .slower, .clearCounters: return true
+        case .toggleHelp, .selectNext, .selectPrevious, .nextTheme, .togglePause, .faster, .slower, .clearCounters,
+             .shorterWindow, .longerWindow: return true
         default: return false
         }
     }
