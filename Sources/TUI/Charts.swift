@@ -93,7 +93,8 @@ public enum Charts {
     /// (excluded) at second `end`. A point covers at least one second; a second may span several points.
     public static func spans(window: Int, end: Int, points: Int) -> [Range<Int>] {
         let w = min(max(1, window), 86_400), n = min(max(0, points), 100_000)
-        guard n > 0 else { return [] }
+        // An `end` so far from zero that the window's start or a point's offset overflows has no spans.
+        guard n > 0, end > Int.min / 2, end < Int.max / 2 else { return [] }
         let start = end - w
         return (0..<n).map { p in
             let lo = start + p * w / n
@@ -290,7 +291,7 @@ public enum Charts {
     /// `end`: a cell is in a band when its stretch of time overlaps the band. The label is
     /// written into the band when it fits.
     public static func bandCells(_ bands: [ChartBand], window: Int, end: Int, columns: Int, glyphs: Glyphs) -> [Cell] {
-        guard columns > 0, window > 0 else { return [] }
+        guard columns > 0, columns <= 100_000, window > 0, end > Int.min / 2 else { return [] }
         var line = [Cell](repeating: .blank, count: columns)
         let start = Double(end - window)
         let perColumn = Double(window) / Double(columns)
@@ -436,7 +437,7 @@ public struct ChartFrame: Sendable {
     public init(model: LabModel, window: Int, points: Int) {
         let w = min(max(1, window), LabModel.secondsHistory)
         self.window = w
-        end = Checked.clampedInt(model.now.rounded(.down))
+        end = Checked.clampedInt(model.now.rounded(.down), 0...(Int.max / 4))
         spans = Charts.spans(window: w, end: end, points: points)
         var seconds = [SecondBucket?](repeating: nil, count: w)
         for b in model.seconds.elements where b.second >= end - w && b.second < end { seconds[b.second - (end - w)] = b }

@@ -21,6 +21,8 @@ import Testing
         }
         #expect(Charts.spans(window: 60, end: 100, points: 30)[0] == 40..<42)
         #expect(Charts.spans(window: 60, end: 100, points: 0).isEmpty)
+        #expect(Charts.spans(window: 60, end: Int.min, points: 10).isEmpty)
+        #expect(Charts.spans(window: Int.max, end: Int.max / 2 - 1, points: Int.max).count == 100_000)
     }
 
     @Test func stackedBrailleFillsDotsFromTheBottom() {
