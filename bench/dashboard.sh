@@ -68,7 +68,8 @@ fi
 # charts keep 10 minutes of seconds, each with a fixed-size latency sketch).
 if [ -n "${SOAK:-}" ]; then
   minutes=${SOAK_MINUTES:-10}
-  tmux -L "$sock" new-session -d -s soak -x 120 -y 40 "'$BIN' run --port 0 --stand-in http-429=healthy --rate 1000/s --chart-window 10m --duration $((minutes + 1))m > /dev/null"
+  # Its stdout is the pane, so it draws (sent to /dev/null, it would run headless).
+  tmux -L "$sock" new-session -d -s soak -x 120 -y 40 "'$BIN' run --port 0 --stand-in http-429=healthy --rate 1000/s --chart-window 10m --duration $((minutes + 1))m"
   sleep 2
   pid=$(pgrep -n -f "failover-lab run --port 0 --stand-in http-429=healthy --rate 1000/s")
   rss() { awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$pid/status"; }
