@@ -142,12 +142,15 @@ public enum Charts {
 
     // MARK: values
 
-    /// The smallest of 1, 2, 5 times a power of ten that is at least `v`; 1 when there is nothing.
+    /// The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten that is at least
+    /// `v` (so 1,000 req/s with a little jitter gets 1.2k, not half an empty chart); 1 when there is nothing.
     public static func niceCeiling(_ v: Double) -> Double {
         guard v.isFinite, v > 0 else { return 1 }
-        let magnitude = pow(10, log10(v).rounded(.down))
-        for step in [1.0, 2, 5, 10] where step * magnitude >= v * (1 - 1e-9) { return step * magnitude }
-        return 10 * magnitude
+        let e = Checked.clampedInt(log10(v).rounded(.down), -300...300)
+        // Tenths times an exact power of ten (or divided by one): 1.2k is 1200, 1.5ms is 0.0015.
+        func value(_ tenths: Double) -> Double { e >= 1 ? tenths * pow(10, Double(e - 1)) : tenths / pow(10, Double(1 - e)) }
+        for tenths in [10.0, 12, 15, 20, 25, 30, 40, 50, 60, 80] where value(tenths) >= v * (1 - 1e-9) { return value(tenths) }
+        return value(100)
     }
 
     /// A y label: `0`, `2.5`, `150`, `1.5k`, `2M`; latencies as `500µs`, `2.5ms`, `1.2s`.

@@ -73,10 +73,12 @@ import Testing
     }
 
     @Test func axisLabelsAndTheirTop() {
-        #expect(Charts.niceCeiling(1400) == 2000)
+        #expect(Charts.niceCeiling(1400) == 1500)
+        #expect(Charts.niceCeiling(1001) == 1200)
         #expect(Charts.niceCeiling(2000) == 2000)
-        #expect(Charts.niceCeiling(3) == 5)
-        #expect(Charts.niceCeiling(0.0014) == 0.002)
+        #expect(Charts.niceCeiling(3.1) == 4)
+        #expect(Charts.niceCeiling(0.0014) == 0.0015)
+        #expect(Charts.niceCeiling(9) == 10)
         #expect(Charts.niceCeiling(0) == 1)
         #expect(Charts.niceCeiling(.nan) == 1)
         #expect(Charts.axisLabel(2000, unit: .rate) == "2k")
@@ -88,7 +90,7 @@ import Testing
         #expect(Charts.axisLabel(1.5, unit: .latency) == "1.5s")
         #expect(Charts.axisLabel(.infinity, unit: .rate) == "0")
         let series = [ChartSeries(label: "a", role: .group1, values: [300, 700]), ChartSeries(label: "b", role: .group2, values: [900, 0])]
-        #expect(Charts.top(series, kind: .stacked) == 2000)
+        #expect(Charts.top(series, kind: .stacked) == 1200)
         #expect(Charts.top(series, kind: .lines) == 1000)
     }
 
