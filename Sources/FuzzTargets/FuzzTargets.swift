@@ -28,6 +28,7 @@ public enum FuzzTargets {
         FuzzTarget(name: "plan-yaml", summary: "drive --plan files", run: planYAML),
         FuzzTarget(name: "lab-yaml", summary: "lab files: manifests and the Scenario", run: labYAML),
         FuzzTarget(name: "record-line", summary: "one line of a --record file", run: recordLine),
+        FuzzTarget(name: "record-line-fast", summary: "report's byte-level reader of our own record lines, against the general reader", run: recordLineFast),
         FuzzTarget(name: "replay-line", summary: "one line of a replay file (records or agentgateway access log)", run: replayLine),
         FuzzTarget(name: "attempts-header", summary: "x-failover-attempts as the driver reads it", run: attemptsHeader),
         FuzzTarget(name: "http-request", summary: "client bytes through the gateway's parser, head checks and header forwarding", run: httpRequest),
@@ -263,6 +264,21 @@ public enum FuzzTargets {
 
     static func recordLine(_ bytes: [UInt8]) -> String? {
         _ = try? RequestRecord(bytes: bytes)
+        return nil
+    }
+
+    /// The fast reader never traps, and whatever it accepts the general reader reads the same.
+    static func recordLineFast(_ bytes: [UInt8]) -> String? {
+        guard let fast = RequestRecord.fastRead(bytes) else { return nil }
+        guard let general = try? RequestRecord(bytes: bytes) else {
+            return "the fast reader took a line the general reader refuses: \(text(bytes).debugDescription)"
+        }
+        if fast != general { return "the readers disagree on \(text(bytes).debugDescription):\n fast    \(fast)\n general \(general)" }
+        // Written out again by our writer, the line is read the same by both.
+        let again = fast.jsonLine
+        if let back = RequestRecord.fastRead(Array(again.utf8)), back != (try? RequestRecord(line: again)) {
+            return "the readers disagree on our own line \(again)"
+        }
         return nil
     }
 

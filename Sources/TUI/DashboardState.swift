@@ -54,6 +54,8 @@ public struct DashboardState: Sendable {
     public var waterfall: RequestEntry?
     public var themeIndex = 0
     public var themeCount = 1
+    /// The charts' time window in seconds, one of `Charts.windows`.
+    public var chartWindow = Charts.defaultWindow
 
     /// The rates `+` and `-` step through when the plan is a constant rate.
     public static let rateSteps: [Double] = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
@@ -175,6 +177,12 @@ public struct DashboardState: Sendable {
             return [.returnNow(group: p.group, index: index)]
         case .nextTheme:
             themeIndex = (themeIndex + 1) % themeCount
+            return []
+        case .shorterWindow:
+            chartWindow = Charts.windows.last { $0 < chartWindow } ?? Charts.windows[0]
+            return []
+        case .longerWindow:
+            chartWindow = Charts.windows.first { $0 > chartWindow } ?? Charts.windows[Charts.windows.count - 1]
             return []
         case .clearCounters:
             return [.clearCounters]

@@ -51,6 +51,8 @@ public enum KeyAction: Sendable, Hashable, CaseIterable {
     case cycleFault
     case returnNow
     case nextTheme
+    case shorterWindow
+    case longerWindow
     case clearCounters
     case nextStep
     case previousStep
@@ -84,6 +86,8 @@ public enum Keymap {
         KeyBinding(keys: [.char("f")], action: .cycleFault, help: "stand-in fault: healthy, 429, 5xx, slow, slow model, down", hint: "fault"),
         KeyBinding(keys: [.char("r")], action: .returnNow, help: "return the selected provider now (end its eviction)", hint: "return"),
         KeyBinding(keys: [.char("t")], action: .nextTheme, help: "next theme", hint: "theme"),
+        KeyBinding(keys: [.char("<"), .char(",")], action: .shorterWindow, help: "charts: a shorter time window (down to 10s)", hint: "window"),
+        KeyBinding(keys: [.char(">"), .char(".")], action: .longerWindow, help: "charts: a longer time window (up to 10m)", hint: "window"),
         KeyBinding(keys: [.char("c")], action: .clearCounters, help: "clear counters", hint: "clear"),
         KeyBinding(keys: [.char("n")], action: .nextStep, help: "next lab step (presenter mode: start it)", hint: "step"),
         KeyBinding(keys: [.char("N")], action: .previousStep, help: "run the lab step before again", hint: "step"),

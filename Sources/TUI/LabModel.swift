@@ -190,6 +190,81 @@ public struct SecondBucket: Sendable, Hashable {
     public var codes: [Int: Int] = [:]
     public var latencySum = 0.0
     public var latencyMax = 0.0
+    /// Requests by the provider that answered (the served-by chart).
+    public var providers: [String: Int] = [:]
+    /// The second's latencies in a fixed-size sketch (the p50/p99 chart).
+    public var latencies = LatencySketch()
+}
+
+/// Latencies in fixed log-scaled buckets: 8 a doubling from 1 µs to about 268 s, so a
+/// quantile read back is within about 6% and memory does not grow with the rate.
+public struct LatencySketch: Sendable, Hashable {
+    public static let perOctave = 8
+    public static let octaves = 28
+    public static let bucketCount = perOctave * octaves
+
+    /// Empty until the first value, so an empty second costs nothing.
+    public private(set) var counts: [UInt32] = []
+    public private(set) var total = 0
+
+    public init() {}
+
+    /// The bucket of a latency in seconds; anything not finite or below 1 µs goes to an end bucket.
+    public static func bucket(_ seconds: Double) -> Int {
+        let micros = seconds * 1_000_000
+        guard micros.isFinite else { return micros > 0 ? bucketCount - 1 : 0 }
+        guard micros >= 1 else { return 0 }
+        // The exponent and the top of the significand: log2 without a logarithm.
+        let sub = min(perOctave - 1, Int((micros.significand - 1) * Double(perOctave)))  // checked: significand is in [1, 2)
+        let octave = micros.exponent
+        return octave >= octaves ? bucketCount - 1 : octave * perOctave + sub
+    }
+
+    /// A bucket's middle, in seconds.
+    public static func value(ofBucket i: Int) -> Double {
+        let b = min(max(0, i), bucketCount - 1)
+        let significand = 1 + (Double(b % perOctave) + 0.5) / Double(perOctave)
+        return Double(sign: .plus, exponent: b / perOctave, significand: significand) / 1_000_000
+    }
+
+    public mutating func add(_ seconds: Double) {
+        if counts.isEmpty { counts = Array(repeating: 0, count: Self.bucketCount) }
+        let i = Self.bucket(seconds)
+        if counts[i] < UInt32.max { counts[i] += 1; total += 1 }
+    }
+
+    public mutating func merge(_ other: LatencySketch) {
+        guard other.total > 0 else { return }
+        if counts.isEmpty { self = other; return }
+        for i in 0..<Self.bucketCount {
+            let (sum, overflow) = counts[i].addingReportingOverflow(other.counts[i])
+            counts[i] = overflow ? UInt32.max : sum
+        }
+        total += other.total
+    }
+
+    /// The latency below which a share `q` (0...1) of the values lie; nil when empty.
+    public func quantile(_ q: Double) -> Double? {
+        guard total > 0 else { return nil }
+        let share = q.isFinite ? min(1, max(0, q)) : 1
+        let rank = max(1, min(total, Checked.clampedInt((share * Double(total)).rounded(.up))))
+        var seen = 0
+        for (i, n) in counts.enumerated() where n > 0 {
+            seen += Int(n)
+            if seen >= rank { return Self.value(ofBucket: i) }
+        }
+        return Self.value(ofBucket: Self.bucketCount - 1)
+    }
+}
+
+/// A stretch of time a provider was out of rotation, from its eviction to its return.
+public struct EvictionWindow: Sendable, Hashable {
+    public var provider: String
+    public var group: Int
+    public var from: Double
+    /// nil while it is still out (evicted or probing).
+    public var to: Double?
+    public var reason: String
 }
 
 /// Counts of a provider's tries by status class.
@@ -241,8 +316,10 @@ public enum LabEvent: Sendable {
 public struct LabModel: Sendable {
     public static let requestHistory = 500
     public static let eventHistory = 200
-    /// Seconds of per-second history (the charts show the last minute).
-    public static let secondsHistory = 62
+    /// Seconds of per-second history: the charts' longest window (10 min), the current second and one spare.
+    public static let secondsHistory = 602
+    /// Eviction windows kept for the charts' bands.
+    public static let evictionHistory = 256
 
     public var scenario: String
     public var gatewayURL: String
@@ -263,6 +340,8 @@ public struct LabModel: Sendable {
     public var requests = Ring<RequestEntry>(capacity: LabModel.requestHistory)
     public var events = Ring<EventEntry>(capacity: LabModel.eventHistory)
     public var seconds = Ring<SecondBucket>(capacity: LabModel.secondsHistory)
+    /// Oldest first, at most `evictionHistory`; from the health events.
+    public var evictions: [EvictionWindow] = []
     /// Counts since start (or the last clear) by status code; 0 is no response.
     public var statusTotals: [Int: Int] = [:]
     public var total = 0
@@ -306,6 +385,7 @@ public struct LabModel: Sendable {
             switch h.kind {
             case .evicted(let d, let reason, let times):
                 kind = .evicted(duration: d, reason: reason, times: times)
+                openEviction(h.provider, group: h.group, at: h.at, reason: reason)
                 update(h.provider) { p in
                     p.state = .evicted(until: h.at + d, reason: reason)
                     p.timesEvicted = max(p.timesEvicted, times)
@@ -313,6 +393,7 @@ public struct LabModel: Sendable {
                 }
             case .returned:
                 kind = .returned
+                closeEviction(h.provider, at: h.at)
                 update(h.provider) { $0.state = .healthy }
             case .probeSent:
                 kind = .probeSent
@@ -334,6 +415,8 @@ public struct LabModel: Sendable {
                     return p
                 }
             }
+            // A return the events missed (the dashboard's own `r`, a lost event) still ends the band.
+            for p in groups.joined() where p.state == .healthy { closeEviction(p.name, at: now) }
         case .replica(let snapshot):
             now = max(now, snapshot.at)
             if replicaSnapshots[snapshot.replica] == nil {
@@ -342,6 +425,8 @@ public struct LabModel: Sendable {
             }
             replicaSnapshots[snapshot.replica] = snapshot
             rebuildGroups()
+            // The same for the states the sources report (the lab's balancer each frame, watch's replicas).
+            for p in groups.joined() where p.state == .healthy { closeEviction(p.name, at: now) }
         case .fault(let standIn, let behavior, let at):
             now = max(now, at)
             // Told twice (the key's answer and the lab's own view): one line.
@@ -465,6 +550,18 @@ public struct LabModel: Sendable {
         }
     }
 
+    /// A failed probe evicts again: the window that is open stays open.
+    private mutating func openEviction(_ provider: String, group: Int, at: Double, reason: String) {
+        if evictions.contains(where: { $0.provider == provider && $0.to == nil }) { return }
+        evictions.append(EvictionWindow(provider: provider, group: group, from: at, to: nil, reason: reason))
+        if evictions.count > Self.evictionHistory { evictions.removeFirst(evictions.count - Self.evictionHistory) }
+    }
+
+    private mutating func closeEviction(_ provider: String, at: Double) {
+        guard let i = evictions.lastIndex(where: { $0.provider == provider && $0.to == nil }) else { return }
+        evictions[i].to = max(evictions[i].from, at)
+    }
+
     private mutating func record(_ r: RequestEntry) {
         requests.append(r)
         total += 1
@@ -492,6 +589,8 @@ public struct LabModel: Sendable {
             bucket.codes[r.status ?? 0, default: 0] += 1
             bucket.latencySum += r.latency
             bucket.latencyMax = max(bucket.latencyMax, r.latency)
+            if let p = r.provider { bucket.providers[p, default: 0] += 1 }
+            bucket.latencies.add(r.latency)
         }
     }
 

@@ -12,12 +12,19 @@ public struct RenderOptions: Sendable {
     public var selectedRequestAt: Double?
     /// The spans of the request whose waterfall is open (drawn over the panels).
     public var waterfall: [SpanRecord]?
+    /// The charts' time window in seconds (`<` and `>`).
+    public var chartWindow: Int
+    /// How the charts draw their dots when the glyphs are not ASCII (then they are ASCII too).
+    public var chartDots: ChartDots
 
-    public init(glyphs: Glyphs = .unicode, selected: Int? = 0, showHelp: Bool = false, themeName: String = "default") {
+    public init(glyphs: Glyphs = .unicode, selected: Int? = 0, showHelp: Bool = false, themeName: String = "default",
+                chartWindow: Int = Charts.defaultWindow, chartDots: ChartDots? = nil) {
         self.glyphs = glyphs
         self.selected = selected
         self.showHelp = showHelp
         self.themeName = themeName
+        self.chartWindow = chartWindow
+        self.chartDots = chartDots ?? .braille
     }
 }
 
@@ -47,14 +54,16 @@ public enum Dashboard {
         let eventsHeight = max(4, min(12, rest * 3 / 10))
         let middleHeight = rest - eventsHeight
         let middleY = 1 + groupsHeight + labHeight
-        let rightWidth = min(56, max(32, width * 2 / 5))
+        // The charts' column widens on wide terminals; the request log keeps about 96 columns.
+        let rightWidth = min(max(32, width * 2 / 5), max(56, width - 96))
         let requests = Rect(x: 0, y: middleY, width: width - rightWidth, height: middleHeight)
         Panels.requests(&screen, model, requests, glyphs: g)
         Waterfall.markSelectedRequest(&screen, model, requests, selectedAt: options.selectedRequestAt, glyphs: g)
         let codes = model.statusTotals.count
         let statusHeight = min(max(5, 3 + codes + (codes > 1 ? 1 : 0)), middleHeight - 4)
         Panels.statusCodes(&screen, model, Rect(x: requests.maxX, y: middleY, width: rightWidth, height: statusHeight), glyphs: g)
-        Panels.rates(&screen, model, Rect(x: requests.maxX, y: middleY + statusHeight, width: rightWidth, height: middleHeight - statusHeight), glyphs: g)
+        Charts.column(&screen, model, Rect(x: requests.maxX, y: middleY + statusHeight, width: rightWidth, height: middleHeight - statusHeight),
+                      window: options.chartWindow, dots: g.ascii ? .ascii : options.chartDots, glyphs: g)
         Panels.events(&screen, model, Rect(x: 0, y: middleY + middleHeight, width: width, height: eventsHeight), glyphs: g)
         Panels.footer(&screen, y: height - 1, themeName: options.themeName, steps: model.steps != nil)
         if let spans = options.waterfall { Waterfall.draw(&screen, spans: spans, glyphs: g) }
@@ -115,7 +124,7 @@ enum Panels {
         if !steps { hints.removeAll { $0.word == "step" } }
         func length(_ h: [(keys: String, word: String)]) -> Int { h.reduce(1) { $0 + $1.keys.count + $1.word.count + 3 } }
         // On a narrow terminal the less needed hints go first; help and quit always stay.
-        for word in ["theme", "clear", "send", "focus", "trace", "return"] where length(hints) > s.width {
+        for word in ["focus", "trace", "window", "theme", "clear", "send", "return"] where length(hints) > s.width {
             hints.removeAll { $0.word == word }
         }
         var x = 1
@@ -388,55 +397,6 @@ enum Panels {
             x += s.put(Format.pad(String(m.total), 7, right: true), x: x, y: y, role: .text)
             x += s.put(Format.pad("", 5), x: x, y: y, role: .dim)
             s.put(Format.pad(String(recentTotal), 7, right: true), x: x, y: y, role: .text)
-        }
-    }
-
-    // MARK: rate and latency
-
-    static func sparkline(_ values: [Double], glyphs g: Glyphs) -> String {
-        let top = values.max() ?? 0
-        var out = String.UnicodeScalarView()
-        for v in values {
-            if v <= 0 || top <= 0 { out.append(" "); continue }
-            let level = min(g.spark.count - 1, Checked.clampedInt(v / top * Double(g.spark.count - 1), 0...Int.max))
-            out.append(g.spark[level])
-        }
-        return String(out)
-    }
-
-    static func rates(_ s: inout Screen, _ m: LabModel, _ r: Rect, glyphs g: Glyphs) {
-        let inner = r.inner
-        // Two lines per chart (label, then the sparkline across the panel) when there is room, else one.
-        let twoLines = inner.height >= 4
-        let labelWidth = 8, valueWidth = 8
-        let window = max(1, min(60, twoLines ? inner.width - 2 : inner.width - 1 - labelWidth - valueWidth))
-        s.box(r, title: "Rate and latency, last \(window)s", glyphs: g)
-        guard inner.height > 0 else { return }
-        let x0 = inner.x + 1
-        let counts = m.perSecond(last: window) { Double($0.count) }
-        let failures = m.perSecond(last: window) { b in Double(b.count - (b.classes[200] ?? 0) - (b.classes[300] ?? 0)) }
-        let latencies = m.perSecond(last: window) { $0.count > 0 ? $0.latencySum / Double($0.count) : 0 }
-        let maxima = m.perSecond(last: window) { $0.latencyMax }
-        let latest = latencies.last { $0 > 0 }.map(Format.latency) ?? "-"
-        let charts: [(label: String, short: String, value: String, values: [Double], role: Role)] = [
-            ("req/s " + Format.rate(counts.last ?? 0) + ", peak " + Format.rate(counts.max() ?? 0), "req/s", Format.rate(counts.last ?? 0), counts, .spark),
-            ("latency " + latest + ", max " + ((maxima.max() ?? 0) > 0 ? Format.latency(maxima.max() ?? 0) : "-"), "latency", latest, latencies, .latency),
-            ("non-2xx/s " + Format.rate(failures.last ?? 0) + ", peak " + Format.rate(failures.max() ?? 0), "non-2xx", Format.rate(failures.last ?? 0), failures, .status429),
-        ]
-        var y = inner.y
-        for chart in charts {
-            if twoLines {
-                guard y + 1 < inner.maxY else { return }
-                s.put(chart.label, x: x0, y: y, role: .dim, maxWidth: inner.width - 1)
-                s.put(sparkline(chart.values, glyphs: g), x: x0, y: y + 1, role: chart.role, maxWidth: inner.width - 1)
-                y += 2
-            } else {
-                guard y < inner.maxY else { return }
-                s.put(Format.pad(chart.short, labelWidth), x: x0, y: y, role: .dim)
-                s.put(sparkline(chart.values, glyphs: g), x: x0 + labelWidth, y: y, role: chart.role)
-                s.put(Format.pad(chart.value, valueWidth - 1, right: true), x: x0 + labelWidth + window, y: y, role: .text, maxWidth: inner.maxX - x0 - labelWidth - window)
-                y += 1
-            }
         }
     }
 

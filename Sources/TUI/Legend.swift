@@ -28,6 +28,9 @@ public enum ThemeLegend {
         case .status5xx: return "503"
         case .statusError: return "ERR"
         case .spark: return String(String.UnicodeScalarView(g.spark))
+        case .group1, .group2, .group3, .group4: return g.ascii ? "######" : "⣀⣤⣶⣿⣿⣿"
+        case .latencyP99: return "p99"
+        case .latency: return "p50"
         case .border: return String(repeating: String(g.horizontal), count: 6)
         default: return "Sample"
         }

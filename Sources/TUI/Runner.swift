@@ -27,6 +27,10 @@ public struct DashboardSettings: Sendable {
     /// The themes `t` cycles through; the first is shown first.
     public var themes: [Theme]
     public var ascii = false
+    /// The charts' dots when the terminal is UTF-8: braille, or blocks for fonts without braille.
+    public var chartDots: ChartDots = .braille
+    /// The charts' window to start with, in seconds.
+    public var chartWindow = Charts.defaultWindow
     public var fps = 10
     /// NO_COLOR: attributes only, whatever the theme.
     public var monochrome = false
@@ -99,6 +103,7 @@ public final class DashboardRunner: @unchecked Sendable {
         var model = model
         if let steps { model.steps = StepPanel(steps.view(), stepByKey: stepByKey) }
         self.state = DashboardState(model: model, themeIndex: 0, themeCount: settings.themes.count)
+        self.state.chartWindow = Charts.windows.contains(settings.chartWindow) ? settings.chartWindow : Charts.defaultWindow
     }
 
     /// Starts the steps (unless presenter mode waits for `n`).
@@ -202,7 +207,8 @@ public final class DashboardRunner: @unchecked Sendable {
                     terminal.apply(settings.themes[themeIndex], monochrome: settings.monochrome)
                 }
                 let size = terminal.size
-                var options = RenderOptions(glyphs: glyphs, selected: state.focus == .providers ? state.selected : nil, showHelp: state.showHelp, themeName: settings.themes[themeIndex].name)
+                var options = RenderOptions(glyphs: glyphs, selected: state.focus == .providers ? state.selected : nil, showHelp: state.showHelp, themeName: settings.themes[themeIndex].name,
+                                            chartWindow: state.chartWindow, chartDots: settings.chartDots)
                 options.selectedRequestAt = state.focus == .requests ? state.selectedRequestAt : nil
                 options.waterfall = state.waterfall.map { $0.trace?.spans ?? [] }
                 terminal.present(Dashboard.render(state.model, width: size.width, height: size.height, options: options))
@@ -228,7 +234,8 @@ public final class DashboardRunner: @unchecked Sendable {
 
     static func redrawsAtOnce(_ action: KeyAction) -> Bool {
         switch action {
-        case .toggleHelp, .selectNext, .selectPrevious, .nextTheme, .togglePause, .faster, .slower, .clearCounters, .nextStep, .previousStep, .switchFocus, .openWaterfall: return true
+        case .toggleHelp, .selectNext, .selectPrevious, .nextTheme, .togglePause, .faster, .slower, .clearCounters, .nextStep, .previousStep,
+             .switchFocus, .openWaterfall, .shorterWindow, .longerWindow: return true
         default: return false
         }
     }

@@ -24,6 +24,13 @@ public enum Role: String, Sendable, CaseIterable, Hashable {
     case statusError = "status.error"
     case spark
     case latency
+    /// The p99 line of the latency chart (`latency` draws p50).
+    case latencyP99 = "latency.p99"
+    /// Chart series of the providers of priority group 1, 2, 3, 4 (and again from 5).
+    case group1 = "group.1"
+    case group2 = "group.2"
+    case group3 = "group.3"
+    case group4 = "group.4"
     case warning
     case paused
 
@@ -53,8 +60,23 @@ public enum Role: String, Sendable, CaseIterable, Hashable {
         case .statusError: return "x"
         case .spark: return "k"
         case .latency: return "l"
+        case .latencyP99: return "L"
+        case .group1: return "a"
+        case .group2: return "c"
+        case .group3: return "f"
+        case .group4: return "h"
         case .warning: return "w"
         case .paused: return "P"
+        }
+    }
+
+    /// The chart colour of a 0-based priority group.
+    public static func group(_ index: Int) -> Role {
+        switch (index % 4 + 4) % 4 {
+        case 0: return .group1
+        case 1: return .group2
+        case 2: return .group3
+        default: return .group4
         }
     }
 

@@ -29,10 +29,11 @@ public final class Terminal {
         noecho()
         _ = fl_nc_keypad(1)
         curs_set(0)
-        colors = Int(fl_nc_colors())
-        if colors > 0 {
+        // ncurses sets COLORS in start_color(): read before it, it is 0 and nothing is coloured.
+        if has_colors() {
             start_color()
             use_default_colors()
+            colors = Int(fl_nc_colors())
         }
     }
 

@@ -114,6 +114,11 @@ public struct Theme: Sendable {
         s[.warning] = RoleStyle(attributes: .bold)
         s[.paused] = RoleStyle(attributes: [.bold, .reverse])
         s[.barEmpty] = RoleStyle(attributes: .dim)
+        // Chart series told apart by attributes: group 1 plain, group 2 bold, and so on.
+        s[.group2] = RoleStyle(attributes: .bold)
+        s[.group3] = RoleStyle(attributes: .underline)
+        s[.group4] = RoleStyle(attributes: [.bold, .underline])
+        s[.latencyP99] = RoleStyle(attributes: .bold)
         return Theme(name: "mono", styles: s)
     }()
 

@@ -60,6 +60,8 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Draw with ASCII only (no box drawing or block characters).")
     var ascii = false
 
+    @OptionGroup(title: "Charts") var chartFlags: ChartFlags
+
     @Option(help: ArgumentHelp("Most frames drawn a second.", valueName: "n"))
     var fps = 10
 
@@ -285,6 +287,7 @@ struct RunCommand: AsyncParsableCommand {
         settings.ascii = ascii
         settings.fps = fps
         settings.monochrome = noColor
+        chartFlags.apply(to: &settings)
         settings.duration = limits.duration.flatMap(Units.parseDuration).map { Double($0) / 1e9 }
         return settings
     }

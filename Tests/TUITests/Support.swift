@@ -10,10 +10,16 @@ enum Snapshot {
         "--- text\n" + screen.text + "\n--- roles\n" + screen.roleLayer + "\n--- attributes\n" + screen.attributeLayer + "\n"
     }
 
+    /// `RECORD_SNAPSHOTS=1` (or `UPDATE_SNAPSHOTS=1`) writes the files instead of comparing.
+    static var recording: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return env["RECORD_SNAPSHOTS"] != nil || env["UPDATE_SNAPSHOTS"] != nil
+    }
+
     static func assert(_ screen: Screen, named name: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let file = directory.appendingPathComponent(name + ".txt")
         let actual = render(screen)
-        if ProcessInfo.processInfo.environment["RECORD_SNAPSHOTS"] != nil {
+        if recording {
             try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             try? actual.write(to: file, atomically: true, encoding: .utf8)
             return
@@ -22,13 +28,18 @@ enum Snapshot {
             Issue.record("no snapshot \(file.path); run with RECORD_SNAPSHOTS=1 to record it", sourceLocation: sourceLocation)
             return
         }
-        if expected != actual {
-            let e = expected.split(separator: "\n", omittingEmptySubsequences: false)
-            let a = actual.split(separator: "\n", omittingEmptySubsequences: false)
-            let first = zip(e, a).enumerated().first { $0.element.0 != $0.element.1 }
-            let detail = first.map { "first difference at line \($0.offset + 1):\n  expected: \($0.element.0)\n  actual:   \($0.element.1)" } ?? "line counts differ (\(e.count) vs \(a.count))"
+        if let detail = difference(expected: expected, actual: actual) {
             Issue.record("snapshot \(name) differs; \(detail)\nre-record with RECORD_SNAPSHOTS=1 if the change is intended", sourceLocation: sourceLocation)
         }
+    }
+
+    /// nil when equal, else where they first differ.
+    static func difference(expected: String, actual: String) -> String? {
+        guard expected != actual else { return nil }
+        let e = expected.split(separator: "\n", omittingEmptySubsequences: false)
+        let a = actual.split(separator: "\n", omittingEmptySubsequences: false)
+        let first = zip(e, a).enumerated().first { $0.element.0 != $0.element.1 }
+        return first.map { "first difference at line \($0.offset + 1):\n  expected: \($0.element.0)\n  actual:   \($0.element.1)" } ?? "line counts differ (\(e.count) vs \(a.count))"
     }
 }
 
