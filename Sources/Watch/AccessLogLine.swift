@@ -111,9 +111,11 @@ public enum AccessLogParser {
     /// A field given flat (`"http.status"`, as agentgateway writes) or nested (`{"http": {"status"}}`).
     static func field(_ json: [String: Any], _ dotted: String) -> Any? {
         if let v = json[dotted] { return v }
-        guard dotted.contains(".") else { return nil }
+        // A byte test: `contains(".")` with a String argument is Foundation's range(of:),
+        // which cost 15% of watch's CPU at 5,000 lines a second.
+        guard dotted.utf8.contains(UInt8(ascii: ".")) else { return nil }
         var cur: Any? = json
-        for part in dotted.split(separator: ".") { cur = (cur as? [String: Any])?[String(part)] }
+        for part in dotted.utf8.split(separator: UInt8(ascii: ".")) { cur = (cur as? [String: Any])?[String(decoding: part, as: UTF8.self)] }
         return cur
     }
 
