@@ -24,7 +24,7 @@
 #
 # The file-descriptor limit: each open stream is a socket in the driver, and two in the
 # gateway (client and upstream). The script raises its soft limit to the hard limit; with
-# a hard limit under 4 x the largest N + 1024 it says so and lowers N.
+# a hard limit under 2 x the largest N + 1024 (the gateway's share) it says so and lowers N.
 #
 # Usage: bench/streams.sh [--no-build]
 # Env: SMALL_N (1000), LARGE_N (5000), DURATION (20: seconds a load runs), RECORDS (1000000),
@@ -55,9 +55,10 @@ HARD="$(ulimit -Hn)"
 if [[ "$HARD" == unlimited ]]; then HARD=1048576; fi
 ulimit -Sn "$HARD" 2>/dev/null || true
 SOFT="$(ulimit -Sn)"
-NEED=$((LARGE_N * 4 + 1024))
+# Per process: the gateway holds two sockets a stream (client and upstream), the driver and the mock one.
+NEED=$((LARGE_N * 2 + 1024))
 if (( SOFT < NEED )); then
-  LARGE_N=$(( (SOFT - 1024) / 4 ))
+  LARGE_N=$(( (SOFT - 1024) / 2 ))
   log "file-descriptor limit $SOFT is below $NEED; LARGE_N lowered to $LARGE_N (raise the hard limit: ulimit -Hn, or LimitNOFILE)"
 fi
 log "file-descriptor limit $SOFT"
