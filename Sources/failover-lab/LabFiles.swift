@@ -47,6 +47,9 @@ enum Console {
 
     static func error(_ line: String) { write(STDERR_FILENO, line + "\n") }
 
+    /// Text as it is (no newline added) to standard output.
+    static func write(_ text: String) { write(STDOUT_FILENO, text) }
+
     private static func write(_ fd: Int32, _ text: String) {
         var bytes = Array(text.utf8)
         var offset = 0

@@ -27,14 +27,7 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Scheme, host and port (and a base path) to send to; each request keeps its path. Needed for access logs; records default to their own URLs.", valueName: "url"))
     var target: String?
 
-    @Option(help: ArgumentHelp("Replay faster (2x) or slower (0.5x) than recorded.", valueName: "factor"))
-    var speed: String = "1x"
-
-    @Option(name: .customLong("max-gap"), help: ArgumentHelp("Cut longer pauses between requests to this.", valueName: "duration"))
-    var maxGap: String?
-
-    @Flag(help: "Start over at the end of the file until --duration or --requests (10s if neither).")
-    var loop = false
+    @OptionGroup var timing: ReplayTimingOptions
 
     @OptionGroup var limits: DriveLimitOptions
 
@@ -54,9 +47,7 @@ struct ReplayCommand: ParsableCommand {
         let expectations = try output.parsedExpectations()
         var replay = ReplaySettings(path: file)
         replay.target = target
-        replay.speed = speed
-        replay.maxGap = maxGap
-        replay.loop = loop
+        timing.fill(&replay)
         replay.message = message
         replay.stream = stream
         replay.headers = headers
@@ -73,5 +64,23 @@ struct ReplayCommand: ParsableCommand {
         let path = file
         session.after = { ReplaySettings.summary(diagnostics, path: path) }
         try session.run()
+    }
+}
+
+/// How a replay keeps the recorded timing: `replay` and `run --replay` take the same flags.
+struct ReplayTimingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Replay faster (2x) or slower (0.5x) than recorded.", valueName: "factor"))
+    var speed: String = "1x"
+
+    @Option(name: .customLong("max-gap"), help: ArgumentHelp("Cut longer pauses between requests to this.", valueName: "duration"))
+    var maxGap: String?
+
+    @Flag(help: "Start over at the end of the file (replay: until --duration or --requests, 10s if neither; run: until q).")
+    var loop = false
+
+    func fill(_ replay: inout ReplaySettings) {
+        replay.speed = speed
+        replay.maxGap = maxGap
+        replay.loop = loop
     }
 }

@@ -243,9 +243,7 @@ struct RunCommand: AsyncParsableCommand {
     func replaySettings() -> ReplaySettings? {
         guard let path = replay.replay else { return nil }
         var r = ReplaySettings(path: path)
-        r.speed = replay.speed
-        r.maxGap = replay.maxGap
-        r.loop = replay.loop
+        replay.timing.fill(&r)
         r.message = request.message ?? r.message
         r.stream = request.stream
         r.headers = request.headers
@@ -292,17 +290,8 @@ struct RunCommand: AsyncParsableCommand {
         return settings
     }
 
-    /// Writes to stdout with C's stdio: after a hangup the terminal is gone, and a failed
-    /// write must not crash the shutdown (FileHandle.write traps on EIO).
-    static func write(_ text: String) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }
-            bytes = bytes.dropFirst(n)
-        }
-    }
+    /// Writes to stdout with write(2) (see Console): a hangup or a closed pipe must not trap.
+    static func write(_ text: String) { Console.write(text) }
 }
 
 /// The driver's report, fed from its thread.
@@ -313,17 +302,10 @@ final class RunReport: @unchecked Sendable {
     var text: String { lock.lock(); defer { lock.unlock() }; return builder.build().text }
 }
 
-/// `run --replay`: the replay flags, as `replay` takes them.
+/// `run --replay`: the file, and the timing flags `replay` takes.
 struct RunReplayOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Send a records file's or an agentgateway access log's requests into the lab, at their recorded times.", valueName: "file"))
     var replay: String?
 
-    @Option(help: ArgumentHelp("With --replay: faster (2x) or slower (0.5x) than recorded.", valueName: "factor"))
-    var speed: String = "1x"
-
-    @Option(name: .customLong("max-gap"), help: ArgumentHelp("With --replay: cut longer pauses between requests to this.", valueName: "duration"))
-    var maxGap: String?
-
-    @Flag(help: "With --replay: start over at the end of the file (until --duration or q).")
-    var loop = false
+    @OptionGroup var timing: ReplayTimingOptions
 }

@@ -240,16 +240,8 @@ extension WatchCommand {
         return settings
     }
 
-    /// Writes to stdout with C's stdio: a closed pipe or a gone terminal must not trap.
-    static func write(_ text: String) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }
-            bytes = bytes.dropFirst(n)
-        }
-    }
+    /// Writes to stdout with write(2) (see Console): a hangup or a closed pipe must not trap.
+    static func write(_ text: String) { Console.write(text) }
 }
 
 /// The watch state shared by the pump thread and the end of the run.

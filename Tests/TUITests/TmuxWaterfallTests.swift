@@ -11,7 +11,7 @@ import Testing
         let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scenarios/retries-lab.yaml").path
         let t = TmuxEndToEndTests.Tmux(tmux: tmux, socket: "failover-lab-wf-\(getpid())")
         defer { t.run(["kill-server"]) }
-        t.run(["new-session", "-d", "-s", "e2e", "-x", "140", "-y", "44", "'\(binary)' run '\(scenarios)' --port 0 --rate 2/s; echo EXIT=$?; sleep 60"])
+        t.run(["new-session", "-d", "-s", "e2e", "-x", "140", "-y", "44", "'\(binary)' run '\(scenarios)' --port 0 --no-steps --rate 2/s; echo EXIT=$?; sleep 60"])
         // The first request is the retried one: its row starts its attempts with the 429.
         let (retried, screen) = t.wait(seconds: 30) { $0.contains("http-429-provider=429") }
         try #require(retried, "no retried request on screen:\n\(screen)")
