@@ -308,7 +308,10 @@ public enum Chart {
     }
 }
 
-/// Escapes text for HTML text and attribute values (names in records are outside bytes).
+/// Escapes text for HTML and XML, in text and in attribute values (names in records and
+/// labs are outside bytes): the five specials, newlines and tabs as references (so an
+/// attribute keeps them), and what XML 1.0 cannot carry (other control characters, lone
+/// surrogates, U+FFFE/U+FFFF) replaced. The HTML report and `test --junit` both use it.
 public func htmlEscape(_ s: String) -> String {
     var o = ""
     o.reserveCapacity(s.utf8.count)
@@ -319,9 +322,15 @@ public func htmlEscape(_ s: String) -> String {
         case ">": o += "&gt;"
         case "\"": o += "&quot;"
         case "'": o += "&#39;"
+        case "\n": o += "&#10;"
+        case "\t": o += "&#9;"
         default:
-            // Control characters would make the file invalid; they carry nothing a reader needs.
-            if c.value < 0x20 && c != "\n" && c != "\t" { o += "\u{FFFD}" } else { o.unicodeScalars.append(c) }
+            let v = c.value
+            if v < 0x20 || (0xD800...0xDFFF).contains(v) || v == 0xFFFE || v == 0xFFFF {
+                o += "\u{FFFD}"
+            } else {
+                o.unicodeScalars.append(c)
+            }
         }
     }
     return o

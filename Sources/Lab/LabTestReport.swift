@@ -95,31 +95,8 @@ public enum LabTestReport {
         return x
     }
 
-    /// Text for an XML attribute or element: the five specials escaped, and characters XML 1.0
-    /// cannot carry (most control characters) replaced, so a hostile step name cannot break the file.
-    static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            case "\n": out += "&#10;"
-            case "\t": out += "&#9;"
-            default:
-                let v = scalar.value
-                if v < 0x20 || (0xD800...0xDFFF).contains(v) || v == 0xFFFE || v == 0xFFFF {
-                    out += "\u{FFFD}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out
-    }
+    /// Text for an XML attribute or element: the Driver's one escaper (XML 1.0-safe).
+    static func escape(_ text: String) -> String { htmlEscape(text) }
 
     // MARK: JSON
 
