@@ -31,15 +31,17 @@ public enum LabTestRunner {
     /// Runs `script` against a lab started from `config` with `settings` (its port is
     /// always a free one, and no admin port). `progress` hears every action as the engine
     /// decides it (the command prints step verdicts from it).
+    /// `sink` hears every finished request of the lab (`test --record`).
     public static func run(config: LabConfig, script: LabScript, file: String, settings: LabSettings = LabSettings(),
+                           sink: RecordSink? = nil,
                            progress: @escaping @Sendable (StepAction) -> Void = { _ in }) async -> LabTestResult {
         let began = DispatchTime.now().uptimeNanoseconds
-        var result = await runSteps(config: config, script: script, file: file, settings: settings, progress: progress)
+        var result = await runSteps(config: config, script: script, file: file, settings: settings, sink: sink, progress: progress)
         result.seconds = Double(DispatchTime.now().uptimeNanoseconds &- began) / 1e9
         return result
     }
 
-    private static func runSteps(config: LabConfig, script: LabScript, file: String, settings: LabSettings,
+    private static func runSteps(config: LabConfig, script: LabScript, file: String, settings: LabSettings, sink: RecordSink?,
                                  progress: @escaping @Sendable (StepAction) -> Void) async -> LabTestResult {
         let name = config.scenario?.name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         var result = LabTestResult(lab: name, file: file, steps: [], stepLocations: script.steps.map(\.location),
@@ -60,7 +62,7 @@ public enum LabTestRunner {
         // A `set` that could not be applied fails the lab.
         let failures = NIOLockedValueBox<String?>(nil)
         do {
-            (traffic, sender, steps) = try drivers(for: script, lab: lab, stepByKey: false, sink: nil,
+            (traffic, sender, steps) = try drivers(for: script, lab: lab, stepByKey: false, sink: sink,
                                                    errors: { message in failures.withLockedValue { $0 = $0 ?? message } })
         } catch {
             await lab.stop()

@@ -33,6 +33,9 @@ struct TestCommand: AsyncParsableCommand {
     @Flag(help: "Print the results as JSON on stdout instead of text.")
     var json = false
 
+    @Option(help: ArgumentHelp("Write every request of every lab's steps as a JSON line to this file, as drive --record does (for report, report --html).", valueName: "file"))
+    var record: String?
+
     // The same lab flags as run and gateway: each lab starts with them.
     @OptionGroup var labFlags: LabFlags
 
@@ -59,6 +62,14 @@ struct TestCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
 
+        var recorder: Recorder?
+        if let record {
+            do { recorder = try Recorder(path: record) } catch {
+                Console.error("failover-lab test: --record: \(error)")
+                throw ExitCode(2)
+            }
+        }
+        let sink = recorder.map { r in RecordSink(record: { r.record($0) }, flush: { r.flush() }) }
         var results: [LabTestResult] = []
         let text = !json
         for lab in loaded {
@@ -66,7 +77,7 @@ struct TestCommand: AsyncParsableCommand {
             if text { Console.out("\(lab.config.scenario?.name ?? lab.file) (\(lab.file))") }
             var settings = LabSettings()
             try labFlags.apply(to: &settings)
-            let result = await LabTestRunner.run(config: lab.config, script: lab.script, file: lab.file, settings: settings) { action in
+            let result = await LabTestRunner.run(config: lab.config, script: lab.script, file: lab.file, settings: settings, sink: sink) { action in
                 guard text, case .end(let verdict) = action else { return }
                 for line in LabTestReport.stepLines(verdict, of: count) { Console.out(line) }
             }
@@ -80,6 +91,8 @@ struct TestCommand: AsyncParsableCommand {
         } else {
             Console.out(LabTestReport.json(results, seconds: seconds).serialized)
         }
+        recorder?.flush()
+        if let e = recorder?.error { Console.error("failover-lab test: --record: \(e)") }
         if let junit {
             do {
                 try LabTestReport.junit(results, seconds: seconds).write(toFile: junit, atomically: true, encoding: .utf8)
