@@ -425,8 +425,20 @@ public struct LabModel: Sendable {
             }
             replicaSnapshots[snapshot.replica] = snapshot
             rebuildGroups()
-            // The same for the states the sources report (the lab's balancer each frame, watch's replicas).
-            for p in groups.joined() where p.state == .healthy { closeEviction(p.name, at: now) }
+            // The same for the states the sources report (the lab's balancer each frame, watch's
+            // replicas): a source with no health events (a real agentgateway's /config_dump)
+            // opens its bands here, from when the eviction began if the report says.
+            for p in groups.joined() {
+                switch p.state {
+                case .healthy:
+                    closeEviction(p.name, at: now)
+                case .evicted(let until, let reason):
+                    let began = p.evictedFor.map { until - $0 }.map { min(now, $0) } ?? now
+                    openEviction(p.name, group: p.group, at: began.isFinite ? began : now, reason: reason)
+                case .probing:
+                    break
+                }
+            }
         case .fault(let standIn, let behavior, let at):
             now = max(now, at)
             // Told twice (the key's answer and the lab's own view): one line.

@@ -92,4 +92,20 @@ import Watch
         quiet.stateChanged = false
         #expect(Feed.events(.provider(quiet)).isEmpty)
     }
+
+    /// A source with provider states and no health events (watch on a real agentgateway)
+    /// still gets the served-by chart's eviction band, opened and closed by the states.
+    @Test func reportedStatesOpenAndCloseTheEvictionBand() {
+        var m = LabModel(scenario: "s", gatewayURL: "u", plan: "watching", rate: 0)
+        m.apply(.replica(Self.snapshot("gw", at: 10, [[Self.view("p429", .evicted(remaining: 55), until: 65)], [Self.view("openai", .healthy)]])))
+        #expect(m.evictions.count == 1)
+        #expect(m.evictions.first?.provider == "p429")
+        // 65 s until the end of a 60 s eviction: it began at 5 s.
+        #expect(m.evictions.first?.from == 5)
+        #expect(m.evictions.first?.to == nil)
+        m.apply(.replica(Self.snapshot("gw", at: 20, [[Self.view("p429", .evicted(remaining: 55), until: 65)], [Self.view("openai", .healthy)]])))
+        #expect(m.evictions.count == 1, "one band, not one a poll")
+        m.apply(.replica(Self.snapshot("gw", at: 70, [[Self.view("p429", .healthy)], [Self.view("openai", .healthy)]])))
+        #expect(m.evictions.first?.to == 70)
+    }
 }
