@@ -28,7 +28,8 @@
 #
 # Usage: bench/streams.sh [--no-build]
 # Env: SMALL_N (1000), LARGE_N (5000), DURATION (20: seconds a load runs), RECORDS (1000000),
-#      BIN (a failover-lab binary), PORT (18300), SKIP_AIPERF (1 skips it).
+#      BIN (a failover-lab binary), PORT (18300), SKIP_AIPERF (1 skips it), AIPERF (its
+#      path; default: on PATH), AIPERF_N (250), SKIP_MAIN (1: only the aiperf comparison).
 # Results: bench/out/streams-<timestamp>/summary.txt and the raw JSON reports.
 
 set -euo pipefail
@@ -154,6 +155,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 echo "bench/streams.sh  $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(nproc) cores  fd limit $SOFT"
 echo
 
+if [[ "${SKIP_MAIN:-0}" != 1 ]]; then
 # 1. The mock alone, LARGE_N streams, TTFT 100 ms, 20 tokens at 20/s.
 log "1/5 mock alone: $LARGE_N streams, ttft 100ms, 20 tokens at 20/s"
 start_mock "ttft 100ms tokens 20 rate 20/s"
@@ -245,18 +247,51 @@ PY
 rm -f "$OUT"/shard-*.jsonl "$OUT/all.jsonl"
 echo
 
-# aiperf, when installed, on the same mock and concurrency.
+fi
+
+# aiperf, when installed, on the same mock at the same concurrency: drive at AIPERF_N and
+# twice that, aiperf at AIPERF_N. aiperf wants a Hugging Face tokenizer even for a
+# dataset file; offline, a word-level one is written into the local HF cache
+# (models--local--tok) and the prompts come from a file.
 AIPERF="${AIPERF:-$(command -v aiperf || true)}"
+AIPERF_N="${AIPERF_N:-250}"
 if [[ "${SKIP_AIPERF:-0}" != 1 && -n "$AIPERF" && -x "$AIPERF" ]]; then
-  log "aiperf against drive at $SMALL_N streams"
+  log "aiperf at $AIPERF_N streams against drive at $AIPERF_N and $((AIPERF_N * 2))"
+  "$(dirname "$AIPERF")/python" - <<'PY' || die "cannot write the local tokenizer (aiperf's transformers/tokenizers)"
+import os
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+vocab = {"[UNK]": 0, "[PAD]": 1}
+for w in "what is 2+2? the a mock openai stand-in of failover-lab your request reached group 2 . , equals 4 token".split():
+    vocab.setdefault(w, len(vocab))
+tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+tok.pre_tokenizer = pre_tokenizers.Whitespace()
+hub = os.path.expanduser("~/.cache/huggingface/hub/models--local--tok")
+snap = os.path.join(hub, "snapshots", "local")
+os.makedirs(snap, exist_ok=True)
+os.makedirs(os.path.join(hub, "refs"), exist_ok=True)
+PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(snap)
+open(os.path.join(snap, "config.json"), "w").write('{"model_type": "gpt2"}')
+open(os.path.join(hub, "refs", "main"), "w").write("local")
+PY
+  for _ in $(seq 20000); do echo '{"text": "What is 2+2?"}'; done >"$OUT/prompts.jsonl"
   start_mock "ttft 100ms tokens 20 rate 20/s"
-  /usr/bin/time -f "%U %S" -o "$OUT/drive.time" "$FL" drive "$MOCK_URL/stream" --stream --concurrency "$SMALL_N" --duration "${DURATION}s" --json --no-progress >"$OUT/drive-vs.json" 2>/dev/null || true
-  /usr/bin/time -f "%U %S" -o "$OUT/aiperf.time" "$AIPERF" profile --url "$MOCK_URL" --endpoint /stream --endpoint-type chat --streaming \
-    --concurrency "$SMALL_N" --benchmark-duration "$DURATION" --model gpt-4o-mini --artifact-dir "$OUT/aiperf" >"$OUT/aiperf.out" 2>&1 || true
-  echo "driver vs aiperf at $SMALL_N streams: drive CPU $(awk '{print $1 + $2}' "$OUT/drive.time") s, aiperf CPU $(awk '{print $1 + $2}' "$OUT/aiperf.time" 2>/dev/null || echo '?') s; see $OUT/aiperf.out"
+  for n in "$AIPERF_N" $((AIPERF_N * 2)); do
+    /usr/bin/time -f "%U %S" -o "$OUT/drive-$n.time" "$FL" drive "$MOCK_URL/stream" --stream --concurrency "$n" --duration "${DURATION}s" --json --no-progress >"$OUT/drive-$n.json" 2>/dev/null || true
+  done
+  HF_HUB_OFFLINE=1 /usr/bin/time -f "%U %S" -o "$OUT/aiperf.time" "$AIPERF" profile --url "$MOCK_URL" --endpoint /stream --endpoint-type chat --streaming \
+    --concurrency "$AIPERF_N" --benchmark-duration "$DURATION" --model gpt-4o-mini --tokenizer local/tok --use-server-token-count \
+    --input-file "$OUT/prompts.jsonl" --custom-dataset-type single_turn --output-artifact-dir "$OUT/aiperf" >"$OUT/aiperf.out" 2>&1 || true
+  for n in "$AIPERF_N" $((AIPERF_N * 2)); do
+    echo "drive at $n streams: CPU $(tail -1 "$OUT/drive-$n.time" | awk '{print $1 + $2}') s; $(field "$OUT/drive-$n.json" '"TTFT p50 %.1f ms (%+.0f%% of 100), p99 %.1f ms, %d answers" % (r["ttft_ms"]["p50"], r["ttft_ms"]["p50"] - 100, r["ttft_ms"]["p99"], r["responses"])')"
+  done
+  # time(1) puts "Command exited with non-zero status" first when aiperf exits non-zero (it
+  # does after printing its table here): the figures are on the last line.
+  echo "aiperf at $AIPERF_N streams: CPU $(tail -1 "$OUT/aiperf.time" | awk '{print $1 + $2}') s (its start-up included); its table:"
+  grep -E "Metric|Time to First Token \(ms\)|Inter Token Latency|Request Throughput|Completed Requests" "$OUT/aiperf.out" | sed 's/^/  /'
   stop_all
 else
-  echo "aiperf: not installed (pip install aiperf), not compared"
+  echo "aiperf: not installed (pip install aiperf; AIPERF=path), not compared"
 fi
 } | tee "$OUT/summary.txt"
 log "summary: $OUT/summary.txt"
