@@ -2,6 +2,7 @@ import Driver
 import Foundation
 import Gateway
 import Lab
+import Upstreams
 import Testing
 import Wire
 
@@ -49,6 +50,32 @@ extension OverSockets {
             guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
             limit.rlim_cur = limit.rlim_max
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+
+        @Test("a long streamed answer (300 tokens, far past the tail the gateway keeps) still has its usage in the access log")
+        func longStreamUsage() async throws {
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("long-stream-\(UUID()).log").path
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            let config = try ManifestLoader.load(sources: [("streams.yaml", Self.lab)])
+            var options = LabOptions()
+            options.port = 0
+            options.accessLog = try AccessLogWriter(path: log)
+            let lab = try await RunningLab.start(config: config, options: options)
+            try await lab.standIn("openai")!.apply(StandInSetting.parse("ttft 10ms tokens 300 rate 2000/s"))
+            let url = try #require(lab.firstRouteURL)
+            let body = #"{"model":"","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"What is 2+2?"}]}"#
+            var config2 = DriverConfiguration(workload: .closedLoop(concurrency: 1), mix: RequestMix([
+                RequestSpec(method: "POST", url: url, headers: ["Content-Type: application/json"], body: Array(body.utf8))]), requestLimit: 1)
+            config2.timeout = 30_000_000_000
+            let records = LockedRecords()
+            Driver(configuration: config2, sink: RecordSink(record: { records.add($0) })).run()
+            await lab.stop()
+            let record = try #require(records.all.first)
+            #expect(record.status == 200)
+            #expect(record.bytesIn > 3 * 2048, "the answer (\(record.bytesIn) bytes) must be longer than the kept tail")
+            let line = try #require(try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").last)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(json["gen_ai.usage.output_tokens"] as? Int == 300, "\(line)")
         }
 
         @Test("500 streams at once through the gateway: every one 200 with all 8 tokens, TTFT and ITL near the shape, in-flight back to 0")

@@ -466,16 +466,20 @@ final class Exchange: UpstreamResponseDelegate {
                 emit(buffer)
                 return
             }
-            responseCopy = context.channel.allocator.buffer(capacity: min(limit, max(buffer.readableBytes, 256)))
+            // A stream's copy is a window of fixed size, allocated once (see `streamTail`).
+            responseCopy = context.channel.allocator.buffer(capacity: responseIsStream ? Self.streamTail * 2 : min(limit, max(buffer.readableBytes, 256)))
         }
         if responseIsStream {
             // Keep the tail: the usage chunk comes last. A cut first line is skipped when read.
+            // Cut before writing, so the buffer never grows past twice the tail.
             var part = buffer
-            responseCopy!.writeBuffer(&part)
-            if responseCopy!.readableBytes > Self.streamTail * 2 {
-                responseCopy!.moveReaderIndex(forwardBy: responseCopy!.readableBytes - Self.streamTail)
+            if part.readableBytes > Self.streamTail { part.moveReaderIndex(forwardBy: part.readableBytes - Self.streamTail) }
+            if responseCopy!.readableBytes + part.readableBytes > Self.streamTail * 2 {
+                let keep = max(0, Self.streamTail - part.readableBytes)
+                responseCopy!.moveReaderIndex(forwardBy: max(0, responseCopy!.readableBytes - keep))
                 responseCopy!.discardReadBytes()
             }
+            responseCopy!.writeBuffer(&part)
         } else if responseCopy!.readableBytes < limit {
             var slice = buffer
             if let part = slice.readSlice(length: min(slice.readableBytes, limit - responseCopy!.readableBytes)) {
@@ -811,11 +815,11 @@ final class Exchange: UpstreamResponseDelegate {
         return "\(error)"
     }
 
-    /// How much of a streamed response's end is kept to read its usage chunk (the copy is
-    /// cut back to it whenever it passes twice that). The usage chunk is under 1 KiB from
-    /// OpenAI-style providers; every open stream holds this copy, so it is kept small: at
-    /// 32 KiB, 1,000 long streams held 64 MiB.
-    static let streamTail = 4 * 1024
+    /// How much of a streamed response's end is kept to read its usage chunk: at least this
+    /// much, in a buffer of twice it allocated once per stream. The usage chunk is under
+    /// 1 KiB from OpenAI-style providers; every open stream holds the buffer, so it is kept
+    /// small (at a 32 KiB tail, growing by doubling, 1,000 long streams held 64 MiB).
+    static let streamTail = 2 * 1024
 
     /// Hop-by-hop and recomputed headers are not copied from the client: framing (length,
     /// chunking, connection and what it names), host, type and credentials are the gateway's
