@@ -21,8 +21,6 @@ public final class StepRunner: Sendable {
         public var elapsed: Double
         /// The step's `for:` or `timeout:` in seconds.
         public var length: Double?
-        /// The step's `until:` text, when it has one.
-        public var until: String?
         public var live: [ExpectationVerdict]
         /// `--step-by-key`: the step after this one waits for `n`.
         public var waitingAfter: Int?
@@ -88,8 +86,6 @@ public final class StepRunner: Sendable {
     /// When `poll` must be called next for a step to end on time (nanoseconds on `now()`).
     public var deadline: Nanos? { state.withLockedValue { $0.engine.deadline } }
 
-    public var isFinished: Bool { state.withLockedValue { $0.engine.state == .finished } }
-
     /// Each step's last verdict, by index.
     public var verdicts: [StepVerdict?] { state.withLockedValue { $0.engine.verdicts } }
 
@@ -103,7 +99,7 @@ public final class StepRunner: Sendable {
         let at = now()
         return state.withLockedValue { s in
             let engine = s.engine
-            var view = View(index: nil, count: steps.count, name: "", say: nil, elapsed: 0, length: nil, until: nil, live: [],
+            var view = View(index: nil, count: steps.count, name: "", say: nil, elapsed: 0, length: nil, live: [],
                             waitingAfter: nil, finished: false, verdicts: engine.verdicts)
             switch engine.state {
             case .notStarted:
@@ -116,9 +112,8 @@ public final class StepRunner: Sendable {
                 view.elapsed = Double(at >= since ? at - since : 0) / 1e9
                 switch step.end {
                 case .duration(let d): view.length = Double(d) / 1e9
-                case .until(let e, let timeout):
+                case .until(_, let timeout):
                     view.length = Double(timeout) / 1e9
-                    view.until = e.text
                 }
                 view.live = engine.liveVerdicts()
             case .waiting(let after):

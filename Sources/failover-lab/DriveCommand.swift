@@ -282,10 +282,6 @@ enum DriveCLI {
         do { return try TrafficSettings.positiveDuration(text, flag: flag) } catch { throw usage(error.description) }
     }
 
-    static func checkURL(_ url: String, what: String) throws {
-        do { try TrafficSettings.checkURL(url, what: what) } catch { throw usage(error.description) }
-    }
-
     /// Prints to standard error.
     static func printError(_ s: String) {
         var line = s

@@ -13,7 +13,7 @@ import Testing
                      verdicts: [StepVerdict?] = [nil, nil, nil]) -> StepRunner.View {
         StepRunner.View(index: index, count: 3, name: "Group 2 serves while group 1 is evicted",
                         say: "The next requests skip the evicted provider and fail over to openai-provider in group 2.",
-                        elapsed: 0.4, length: 1, until: nil, live: live, waitingAfter: waitingAfter, finished: finished, verdicts: verdicts)
+                        elapsed: 0.4, length: 1, live: live, waitingAfter: waitingAfter, finished: finished, verdicts: verdicts)
     }
 
     static func stepVerdict(_ i: Int, _ checks: [ExpectationVerdict]) -> StepVerdict {
