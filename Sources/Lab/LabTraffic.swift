@@ -18,9 +18,13 @@ public struct LabTraffic: Sendable {
     public static func choose(flags: TrafficSettings, replay: ReplaySettings?, script: LabScript,
                               routeURL: String, base: String, environment: [String: String] = [:]) throws(TrafficError) -> LabTraffic {
         var settings = flags
-        // The lab's route allows 120 s; a request must not be given up before it.
-        if settings.timeout == nil { settings.timeout = "130s" }
+        /// The lab's route allows 120 s: without a timeout from the flags or the plan, a
+        /// request is not given up before that.
+        func labTimeout(_ s: inout TrafficSettings) {
+            if s.timeout == nil && s.plan?.timeout == nil { s.timeout = "130s" }
+        }
         if var replay {
+            labTimeout(&settings)
             if replay.target == nil { replay.target = base }
             var (config, diagnostics) = try replay.configuration(duration: try settings.durationValue(), requests: settings.requests,
                                                                  report: { _ in })
@@ -37,11 +41,11 @@ public struct LabTraffic: Sendable {
         } else if let traffic = script.traffic {
             settings.plan = traffic
             plan = "lab traffic"
-            if traffic.timeout != nil && flags.timeout == nil { settings.timeout = nil }
         } else {
             settings.rate = "2/s"
             startPaused = !script.steps.isEmpty
         }
+        labTimeout(&settings)
         var config = try settings.configuration(defaultTarget: routeURL, base: base, defaultDuration: nil, environment: environment)
         config.startPaused = startPaused
         var rate = 0.0

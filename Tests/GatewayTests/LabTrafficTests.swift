@@ -27,9 +27,11 @@ struct LabTrafficTests {
         var plan = PlanFile(path: "lab.yaml")
         plan.phases = [Phase(.constant(rate: 20))]
         plan.targets = [.init(url: "/lab", weight: 1)]
+        plan.timeout = 5_000_000_000
         let script = LabScript(steps: Self.steps, traffic: plan)
         let lab = try LabTraffic.choose(flags: TrafficSettings(), replay: nil, script: script, routeURL: Self.route, base: Self.base)
         #expect(lab.plan == "lab traffic" && lab.rate == 20 && !lab.config.startPaused)
+        #expect(lab.config.timeout == 5_000_000_000, "the plan's own timeout, not the lab default")
         #expect(lab.config.mix.requests.map(\.url) == ["http://127.0.0.1:9/lab"])
         var flags = TrafficSettings()
         flags.concurrency = 32
