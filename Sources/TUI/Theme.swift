@@ -230,6 +230,26 @@ public enum Themes {
     /// The bundled themes, in the order `t` cycles through them.
     public static let bundledOrder = ["default", "light", "high-contrast", "mono"]
 
+    /// The themes a dashboard cycles through with `t`: the chosen one (`default` when none),
+    /// then the other bundled ones; with NO_COLOR only `mono`. When no theme was asked for
+    /// and none can be found, the built-in mono keeps the dashboard usable; an asked-for
+    /// theme that cannot be read is the caller's error.
+    public static func cycle(chosen: String?, noColor: Bool) throws -> [Theme] {
+        do {
+            let first = try resolve(noColor ? "mono" : (chosen ?? "default"))
+            var themes = [first]
+            if !noColor {
+                for path in bundledPaths() {
+                    if let t = try? Theme.load(path: path), t.name != first.name { themes.append(t) }
+                }
+            }
+            return themes
+        } catch {
+            guard chosen == nil else { throw error }
+            return [Theme.mono]
+        }
+    }
+
     /// The `themes` folder, whether the binary runs from the checkout or is installed.
     public static func directory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
         BundledFolder.find("themes", containing: "default.yaml", override: "FAILOVER_LAB_THEMES", environment: environment)

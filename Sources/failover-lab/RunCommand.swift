@@ -262,24 +262,12 @@ struct RunCommand: AsyncParsableCommand {
     func dashboardSettings() throws -> DashboardSettings {
         let environment = ProcessInfo.processInfo.environment
         let noColor = !(environment["NO_COLOR"] ?? "").isEmpty
-        var themes: [Theme] = []
+        let themes: [Theme]
         do {
-            if noColor {
-                themes = [try Themes.resolve("mono")]
-            } else {
-                let first = try Themes.resolve(theme ?? "default")
-                themes = [first]
-                for path in Themes.bundledPaths() {
-                    if let t = try? Theme.load(path: path), t.name != first.name { themes.append(t) }
-                }
-            }
-        } catch let error as ThemeError {
-            if theme == nil && !noColor {
-                themes = [Theme.mono]  // no theme files found: still usable
-            } else {
-                Console.error("failover-lab: theme: \(error)")
-                throw ExitCode(2)
-            }
+            themes = try Themes.cycle(chosen: theme, noColor: noColor)
+        } catch {
+            Console.error("failover-lab: theme: \(error)")
+            throw ExitCode(2)
         }
         var settings = DashboardSettings(themes: themes)
         settings.ascii = ascii

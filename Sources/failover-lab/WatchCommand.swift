@@ -222,18 +222,11 @@ extension WatchCommand {
     /// The chosen theme first, then the other bundled ones for `t`; NO_COLOR forces mono.
     func themes() throws -> DashboardSettings {
         let noColor = !(ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
-        var themes: [Theme] = []
+        let themes: [Theme]
         do {
-            let first = try Themes.resolve(noColor ? "mono" : (theme ?? "default"))
-            themes = [first]
-            if !noColor {
-                for path in Themes.bundledPaths() {
-                    if let t = try? Theme.load(path: path), t.name != first.name { themes.append(t) }
-                }
-            }
+            themes = try Themes.cycle(chosen: theme, noColor: noColor)
         } catch {
-            guard theme == nil else { throw ValidationError("--theme \(theme!): \(error)") }
-            themes = [Theme.mono]  // no theme files found: still usable
+            throw ValidationError("--theme \(theme ?? ""): \(error)")
         }
         var settings = DashboardSettings(themes: themes)
         settings.monochrome = noColor
