@@ -786,7 +786,7 @@ final class Exchange: UpstreamResponseDelegate {
         if let limit = runtime.options.logResponseBody, let copy = responseCopy {
             log.responseBody = String(decoding: copy.readableBytesView.prefix(limit), as: UTF8.self)
         }
-        let line = runtime.finished(log, backend: route?.backendIndex)
+        let line = runtime.finished(log, backend: route?.backendIndex, pool: pool)
         handler?.exchangeFinished(self)
         handler = nil
         if sendEnd {

@@ -136,12 +136,13 @@ public final class GatewayRuntime: Sendable {
         }
     }
 
-    /// Counts a finished request and tells the subscribers; returns its access-log line
-    /// (nil when there is no access log) for the caller to write.
-    func finished(_ log: RequestLog, backend: Int?) -> [UInt8]? {
+    /// Counts a finished request, queues its spans and tells the subscribers; returns its
+    /// access-log line (nil when there is no access log) for the caller to write. `pool`
+    /// is the finishing loop's (its scratch buffer for the spans).
+    func finished(_ log: RequestLog, backend: Int?, pool: UpstreamPool) -> [UInt8]? {
         metrics.recordRequest(log, backend: backend.map { plan.backends[$0].name } ?? "")
         let line = accessLog == nil ? nil : log.jsonLineBytes()
-        traceExporter?.submit(log)
+        traceExporter?.submit(log, scratch: &pool.traceScratch)
         emit(.request(log))
         return line
     }

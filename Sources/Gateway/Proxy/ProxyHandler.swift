@@ -209,7 +209,7 @@ final class ProxyHandler: ChannelInboundHandler, MessageParserDelegate {
         let (method, target) = parser.requestSoFar
         let log = RequestLog(time: Date(), route: nil, endpoint: nil, method: method, path: target, status: status, duration: duration,
                              attempts: [], error: message, reason: reason)
-        pool.flusher.add(runtime.finished(log, backend: nil))
+        pool.flusher.add(runtime.finished(log, backend: nil, pool: pool))
         pool.flusher.writeLog()
         context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         close(context)

@@ -45,6 +45,16 @@ public struct JSONLine {
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
     }
 
+    /// A field of 16 (or, with `low`, 32) lowercase hex digits: trace and span ids,
+    /// written in place.
+    mutating func addHex(_ name: StaticString, _ high: UInt64, _ low: UInt64? = nil) {
+        key(name)
+        bytes.append(UInt8(ascii: "\""))
+        Hex.append(high, to: &bytes)
+        if let low { Hex.append(low, to: &bytes) }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
     /// The finished object's UTF-8, without a newline.
     public func finishBytes() -> [UInt8] { bytes + [UInt8(ascii: "}")] }
 

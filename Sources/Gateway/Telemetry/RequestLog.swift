@@ -100,8 +100,8 @@ public struct RequestLog: Sendable {
         line.add("agw.ai.time_to_first_token", timeToFirstToken.map(Self.milliseconds))
         line.add("agw.ai.time_per_output_token", timePerOutputToken.map(Self.milliseconds))
         if let trace {
-            line.add("trace.id", trace.traceID.hex)
-            line.add("span.id", trace.spanID.hex)
+            line.addHex("trace.id", trace.traceID.high, trace.traceID.low)
+            line.addHex("span.id", trace.spanID.value)
         }
         line.add("response.body", responseBody)
         return line.takeBytes()

@@ -30,16 +30,31 @@ struct OTLPProtobuf {
 
     static func request(_ spans: [SpanRecord], serviceName: String) -> [UInt8] {
         var w = OTLPProtobuf()
-        w.out.reserveCapacity(256 + spans.count * 400)
-        w.message(1) { w in  // ExportTraceServiceRequest.resource_spans
-            w.message(1) { w in  // ResourceSpans.resource
-                w.keyValue(1, "service.name", .string(serviceName))  // Resource.attributes
-            }
-            w.message(2) { w in  // ResourceSpans.scope_spans
-                w.message(1) { w in w.string(1, OTLPEncoding.scopeName) }  // ScopeSpans.scope { name }
-                for span in spans { w.message(2) { w in w.span(span) } }  // ScopeSpans.spans
-            }
-        }
+        w.out.reserveCapacity(spans.count * 400)
+        for span in spans { w.message(2) { w in w.span(span) } }  // ScopeSpans.spans
+        return request(encodedSpans: w.out, serviceName: serviceName)
+    }
+
+    /// The request around spans already encoded as `ScopeSpans.spans` fields: one
+    /// `ResourceSpans` (the resource's `service.name`) with one `ScopeSpans`.
+    static func request(encodedSpans spans: [UInt8], serviceName: String) -> [UInt8] {
+        var resource = OTLPProtobuf()
+        resource.message(1) { w in w.keyValue(1, "service.name", .string(serviceName)) }  // ResourceSpans.resource
+        var scope = OTLPProtobuf()
+        scope.message(1) { w in w.string(1, OTLPEncoding.scopeName) }  // ScopeSpans.scope { name }
+        let scopeSpansLength = scope.out.count + spans.count
+        var scopeSpansHead = OTLPProtobuf()
+        scopeSpansHead.tag(2, 2)  // ResourceSpans.scope_spans
+        scopeSpansHead.varint(UInt64(scopeSpansLength))
+        let resourceSpansLength = resource.out.count + scopeSpansHead.out.count + scopeSpansLength
+        var w = OTLPProtobuf()
+        w.out.reserveCapacity(resourceSpansLength + 16)
+        w.tag(1, 2)  // ExportTraceServiceRequest.resource_spans
+        w.varint(UInt64(resourceSpansLength))
+        w.out += resource.out
+        w.out += scopeSpansHead.out
+        w.out += scope.out
+        w.out += spans
         return w.out
     }
 
@@ -177,15 +192,23 @@ struct OTLPProtobuf {
 enum OTLPJSON {
     static func request(_ spans: [SpanRecord], serviceName: String) -> [UInt8] {
         var o: [UInt8] = []
+        for (i, span) in spans.enumerated() {
+            if i > 0 { o.append(0x2C) }
+            encode(span, &o)
+        }
+        return request(encodedSpans: o, serviceName: serviceName)
+    }
+
+    /// The request around span objects already encoded and separated by commas.
+    static func request(encodedSpans spans: [UInt8], serviceName: String) -> [UInt8] {
+        var o: [UInt8] = []
+        o.reserveCapacity(spans.count + 160 + serviceName.utf8.count)
         put("{\"resourceSpans\":[{\"resource\":{\"attributes\":[", &o)
         keyValue("service.name", .string(serviceName), &o)
         put("]},\"scopeSpans\":[{\"scope\":{\"name\":", &o)
         o += JSONLine.quoted(OTLPEncoding.scopeName)
         put("},\"spans\":[", &o)
-        for (i, span) in spans.enumerated() {
-            if i > 0 { o.append(0x2C) }
-            encode(span, &o)
-        }
+        o += spans
         put("]}]}]}", &o)
         return o
     }

@@ -3,13 +3,26 @@ import NIOConcurrencyHelpers
 import Wire
 
 /// Sends finished requests' spans to an OTLP/HTTP collector from a thread of its own.
-/// Event loops only append to a bounded queue under a lock: when the collector is slow,
-/// down or refuses, spans are dropped and counted, and the data path never waits.
+/// An event loop encodes a request's spans itself (into its own scratch buffer, no lock
+/// held) and appends the bytes to the batch being filled, under a lock held for a copy;
+/// a batch that would pass `maxBatch` spans is closed and the thread woken. The thread
+/// wraps each batch in an `ExportTraceServiceRequest` and posts it. When the collector is
+/// slow, down or refuses, spans are dropped and counted, and the data path never waits.
 public final class TraceExporter: Sendable {
     public let options: TracingOptions
     private let endpoint: OTLPEndpoint
+    /// Encoded spans of whole requests: protobuf `ScopeSpans.spans` fields one after the
+    /// other, or JSON span objects separated by commas.
+    private struct Batch {
+        var bytes: [UInt8] = []
+        var spans = 0
+    }
     private struct State {
-        var queue: [RequestLog] = []
+        /// Closed batches, oldest first.
+        var ready: [Batch] = []
+        /// The batch the loops append to.
+        var filling = Batch()
+        /// Spans in `ready` and `filling`, against `maxQueue`.
         var queuedSpans = 0
         var stopping = false
         var dropped: UInt64 = 0
@@ -38,20 +51,42 @@ public final class TraceExporter: Sendable {
         state.withLockedValue { ($0.exported, $0.dropped, $0.failedRequests) }
     }
 
-    /// Queues a finished request's spans; called on an event loop, so it never blocks on I/O.
-    func submit(_ log: RequestLog) {
+    /// Queues a finished request's spans; called on an event loop, so it never blocks on
+    /// I/O. `scratch` is the loop's own buffer, reused from request to request.
+    func submit(_ log: RequestLog, scratch: inout [UInt8]) {
         guard let trace = log.trace, trace.sampled else { return }
         let n = 1 + trace.tries.count + trace.backoffs.count
+        scratch.removeAll(keepingCapacity: true)
+        let json = options.encoding == .json
+        if json {
+            OTLPJSON.requestSpans(trace, log: log, &scratch)
+        } else {
+            var w = OTLPProtobuf()
+            swap(&w.out, &scratch)
+            w.requestSpans(trace, log: log)
+            swap(&w.out, &scratch)
+        }
+        let maxBatch = options.maxBatch, maxQueue = options.maxQueue
         let (full, warnNow) = state.withLockedValue { s -> (Bool, Bool) in
-            guard !s.stopping, s.queuedSpans + n <= options.maxQueue else {
+            guard !s.stopping, s.queuedSpans + n <= maxQueue else {
                 s.dropped &+= UInt64(n)
                 let first = !s.warned
                 s.warned = true
                 return (false, first)
             }
-            s.queue.append(log)
+            var closed = false
+            if s.filling.spans > 0 && s.filling.spans + n > maxBatch {
+                var next = Batch()
+                next.bytes.reserveCapacity(s.filling.bytes.count)
+                swap(&next, &s.filling)
+                s.ready.append(next)
+                closed = true
+            }
+            if json && s.filling.spans > 0 { s.filling.bytes.append(0x2C) }
+            s.filling.bytes.append(contentsOf: scratch)
+            s.filling.spans += n
             s.queuedSpans += n
-            return (s.queuedSpans >= options.maxBatch && s.queuedSpans - n < options.maxBatch, false)
+            return (closed, false)
         }
         if full { wake.signal() }
         if warnNow { warn("traces: the export queue to \(endpoint) is full (the collector is slow or down); spans are dropped and counted in failover_trace_spans_dropped_total") }
@@ -72,55 +107,46 @@ public final class TraceExporter: Sendable {
     private func run() {
         let delayMs = Int(clamping: TraceClock.nanos(options.scheduleDelay) / 1_000_000)
         while true {
-            _ = wake.wait(timeout: .now() + .milliseconds(max(delayMs, 1)))
-            while true {
-                let (batch, stopping) = state.withLockedValue { s -> ([RequestLog], Bool) in
-                    var taken = 0
-                    var count = 0
-                    for log in s.queue {
-                        let n = 1 + (log.trace?.tries.count ?? 0) + (log.trace?.backoffs.count ?? 0)
-                        if count > 0 && count + n > options.maxBatch { break }
-                        count += n
-                        taken += 1
-                    }
-                    // Usually the whole queue: handed over as it is, without copying the logs.
-                    var batch: [RequestLog] = []
-                    if taken == s.queue.count {
-                        swap(&batch, &s.queue)
-                        s.queue.reserveCapacity(batch.count)
-                    } else {
-                        batch = Array(s.queue.prefix(taken))
-                        s.queue.removeFirst(taken)
-                    }
-                    s.queuedSpans -= count
-                    return (batch, s.stopping)
+            // Woken early, only the closed batches go; at the schedule's delay (or at the
+            // end) the one being filled goes too.
+            let timedOut = wake.wait(timeout: .now() + .milliseconds(max(delayMs, 1))) == .timedOut
+            let (batches, stopping) = state.withLockedValue { s -> ([Batch], Bool) in
+                var out: [Batch] = []
+                swap(&out, &s.ready)
+                if (timedOut || s.stopping) && s.filling.spans > 0 {
+                    var last = Batch()
+                    swap(&last, &s.filling)
+                    out.append(last)
                 }
-                if !batch.isEmpty { export(batch) }
-                let more = state.withLockedValue { $0.queuedSpans >= options.maxBatch || ($0.stopping && !$0.queue.isEmpty) }
-                if !more {
-                    if stopping {
-                        done.signal()
-                        return
-                    }
-                    break
+                return (out, s.stopping)
+            }
+            for batch in batches {
+                export(batch)
+                state.withLockedValue { $0.queuedSpans -= batch.spans }
+            }
+            if stopping {
+                let empty = state.withLockedValue { $0.ready.isEmpty && $0.filling.spans == 0 }
+                if empty {
+                    done.signal()
+                    return
                 }
             }
         }
     }
 
-    private func export(_ batch: [RequestLog]) {
-        var spans: [SpanRecord] = []
-        for log in batch { if let t = log.trace { spans += t.spans(log: log) } }
-        let body = options.encoding.encode(spans, serviceName: options.serviceName)
+    private func export(_ batch: Batch) {
+        let body = options.encoding == .json
+            ? OTLPJSON.request(encodedSpans: batch.bytes, serviceName: options.serviceName)
+            : OTLPProtobuf.request(encodedSpans: batch.bytes, serviceName: options.serviceName)
         let result = OTLPPost.send(body: body, contentType: options.encoding.contentType, headers: options.headers,
                                    to: endpoint, timeout: options.exportTimeout)
         let warnNow = state.withLockedValue { s -> Bool in
             switch result {
             case .success:
-                s.exported &+= UInt64(spans.count)
+                s.exported &+= UInt64(batch.spans)
                 return false
             case .failure:
-                s.dropped &+= UInt64(spans.count)
+                s.dropped &+= UInt64(batch.spans)
                 s.failedRequests &+= 1
                 defer { s.warned = true }
                 return !s.warned
