@@ -1,22 +1,17 @@
 import NIOCore
 
 extension ByteBuffer {
-    /// A `traceparent` value (version 00) written in place: each try sends one.
+    /// A `traceparent` value (version 00) written in place: each try sends one. The 55
+    /// bytes are made on the stack and written in one go.
     mutating func writeTraceParent(_ p: TraceParent) {
-        writeStaticString("00-")
-        writeHex16(p.traceID.high)
-        writeHex16(p.traceID.low)
-        writeInteger(UInt8(ascii: "-"))
-        writeHex16(p.spanID.value)
-        writeStaticString(p.sampled ? "-01" : "-00")
-    }
-
-    /// 16 lowercase hex digits.
-    private mutating func writeHex16(_ value: UInt64) {
-        var shift = 60
-        while shift >= 0 {
-            writeInteger(Hex.digits[Int((value >> UInt64(shift)) & 0xF)])
-            shift -= 4
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 55) { b in
+            b[0] = 0x30; b[1] = 0x30; b[2] = 0x2D
+            Hex.write(p.traceID.high, to: b.baseAddress! + 3)
+            Hex.write(p.traceID.low, to: b.baseAddress! + 19)
+            b[35] = 0x2D
+            Hex.write(p.spanID.value, to: b.baseAddress! + 36)
+            b[52] = 0x2D; b[53] = 0x30; b[54] = p.sampled ? 0x31 : 0x30
+            writeBytes(UnsafeRawBufferPointer(b))
         }
     }
 }

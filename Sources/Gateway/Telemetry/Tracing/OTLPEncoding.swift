@@ -89,7 +89,8 @@ struct OTLPProtobuf {
     }
 
     /// A `KeyValue`: its lengths are known from the key and value, so it is written
-    /// front to back with no shift (attributes are most of a span's bytes).
+    /// front to back with no shift (attributes are most of a span's bytes), the framing
+    /// bytes around the key and the value each in one append.
     mutating func keyValue(_ field: UInt64, _ key: String, _ value: SpanRecord.Value) {
         let keyCount = key.utf8.count
         let anyLength: Int
@@ -100,19 +101,62 @@ struct OTLPProtobuf {
         case .double: anyLength = 9
         }
         let kvLength = 1 + Self.varintSize(UInt64(keyCount)) + keyCount + 1 + Self.varintSize(UInt64(anyLength)) + anyLength
-        tag(field, 2)
-        varint(UInt64(kvLength))
-        tag(1, 2)
-        varint(UInt64(keyCount))
-        appendUTF8(key)
-        tag(2, 2)  // AnyValue
-        varint(UInt64(anyLength))
-        switch value {
-        case .string(let s): string(1, s)
-        case .bool(let b): tag(2, 0); varint(b ? 1 : 0)
-        case .int(let i): tag(3, 0); varint(UInt64(bitPattern: i))
-        case .double(let d): tag(4, 1); littleEndian(d.bitPattern)
+        framing { p in
+            var n = Self.put(field << 3 | 2, p)
+            n += Self.put(UInt64(kvLength), p + n)
+            p[n] = 0x0A  // KeyValue.key
+            n += 1
+            return n + Self.put(UInt64(keyCount), p + n)
         }
+        appendUTF8(key)
+        framing { p in
+            p[0] = 0x12  // KeyValue.value: AnyValue
+            var n = 1 + Self.put(UInt64(anyLength), p + 1)
+            switch value {
+            case .string(let s):
+                p[n] = 0x0A
+                n += 1
+                n += Self.put(UInt64(s.utf8.count), p + n)
+            case .bool(let b):
+                p[n] = 0x10; p[n + 1] = b ? 1 : 0
+                n += 2
+            case .int(let i):
+                p[n] = 0x18
+                n += 1
+                n += Self.put(UInt64(bitPattern: i), p + n)
+            case .double(let d):
+                p[n] = 0x21
+                n += 1
+                for k in 0..<8 { p[n + k] = UInt8(truncatingIfNeeded: d.bitPattern >> UInt64(8 * k)) }
+                n += 8
+            }
+            return n
+        }
+        if case .string(let s) = value { appendUTF8(s) }
+    }
+
+    /// Up to 32 bytes made by `fill` (which returns how many it wrote) on the stack and
+    /// appended at once: one capacity check instead of one a byte.
+    @inline(__always)
+    mutating func framing(_ fill: (UnsafeMutablePointer<UInt8>) -> Int) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { b in
+            let n = fill(b.baseAddress!)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[0..<n]))
+        }
+    }
+
+    /// Writes `value` as a varint at `p`; returns its length (at most 10).
+    @inline(__always)
+    static func put(_ value: UInt64, _ p: UnsafeMutablePointer<UInt8>) -> Int {
+        var v = value
+        var n = 0
+        while v >= 0x80 {
+            p[n] = UInt8(truncatingIfNeeded: v) | 0x80
+            v >>= 7
+            n += 1
+        }
+        p[n] = UInt8(truncatingIfNeeded: v)
+        return n + 1
     }
 
     /// A string's bytes, copied in one go when it is stored contiguously (native strings are).
@@ -131,10 +175,18 @@ struct OTLPProtobuf {
 
     /// A trace id (two halves) or a span id (`low` nil), big-endian bytes.
     mutating func id(_ field: UInt64, _ high: UInt64, _ low: UInt64?) {
-        tag(field, 2)
-        varint(low == nil ? 8 : 16)
-        bigEndian(high)
-        if let low { bigEndian(low) }
+        framing { p in
+            var n = Self.put(field << 3 | 2, p)
+            p[n] = low == nil ? 8 : 16
+            n += 1
+            for k in 0..<8 { p[n + k] = UInt8(truncatingIfNeeded: high >> UInt64(56 - 8 * k)) }
+            n += 8
+            if let low {
+                for k in 0..<8 { p[n + k] = UInt8(truncatingIfNeeded: low >> UInt64(56 - 8 * k)) }
+                n += 8
+            }
+            return n
+        }
     }
 
     mutating func tag(_ field: UInt64, _ wireType: UInt64) {
@@ -142,25 +194,33 @@ struct OTLPProtobuf {
     }
 
     mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
+        if value < 0x80 {
+            out.append(UInt8(truncatingIfNeeded: value))
+        } else {
+            framing { Self.put(value, $0) }
         }
-        out.append(UInt8(truncatingIfNeeded: v))
     }
 
     mutating func littleEndian(_ value: UInt64) {
-        for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: value >> UInt64(8 * i))) }
+        framing { p in
+            for k in 0..<8 { p[k] = UInt8(truncatingIfNeeded: value >> UInt64(8 * k)) }
+            return 8
+        }
     }
 
     mutating func bigEndian(_ value: UInt64) {
-        for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: value >> UInt64(56 - 8 * i))) }
+        framing { p in
+            for k in 0..<8 { p[k] = UInt8(truncatingIfNeeded: value >> UInt64(56 - 8 * k)) }
+            return 8
+        }
     }
 
     mutating func fixed64(_ field: UInt64, _ value: UInt64) {
-        tag(field, 1)
-        littleEndian(value)
+        framing { p in
+            let n = Self.put(field << 3 | 1, p)
+            for k in 0..<8 { p[n + k] = UInt8(truncatingIfNeeded: value >> UInt64(8 * k)) }
+            return n + 8
+        }
     }
 
     mutating func string(_ field: UInt64, _ value: String) {

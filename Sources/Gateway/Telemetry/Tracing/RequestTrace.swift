@@ -118,11 +118,12 @@ struct TraceBuilder {
 
     /// The current try's outcome: a status, or a failure with no response.
     mutating func endTry(status: Int?, failure: String?, now: ContinuousClock.Instant) {
-        guard var last = trace.tries.last, last.end == 0 else { return }
-        last.status = status
-        last.failure = failure
-        last.end = clock.nanos(now)
-        trace.tries[trace.tries.count - 1] = last
+        let i = trace.tries.count - 1
+        guard i >= 0, trace.tries[i].end == 0 else { return }
+        // In place: a copy of the try taken out and put back costs retains and a uniqueness check.
+        trace.tries[i].status = status
+        trace.tries[i].failure = failure
+        trace.tries[i].end = clock.nanos(now)
     }
 
     /// The outcome of the current try (ended or not) evicted a provider.

@@ -73,13 +73,23 @@ public struct TraceParent: Sendable, Hashable {
 
 /// Lowercase hex, both ways, for ids.
 enum Hex {
-    static let digits = Array("0123456789abcdef".utf8)
+    /// The lowercase hex digit of a nibble (0...15), by arithmetic.
+    @inline(__always)
+    static func digit(_ nibble: UInt64) -> UInt8 {
+        let n = UInt8(truncatingIfNeeded: nibble & 0xF)
+        return n < 10 ? 0x30 &+ n : 0x57 &+ n
+    }
+
+    /// 16 digits at `to` (which has room for them).
+    @inline(__always)
+    static func write(_ value: UInt64, to: UnsafeMutablePointer<UInt8>) {
+        for i in 0..<16 { to[i] = digit(value >> UInt64(60 - 4 * i)) }
+    }
 
     static func append(_ value: UInt64, to out: inout [UInt8]) {
-        var shift = 60
-        while shift >= 0 {
-            out.append(digits[Int((value >> UInt64(shift)) & 0xF)])
-            shift -= 4
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { b in
+            write(value, to: b.baseAddress!)
+            out.append(contentsOf: b)
         }
     }
 
