@@ -56,6 +56,32 @@ import Wire
         #expect(OTLPProtobuf.request(encodedSpans: w.out, serviceName: "svc") != Self.recordsEncoding(log))
     }
 
+    @Test("the byte buffer grows from its smallest size and opens room in the middle like an array")
+    func protoBytes() {
+        var rng = SeededRandom(seed: 7)
+        let buffer = ProtoBytes(capacity: 1)
+        var model: [UInt8] = []
+        for _ in 0..<3_000 {
+            switch Int.random(in: 0..<3, using: &rng) {
+            case 0:
+                let b = UInt8.random(in: 0...255, using: &rng)
+                buffer.append(b)
+                model.append(b)
+            case 1:
+                let chunk = (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                chunk.withUnsafeBytes { buffer.append($0) }
+                model += chunk
+            default:
+                let at = Int.random(in: 0...model.count, using: &rng), k = Int.random(in: 1...10, using: &rng)
+                buffer.open(k, at: at)
+                for i in 0..<k { buffer.base[at + i] = 0xEE }
+                model.insert(contentsOf: repeatElement(0xEE, count: k), at: at)
+            }
+        }
+        #expect(buffer.array == model)
+        #expect(buffer.capacity >= model.count)
+    }
+
     static func retriedLog() -> RequestLog {
         let t0: UInt64 = 1_700_000_000_000_000_000
         var trace = RequestTrace(traceID: TraceID(high: 0x0af7_6519_16cd_43dd, low: 0x8448_eb21_1c80_319c), spanID: SpanID(0x1111),

@@ -142,7 +142,7 @@ public final class GatewayRuntime: Sendable {
     func finished(_ log: RequestLog, backend: Int?, pool: UpstreamPool) -> [UInt8]? {
         metrics.recordRequest(log, backend: backend.map { plan.backends[$0].name } ?? "")
         let line = accessLog == nil ? nil : log.jsonLineBytes()
-        traceExporter?.submit(log, scratch: &pool.traceScratch)
+        traceExporter?.submit(log, scratch: pool.traceScratch)
         emit(.request(log))
         return line
     }

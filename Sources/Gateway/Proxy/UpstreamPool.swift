@@ -160,7 +160,7 @@ final class UpstreamPool {
     /// Span and trace ids of this loop's exchanges (when tracing is on): fast, seeded once.
     var traceRandom = SeededRandom(seed: UInt64.random(in: UInt64.min...UInt64.max))
     /// Where this loop's exchanges encode their spans for the exporter, reused.
-    var traceScratch: [UInt8] = []
+    let traceScratch = ProtoBytes()
     /// Idle connections of one upstream. A class, so a lookup hands out the list itself and
     /// it is changed in place (a dictionary's in-place access costs an allocation each time).
     private final class IdleList {

@@ -22,40 +22,111 @@ public enum OTLPEncoding: String, Sendable {
     static let scopeName = "failover-lab"
 }
 
+/// A growable byte buffer written through a pointer: one capacity check per field, no
+/// uniqueness check or generic append per write (what an `[UInt8]` costs). A class, so an
+/// event loop keeps one and reuses it for every request's spans.
+final class ProtoBytes {
+    @exclusivity(unchecked) private(set) var base: UnsafeMutablePointer<UInt8>
+    @exclusivity(unchecked) private(set) var capacity: Int
+    @exclusivity(unchecked) var count = 0
+
+    init(capacity: Int = 1024) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Room for `k` more bytes.
+    @inline(__always)
+    func ensure(_ k: Int) {
+        if k > capacity &- count { grow(k) }
+    }
+
+    private func grow(_ k: Int) {
+        // A span's bytes are bounded by what the gateway holds of its request (headers,
+        // body limits), so this cannot overflow before the allocation fails.
+        let needed = count + k
+        var next = capacity
+        while next < needed { next = next <= Int.max / 2 ? next * 2 : needed }
+        let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: next)
+        bigger.update(from: base, count: count)
+        base.deallocate()
+        base = bigger
+        capacity = next
+    }
+
+    @inline(__always)
+    func append(_ byte: UInt8) {
+        ensure(1)
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always)
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let from = bytes.baseAddress, bytes.count > 0 else { return }
+        ensure(bytes.count)
+        (base + count).update(from: from.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+        count += bytes.count
+    }
+
+    /// Makes room for `k` bytes at `offset` by moving what follows it.
+    func open(_ k: Int, at offset: Int) {
+        ensure(k)
+        (base + offset + k).update(from: base + offset, count: count - offset)
+        count += k
+    }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+    var array: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
+
 /// Protobuf wire format: varints, fixed64 and length-delimited fields, into one buffer.
 /// A nested message is written in place and its length put in front of it afterwards
 /// (one shift of its bytes), so a batch costs no allocation per field.
-struct OTLPProtobuf {
-    var out: [UInt8] = []
+struct OTLPProtobuf: WireSink {
+    let buffer: ProtoBytes
+
+    init(buffer: ProtoBytes = ProtoBytes()) {
+        self.buffer = buffer
+    }
+
+    /// What was written, as an array.
+    var out: [UInt8] { buffer.array }
+
+    mutating func appendWireByte(_ byte: UInt8) { buffer.append(byte) }
+    mutating func appendWireBytes(_ bytes: UnsafeRawBufferPointer) { buffer.append(bytes) }
 
     static func request(_ spans: [SpanRecord], serviceName: String) -> [UInt8] {
-        var w = OTLPProtobuf()
-        w.out.reserveCapacity(spans.count * 400)
+        var w = OTLPProtobuf(buffer: ProtoBytes(capacity: spans.count * 400))
         for span in spans { w.message(2) { w in w.span(span) } }  // ScopeSpans.spans
-        return request(encodedSpans: w.out, serviceName: serviceName)
+        return w.buffer.bytes.withMemoryRebound(to: UInt8.self) { request(encodedSpans: $0, serviceName: serviceName) }
     }
 
     /// The request around spans already encoded as `ScopeSpans.spans` fields: one
     /// `ResourceSpans` (the resource's `service.name`) with one `ScopeSpans`.
-    static func request(encodedSpans spans: [UInt8], serviceName: String) -> [UInt8] {
+    static func request(encodedSpans spans: some Collection<UInt8>, serviceName: String) -> [UInt8] {
         var resource = OTLPProtobuf()
         resource.message(1) { w in w.keyValue(1, "service.name", .string(serviceName)) }  // ResourceSpans.resource
         var scope = OTLPProtobuf()
         scope.message(1) { w in w.string(1, OTLPEncoding.scopeName) }  // ScopeSpans.scope { name }
-        let scopeSpansLength = scope.out.count + spans.count
-        var scopeSpansHead = OTLPProtobuf()
+        let scopeSpansLength = scope.buffer.count + spans.count
+        let scopeSpansHead = OTLPProtobuf()
         scopeSpansHead.tag(2, 2)  // ResourceSpans.scope_spans
         scopeSpansHead.varint(UInt64(scopeSpansLength))
-        let resourceSpansLength = resource.out.count + scopeSpansHead.out.count + scopeSpansLength
-        var w = OTLPProtobuf()
-        w.out.reserveCapacity(resourceSpansLength + 16)
-        w.tag(1, 2)  // ExportTraceServiceRequest.resource_spans
-        w.varint(UInt64(resourceSpansLength))
-        w.out += resource.out
-        w.out += scopeSpansHead.out
-        w.out += scope.out
-        w.out += spans
-        return w.out
+        let resourceSpansLength = resource.buffer.count + scopeSpansHead.buffer.count + scopeSpansLength
+        let head = OTLPProtobuf()
+        head.tag(1, 2)  // ExportTraceServiceRequest.resource_spans
+        head.varint(UInt64(resourceSpansLength))
+        var out: [UInt8] = []
+        out.reserveCapacity(head.buffer.count + resourceSpansLength)
+        out += head.buffer.bytes
+        out += resource.buffer.bytes
+        out += scopeSpansHead.buffer.bytes
+        out += scope.buffer.bytes
+        out += spans
+        return out
     }
 
     static func encode(_ span: SpanRecord) -> [UInt8] {
@@ -90,7 +161,7 @@ struct OTLPProtobuf {
 
     /// A `KeyValue`: its lengths are known from the key and value, so it is written
     /// front to back with no shift (attributes are most of a span's bytes), the framing
-    /// bytes around the key and the value each in one append.
+    /// bytes around the key and the value each written at once.
     mutating func keyValue(_ field: UInt64, _ key: String, _ value: SpanRecord.Value) {
         let keyCount = key.utf8.count
         let anyLength: Int
@@ -135,14 +206,11 @@ struct OTLPProtobuf {
         if case .string(let s) = value { appendUTF8(s) }
     }
 
-    /// Up to 32 bytes made by `fill` (which returns how many it wrote) on the stack and
-    /// appended at once: one capacity check instead of one a byte.
+    /// At most 32 bytes written by `fill` (which returns how many) straight into the buffer.
     @inline(__always)
-    mutating func framing(_ fill: (UnsafeMutablePointer<UInt8>) -> Int) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { b in
-            let n = fill(b.baseAddress!)
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[0..<n]))
-        }
+    func framing(_ fill: (UnsafeMutablePointer<UInt8>) -> Int) {
+        buffer.ensure(32)
+        buffer.count += fill(buffer.base + buffer.count)
     }
 
     /// Writes `value` as a varint at `p`; returns its length (at most 10).
@@ -160,9 +228,9 @@ struct OTLPProtobuf {
     }
 
     /// A string's bytes, copied in one go when it is stored contiguously (native strings are).
-    mutating func appendUTF8(_ s: String) {
-        if s.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil {
-            out.append(contentsOf: s.utf8)
+    func appendUTF8(_ s: String) {
+        if s.utf8.withContiguousStorageIfAvailable({ buffer.append(UnsafeRawBufferPointer($0)) }) == nil {
+            for b in s.utf8 { buffer.append(b) }
         }
     }
 
@@ -174,7 +242,7 @@ struct OTLPProtobuf {
     }
 
     /// A trace id (two halves) or a span id (`low` nil), big-endian bytes.
-    mutating func id(_ field: UInt64, _ high: UInt64, _ low: UInt64?) {
+    func id(_ field: UInt64, _ high: UInt64, _ low: UInt64?) {
         framing { p in
             var n = Self.put(field << 3 | 2, p)
             p[n] = low == nil ? 8 : 16
@@ -189,33 +257,15 @@ struct OTLPProtobuf {
         }
     }
 
-    mutating func tag(_ field: UInt64, _ wireType: UInt64) {
+    func tag(_ field: UInt64, _ wireType: UInt64) {
         varint(field << 3 | wireType)
     }
 
-    mutating func varint(_ value: UInt64) {
-        if value < 0x80 {
-            out.append(UInt8(truncatingIfNeeded: value))
-        } else {
-            framing { Self.put(value, $0) }
-        }
+    func varint(_ value: UInt64) {
+        framing { Self.put(value, $0) }
     }
 
-    mutating func littleEndian(_ value: UInt64) {
-        framing { p in
-            for k in 0..<8 { p[k] = UInt8(truncatingIfNeeded: value >> UInt64(8 * k)) }
-            return 8
-        }
-    }
-
-    mutating func bigEndian(_ value: UInt64) {
-        framing { p in
-            for k in 0..<8 { p[k] = UInt8(truncatingIfNeeded: value >> UInt64(56 - 8 * k)) }
-            return 8
-        }
-    }
-
-    mutating func fixed64(_ field: UInt64, _ value: UInt64) {
+    func fixed64(_ field: UInt64, _ value: UInt64) {
         framing { p in
             let n = Self.put(field << 3 | 1, p)
             for k in 0..<8 { p[n + k] = UInt8(truncatingIfNeeded: value >> UInt64(8 * k)) }
@@ -223,7 +273,7 @@ struct OTLPProtobuf {
         }
     }
 
-    mutating func string(_ field: UInt64, _ value: String) {
+    func string(_ field: UInt64, _ value: String) {
         tag(field, 2)
         varint(UInt64(value.utf8.count))
         appendUTF8(value)
@@ -232,18 +282,12 @@ struct OTLPProtobuf {
     /// A length-delimited sub-message written by `body`.
     mutating func message(_ field: UInt64, _ body: (inout OTLPProtobuf) -> Void) {
         tag(field, 2)
-        let start = out.count
+        let start = buffer.count
         body(&self)
-        let length = out.count - start
-        if length < 0x80 {
-            out.insert(UInt8(truncatingIfNeeded: length), at: start)
-        } else {
-            var prefix: [UInt8] = []
-            var v = UInt64(length)
-            while v >= 0x80 { prefix.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-            prefix.append(UInt8(truncatingIfNeeded: v))
-            out.insert(contentsOf: prefix, at: start)
-        }
+        let length = UInt64(buffer.count - start)
+        let k = Self.varintSize(length)
+        buffer.open(k, at: start)
+        _ = Self.put(length, buffer.base + start)
     }
 }
 

@@ -40,7 +40,7 @@ extension OTLPProtobuf {
                     w.message(2) { w in  // AnyValue
                         w.message(1) { w in  // string_value
                             for (i, a) in log.attempts.enumerated() {
-                                FailoverAttempts.write(provider: a.provider, outcome: a.outcome, first: i == 0, into: &w.out)
+                                FailoverAttempts.write(provider: a.provider, outcome: a.outcome, first: i == 0, into: &w)
                             }
                         }
                     }
@@ -87,7 +87,10 @@ extension OTLPProtobuf {
                 w.message(15) { w in
                     if let status = t.status {
                         w.message(2) { w in
-                            w.out.append(contentsOf: [0x48, 0x54, 0x54, 0x50, 0x20])  // "HTTP "
+                            w.framing { p in
+                                p[0] = 0x48; p[1] = 0x54; p[2] = 0x54; p[3] = 0x50; p[4] = 0x20  // "HTTP "
+                                return 5
+                            }
                             w.decimal(status)
                         }
                     } else {
@@ -114,11 +117,11 @@ extension OTLPProtobuf {
     }
 
     /// A string field of `a`, a space and `b`, with no string made of them.
-    mutating func joined(_ field: UInt64, _ a: String, _ b: String) {
+    func joined(_ field: UInt64, _ a: String, _ b: String) {
         tag(field, 2)
         varint(UInt64(a.utf8.count + 1 + b.utf8.count))
         appendUTF8(a)
-        out.append(0x20)
+        buffer.append(0x20)
         appendUTF8(b)
     }
 
@@ -132,8 +135,8 @@ extension OTLPProtobuf {
     }
 
     /// The decimal digits of `value`, as `"\(value)"` writes them.
-    mutating func decimal(_ value: Int) {
-        if value < 0 { out.append(0x2D) }
+    func decimal(_ value: Int) {
+        if value < 0 { buffer.append(0x2D) }
         var magnitude = value.magnitude
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
@@ -145,7 +148,7 @@ extension OTLPProtobuf {
                 magnitude /= 10
                 count += 1
             } while magnitude > 0
-            for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
+            for i in stride(from: count - 1, through: 0, by: -1) { buffer.append(d[i]) }
         }
     }
 }

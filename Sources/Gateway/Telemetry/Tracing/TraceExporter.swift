@@ -53,18 +53,18 @@ public final class TraceExporter: Sendable {
 
     /// Queues a finished request's spans; called on an event loop, so it never blocks on
     /// I/O. `scratch` is the loop's own buffer, reused from request to request.
-    func submit(_ log: RequestLog, scratch: inout [UInt8]) {
+    func submit(_ log: RequestLog, scratch: ProtoBytes) {
         guard let trace = log.trace, trace.sampled else { return }
         let n = 1 + trace.tries.count + trace.backoffs.count
-        scratch.removeAll(keepingCapacity: true)
+        scratch.count = 0
         let json = options.encoding == .json
         if json {
-            OTLPJSON.requestSpans(trace, log: log, &scratch)
+            var o: [UInt8] = []
+            OTLPJSON.requestSpans(trace, log: log, &o)
+            o.withUnsafeBytes { scratch.append($0) }
         } else {
-            var w = OTLPProtobuf()
-            swap(&w.out, &scratch)
+            var w = OTLPProtobuf(buffer: scratch)
             w.requestSpans(trace, log: log)
-            swap(&w.out, &scratch)
         }
         let maxBatch = options.maxBatch, maxQueue = options.maxQueue
         let (full, warnNow) = state.withLockedValue { s -> (Bool, Bool) in
@@ -83,7 +83,7 @@ public final class TraceExporter: Sendable {
                 closed = true
             }
             if json && s.filling.spans > 0 { s.filling.bytes.append(0x2C) }
-            s.filling.bytes.append(contentsOf: scratch)
+            s.filling.bytes.append(contentsOf: scratch.bytes)
             s.filling.spans += n
             s.queuedSpans += n
             return (closed, false)
