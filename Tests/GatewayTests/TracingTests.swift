@@ -138,6 +138,31 @@ struct TraceContextTests {
         #expect(s.events.first?["name"] as? String == "failover.eviction")
     }
 
+    @Test("a collector's answer head is read as hostile: status, content-length and keep-alive", arguments: [
+        ("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 200, 0, true),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\n", 200, 12, true),
+        ("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n", 200, 2, false),
+        ("HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n", 200, 2, false),
+        ("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", 200, nil, false),
+        ("HTTP/1.1 200 OK\r\n\r\n", 200, nil, false),
+        ("HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\n", 200, nil, false),
+        ("HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n", 200, nil, false),
+        ("HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n", 200, nil, false),
+        ("HTTP/1.1 200 OK\r\ncontent-length: 1e3\r\n\r\n", 200, nil, false),
+        ("HTTP/1.1 999 Nope\r\ncontent-length: 0\r\n\r\n", nil, nil, false),
+        ("HTTP/1.1 2x0 OK\r\n\r\n", nil, nil, false),
+        ("SSH-2.0-OpenSSH\r\n\r\n", nil, nil, false),
+        ("HTTP/1.1 503\r\ncontent-length: 0\r\n\r\n", 503, 0, true),
+    ] as [(String, Int?, Int?, Bool)])
+    func answerHead(_ text: String, _ status: Int?, _ length: Int?, _ keep: Bool) {
+        let head = OTLPAnswerHead(ArraySlice(Array(text.utf8)))
+        #expect(head.status == status)
+        if status != nil {
+            #expect(head.contentLength == length)
+            #expect(head.keepAlive == keep)
+        }
+    }
+
     @Test("span times: the trace clock keeps wall time and saturates huge durations")
     func clock() {
         #expect(TraceClock.nanos(.seconds(Int64.max)) == Int64.max)
@@ -160,17 +185,23 @@ final class OTLPReceiver: Sendable {
     }
     let channel: Channel
     let posts = NIOLockedValueBox<[Post]>([])
+    /// Connections the exporter opened.
+    let connections = NIOLockedValueBox(0)
     var port: Int { channel.localAddress!.port! }
 
     /// `status` 0: reads every request and never answers (a hung collector).
-    init(status: Int = 200) async throws {
+    /// `closeAfterAnswer`: closes each connection after its answer without saying so (as a
+    /// collector's idle timeout does between two batches).
+    init(status: Int = 200, closeAfterAnswer: Bool = false) async throws {
         let posts = self.posts
+        let connections = self.connections
         channel = try await ServerBootstrap(group: TestClient.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                connections.withLockedValue { $0 += 1 }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(OTLPReceiverHandler(posts: posts, status: status))
+                    try channel.pipeline.syncOperations.addHandler(OTLPReceiverHandler(posts: posts, status: status, closeAfterAnswer: closeAfterAnswer))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -252,11 +283,13 @@ private final class OTLPReceiverHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
     let posts: NIOLockedValueBox<[OTLPReceiver.Post]>
     let status: Int
+    let closeAfterAnswer: Bool
     var head: HTTPRequestHead?
     var body: [UInt8] = []
-    init(posts: NIOLockedValueBox<[OTLPReceiver.Post]>, status: Int) {
+    init(posts: NIOLockedValueBox<[OTLPReceiver.Post]>, status: Int, closeAfterAnswer: Bool) {
         self.posts = posts
         self.status = status
+        self.closeAfterAnswer = closeAfterAnswer
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -271,7 +304,12 @@ private final class OTLPReceiverHandler: ChannelInboundHandler {
             var headers = HTTPHeaders()
             headers.add(name: "content-length", value: "0")
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            if closeAfterAnswer {
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            } else {
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            }
         }
     }
 }
@@ -459,6 +497,37 @@ extension OverSockets {
             #expect(Set(decoded.spans.map(\.spanID)).count == 10, "a span sent twice")
             let posts = receiver.posts.withLockedValue { $0 }
             #expect(posts.count == 5, "\(posts.count) posts for 5 requests of 2 spans, at most 2 a batch")
+        }
+
+        @Test("batches go over one kept-alive connection; a connection the collector closed is replaced and no batch is lost", arguments: [false, true])
+        func keptAlive(_ collectorCloses: Bool) async throws {
+            try Self.requirePython()
+            let receiver = try await OTLPReceiver(closeAfterAnswer: collectorCloses)
+            defer { Task { await receiver.stop() } }
+            let (lab, _) = try await EndToEndTests.start(try EndToEndTests.seedLab()) {
+                var t = Self.tracing(receiver)
+                t.maxBatch = 2
+                t.scheduleDelay = .milliseconds(50)
+                $0.gateway.tracing = t
+            }
+            defer { Task { await lab.stop() } }
+            for _ in 0..<4 {
+                _ = try await TestClient.post(port: lab.gateway.port, path: "/http-429")
+                // One batch at a time, so each post finds the connection the last one left.
+                let before = receiver.posts.withLockedValue { $0.count }
+                let end = Date().addingTimeInterval(5)
+                while Date() < end, receiver.posts.withLockedValue({ $0.count }) == before { try await Task.sleep(for: .milliseconds(20)) }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let decoded = try await receiver.waitForSpans(8, python: Self.python)
+            #expect(decoded.spans.count == 8)
+            #expect(lab.gateway.runtime.traceExporter?.counts.dropped == 0)
+            let connections = receiver.connections.withLockedValue { $0 }
+            if collectorCloses {
+                #expect(connections == 4, "a new connection for each of 4 posts after the collector closed the last")
+            } else {
+                #expect(connections == 1, "\(connections) connections for 4 posts")
+            }
         }
 
         @Test("a full export queue drops spans at once and counts them; the data path does not wait")

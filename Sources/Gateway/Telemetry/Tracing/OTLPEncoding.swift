@@ -107,11 +107,17 @@ struct OTLPProtobuf: WireSink {
     /// The request around spans already encoded as `ScopeSpans.spans` fields: one
     /// `ResourceSpans` (the resource's `service.name`) with one `ScopeSpans`.
     static func request(encodedSpans spans: some Collection<UInt8>, serviceName: String) -> [UInt8] {
+        requestPrefix(spansLength: spans.count, serviceName: serviceName) + spans
+    }
+
+    /// What comes before `spansLength` bytes of encoded spans in a request: the exporter
+    /// sends it and the batch's bytes as they are, without joining them.
+    static func requestPrefix(spansLength: Int, serviceName: String) -> [UInt8] {
         var resource = OTLPProtobuf()
         resource.message(1) { w in w.keyValue(1, "service.name", .string(serviceName)) }  // ResourceSpans.resource
         var scope = OTLPProtobuf()
         scope.message(1) { w in w.string(1, OTLPEncoding.scopeName) }  // ScopeSpans.scope { name }
-        let scopeSpansLength = scope.buffer.count + spans.count
+        let scopeSpansLength = scope.buffer.count + spansLength
         let scopeSpansHead = OTLPProtobuf()
         scopeSpansHead.tag(2, 2)  // ResourceSpans.scope_spans
         scopeSpansHead.varint(UInt64(scopeSpansLength))
@@ -120,12 +126,11 @@ struct OTLPProtobuf: WireSink {
         head.tag(1, 2)  // ExportTraceServiceRequest.resource_spans
         head.varint(UInt64(resourceSpansLength))
         var out: [UInt8] = []
-        out.reserveCapacity(head.buffer.count + resourceSpansLength)
+        out.reserveCapacity(head.buffer.count + resourceSpansLength - spansLength)
         out += head.buffer.bytes
         out += resource.buffer.bytes
         out += scopeSpansHead.buffer.bytes
         out += scope.buffer.bytes
-        out += spans
         return out
     }
 
@@ -305,17 +310,22 @@ enum OTLPJSON {
 
     /// The request around span objects already encoded and separated by commas.
     static func request(encodedSpans spans: [UInt8], serviceName: String) -> [UInt8] {
+        requestPrefix(serviceName: serviceName) + spans + requestSuffix
+    }
+
+    /// What comes before the span objects of a request.
+    static func requestPrefix(serviceName: String) -> [UInt8] {
         var o: [UInt8] = []
-        o.reserveCapacity(spans.count + 160 + serviceName.utf8.count)
         put("{\"resourceSpans\":[{\"resource\":{\"attributes\":[", &o)
         keyValue("service.name", .string(serviceName), &o)
         put("]},\"scopeSpans\":[{\"scope\":{\"name\":", &o)
         o += JSONLine.quoted(OTLPEncoding.scopeName)
         put("},\"spans\":[", &o)
-        o += spans
-        put("]}]}]}", &o)
         return o
     }
+
+    /// What comes after them.
+    static let requestSuffix = Array("]}]}]}".utf8)
 
     static func encode(_ span: SpanRecord, _ o: inout [UInt8]) {
         put("{\"traceId\":\"\(span.traceID.hex)\",\"spanId\":\"\(span.spanID.hex)\"", &o)

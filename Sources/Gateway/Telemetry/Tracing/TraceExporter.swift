@@ -31,6 +31,8 @@ public final class TraceExporter: Sendable {
         var warned = false
     }
     private let state = NIOLockedValueBox(State())
+    /// The connection to the collector: used by the exporter's thread only.
+    private nonisolated(unsafe) let client: OTLPClient
     /// Wakes the thread early: a batch is full, or shutdown.
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
@@ -41,6 +43,7 @@ public final class TraceExporter: Sendable {
         self.options = options
         self.endpoint = endpoint
         self.warn = warn
+        self.client = OTLPClient(endpoint: endpoint, contentType: options.encoding.contentType, headers: options.headers, timeout: options.exportTimeout)
         let thread = Thread { [self] in run() }
         thread.name = "otlp-exporter"
         thread.start()
@@ -135,11 +138,15 @@ public final class TraceExporter: Sendable {
     }
 
     private func export(_ batch: Batch) {
-        let body = options.encoding == .json
-            ? OTLPJSON.request(encodedSpans: batch.bytes, serviceName: options.serviceName)
-            : OTLPProtobuf.request(encodedSpans: batch.bytes, serviceName: options.serviceName)
-        let result = OTLPPost.send(body: body, contentType: options.encoding.contentType, headers: options.headers,
-                                   to: endpoint, timeout: options.exportTimeout)
+        let json = options.encoding == .json
+        let prefix = json ? OTLPJSON.requestPrefix(serviceName: options.serviceName)
+                          : OTLPProtobuf.requestPrefix(spansLength: batch.bytes.count, serviceName: options.serviceName)
+        let suffix = json ? OTLPJSON.requestSuffix : []
+        let result = prefix.withUnsafeBytes { p in
+            batch.bytes.withUnsafeBytes { b in
+                suffix.withUnsafeBytes { x in client.post([p, b, x]) }
+            }
+        }
         let warnNow = state.withLockedValue { s -> Bool in
             switch result {
             case .success:
@@ -155,81 +162,5 @@ public final class TraceExporter: Sendable {
         if warnNow, case .failure(let why) = result {
             warn("traces: export to \(endpoint) failed (\(why)); spans are dropped and counted in failover_trace_spans_dropped_total")
         }
-    }
-}
-
-/// One blocking HTTP/1.1 POST, on the exporter's thread only.
-enum OTLPPost {
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    static func send(body: [UInt8], contentType: String, headers: [(String, String)], to endpoint: OTLPEndpoint, timeout: Duration) -> Result<Int, Failure> {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(endpoint.host, String(endpoint.port), &hints, &list)
-        guard rc == 0, let first = list else {
-            return .failure(Failure(description: "cannot resolve \(endpoint.host): \(String(cString: gai_strerror(rc)))"))
-        }
-        defer { freeaddrinfo(list) }
-        var fd: Int32 = -1
-        var lastError = "no address"
-        var cursor: UnsafeMutablePointer<addrinfo>? = first
-        let micros = TraceClock.nanos(timeout) / 1000
-        var tv = timeval(tv_sec: Int(clamping: micros / 1_000_000), tv_usec: Int(clamping: micros % 1_000_000))
-        while let ai = cursor {
-            let s = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, ai.pointee.ai_protocol)
-            if s >= 0 {
-                // On Linux the send timeout bounds connect(2) too.
-                setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                if connect(s, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 {
-                    fd = s
-                    break
-                }
-                lastError = String(cString: strerror(errno))
-                close(s)
-            }
-            cursor = ai.pointee.ai_next
-        }
-        guard fd >= 0 else { return .failure(Failure(description: "connect: \(lastError)")) }
-        defer { close(fd) }
-        var head = "POST \(endpoint.path) HTTP/1.1\r\nhost: \(endpoint.host):\(endpoint.port)\r\ncontent-type: \(contentType)\r\ncontent-length: \(body.count)\r\nconnection: close\r\n"
-        for (k, v) in headers { head += "\(k): \(v)\r\n" }
-        head += "\r\n"
-        var request = Array(head.utf8)
-        request += body
-        var offset = 0
-        while offset < request.count {
-            let n = request.withUnsafeBytes { write(fd, $0.baseAddress! + offset, request.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .failure(Failure(description: "send: \(String(cString: strerror(errno)))"))
-            }
-            offset += n
-        }
-        // The status line is all that is read; the rest (up to 64 KiB) is drained so the
-        // collector sees a clean close.
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while response.count < 64 * 1024 {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 4096) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if response.isEmpty { return .failure(Failure(description: "no answer: \(String(cString: strerror(errno)))")) }
-                break
-            }
-            if n == 0 { break }
-            response += buffer[0..<n]
-            if response.firstRange(of: Array("\r\n\r\n".utf8)) != nil { break }
-        }
-        // `HTTP/1.1 200 OK`
-        guard response.count >= 12, response.starts(with: Array("HTTP/1.".utf8)),
-              let status = Int(String(decoding: response[9..<12], as: UTF8.self)) else {
-            return .failure(Failure(description: "not an HTTP answer"))
-        }
-        guard (200..<300).contains(status) else { return .failure(Failure(description: "the collector answered \(status)")) }
-        return .success(status)
     }
 }
