@@ -190,6 +190,30 @@ extension OverSockets {
             #expect(events.requests.first?.inputTokens == 1)
         }
 
+        @Test("a stream asks for its usage chunk as agentgateway does: stream_options.include_usage added when the client did not say, kept when it did", arguments: [
+            (#"{"model":"client-model","stream":true,"messages":[]}"#, true, true),
+            (#" {"stream":true,"messages":[{"role":"user","content":"{"}]}"#, true, true),
+            (#"{"model":"client-model","stream":true,"stream_options":{},"messages":[]}"#, true, true),
+            (#"{"model":"client-model","stream":true,"stream_options":{"include_usage":false}}"#, false, true),
+            (#"{"model":"client-model","stream":true,"stream_options":{"include_usage":true}}"#, true, true),
+            (#"{"model":"client-model","messages":[]}"#, nil, false),
+        ] as [(String, Bool?, Bool)])
+        func streamOptionsInjected(_ sent: String, _ includeUsage: Bool?, _ hasOptions: Bool) async throws {
+            let upstream = try await RecordingUpstream()
+            defer { Task { await upstream.stop() } }
+            let (lab, _) = try await Self.start(try loadLab(Self.directLab(port: upstream.port)))
+            defer { Task { await lab.stop() } }
+            _ = try await TestClient.post(port: lab.gateway.port, path: "/lab/v1/chat/completions", body: sent)
+            let seen = try #require(upstream.seen.withLockedValue { $0 }.first)
+            let body = try #require((try? JSONSerialization.jsonObject(with: Data(seen.body.utf8))) as? [String: Any], "not JSON: \(seen.body)")
+            #expect(body["model"] as? String == "m-override")
+            let options = body["stream_options"] as? [String: Any]
+            #expect((options != nil) == hasOptions, "\(seen.body)")
+            #expect(options?["include_usage"] as? Bool == includeUsage, "\(seen.body)")
+            #expect(seen.body.components(separatedBy: "\"model\"").count == 2, "one model key: \(seen.body)")
+            #expect((body["messages"] as? [Any])?.count == (sent.contains("content") ? 1 : sent.contains("messages") ? 0 : nil))
+        }
+
         @Test("pathPrefix is prepended; passthrough forwards Authorization; secretRef sends Bearer from the Secret")
         func authAndPrefix() async throws {
             let upstream = try await RecordingUpstream()

@@ -73,7 +73,7 @@ struct RequestScanTests {
     }
 
     static func same(_ a: Exchange.RequestPeek, _ b: Exchange.RequestPeek) -> Bool {
-        a.model == b.model && a.hasModel == b.hasModel && a.stream == b.stream && a.includeUsage == b.includeUsage
+        a.model == b.model && a.hasModel == b.hasModel && a.stream == b.stream && a.includeUsage == b.includeUsage && a.hasStreamOptions == b.hasStreamOptions
     }
 
     @Test("the lab's body: model present and empty, no stream")

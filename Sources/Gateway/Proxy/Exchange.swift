@@ -591,7 +591,11 @@ final class Exchange: UpstreamResponseDelegate {
         guard let model = sentModel else { return nil }
         // The provider's own model is quoted once, in its ProviderWire.
         let quoted = model == provider?.model ? wire?.quotedModel ?? JSONLine.quoted(model) : JSONLine.quoted(model)
-        if !injectedStreamOptions, let spliced = Self.splice(quoted: quoted, into: body, hasModel: peek.hasModel, place: peek.modelPlace, allocator: context.channel.allocator) {
+        if !injectedStreamOptions || !peek.hasStreamOptions,
+           var spliced = Self.splice(quoted: quoted, into: body, hasModel: peek.hasModel, place: peek.modelPlace, allocator: context.channel.allocator) {
+            // No `stream_options` at all: ours goes in first, as bytes (the object has a
+            // `model` now, so a comma follows). Re-encoding the body cost ~60 µs a request.
+            if injectedStreamOptions { Self.insertStreamOptions(into: &spliced) }
             return spliced
         }
         guard var upstreamJSON = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else { return nil }
@@ -606,6 +610,19 @@ final class Exchange: UpstreamResponseDelegate {
     }
 
     static let modelKey = Array("model".utf8)
+    static let streamOptionsMember = Array("\"stream_options\":{\"include_usage\":true},".utf8)
+
+    /// Puts `"stream_options":{"include_usage":true},` just inside the top-level object of
+    /// `body`, which has at least one member and no `stream_options`.
+    static func insertStreamOptions(into body: inout ByteBuffer) {
+        guard let open = body.readableBytesView.firstIndex(of: UInt8(ascii: "{")) else { return }
+        let at = open - body.readableBytesView.startIndex + 1
+        var out = ByteBufferAllocator().buffer(capacity: body.readableBytes + streamOptionsMember.count)
+        out.writeBytes(body.readableBytesView.prefix(at))
+        out.writeBytes(streamOptionsMember)
+        out.writeBytes(body.readableBytesView.dropFirst(at))
+        body = out
+    }
 
     /// The fields of a chat completion request the gateway acts on. Decoding it validates
     /// the whole body as JSON without building a dictionary of it.
@@ -614,6 +631,8 @@ final class Exchange: UpstreamResponseDelegate {
         var hasModel = false
         var stream: Bool?
         var includeUsage: Bool?
+        /// The body has a top-level `stream_options`, whatever its value.
+        var hasStreamOptions = false
         /// Where the top-level `model` value sits, when the fast scan read the body.
         var modelPlace = ModelPlace.unknown
 
@@ -636,7 +655,8 @@ final class Exchange: UpstreamResponseDelegate {
             stream = try? c.decodeIfPresent(Bool.self, forKey: .stream)
             // Only when present: a missing key would make nestedContainer throw, and a thrown
             // error costs more than the rest of the decoding.
-            if c.contains(.stream_options), let options = try? c.nestedContainer(keyedBy: Key.self, forKey: .stream_options) {
+            hasStreamOptions = c.contains(.stream_options)
+            if hasStreamOptions, let options = try? c.nestedContainer(keyedBy: Key.self, forKey: .stream_options) {
                 includeUsage = try? options.decodeIfPresent(Bool.self, forKey: .include_usage)
             }
         }

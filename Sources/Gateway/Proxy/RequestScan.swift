@@ -81,6 +81,7 @@ enum RequestScan {
                 guard value(depth: 1) else { return false }
                 peek.stream = boolean(valueStart..<i)
             case .streamOptions:
+                peek.hasStreamOptions = true
                 guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else {
                     peek.includeUsage = nil
                     return value(depth: 1)
