@@ -38,7 +38,9 @@ final class Exchange: UpstreamResponseDelegate {
     private var peek = RequestPeek()
     private var attempts: [AttemptRecord] = []
     private var choice: ProviderChoice?
-    private var provider: PlannedProvider?
+    /// The provider this try was sent to (with its per-request constants): a reference,
+    /// not a copy of the provider (544 bytes in every open exchange).
+    private var chosen: ProviderWire?
     /// The chosen provider's per-request constants.
     private var wire: ProviderWire?
     private var attemptStarted = ContinuousClock.now
@@ -272,7 +274,7 @@ final class Exchange: UpstreamResponseDelegate {
             return
         }
         self.choice = choice
-        self.provider = provider
+        self.chosen = wire
         self.sentModel = model
         attemptStarted = .now
         if trace != nil {
@@ -293,7 +295,7 @@ final class Exchange: UpstreamResponseDelegate {
 
     /// The same try on a fresh connection: the kept-alive one had been closed by the upstream.
     private func reconnect() {
-        guard let provider else { return }
+        guard let provider = chosen?.provider else { return }
         let key = UpstreamKey(address: provider.connect, serverName: provider.connect.tls ? provider.declared.host : nil)
         connect(key, body: makeUpstreamBody() ?? ByteBuffer(), provider: provider)
     }
@@ -364,7 +366,7 @@ final class Exchange: UpstreamResponseDelegate {
 
     /// The record of the current try.
     private func attemptRecord(status: Int?, failure: String?) -> AttemptRecord {
-        AttemptRecord(provider: provider?.name ?? "?", group: provider?.group ?? 0, status: status, failure: failure,
+        AttemptRecord(provider: chosen?.provider.name ?? "?", group: chosen?.provider.group ?? 0, status: status, failure: failure,
                       sequence: choice?.sequence ?? 0, probe: choice?.isProbe ?? false, failOpen: choice?.failOpen ?? false)
     }
 
@@ -383,7 +385,7 @@ final class Exchange: UpstreamResponseDelegate {
     /// Records the outcome (a failure's eviction is in force before anything else happens),
     /// then lets the machine choose: retry, or send the response to the client.
     private func decide(_ responseHead: MessageHead, quotaExhausted: Bool) {
-        guard let choice, provider != nil else { return }
+        guard let choice, chosen != nil else { return }
         let status = responseHead.status
         var hint: Duration?
         if status == 429 || status >= 500 {
@@ -466,20 +468,19 @@ final class Exchange: UpstreamResponseDelegate {
                 emit(buffer)
                 return
             }
-            // A stream's copy is a window of fixed size, allocated once (see `streamTail`).
-            responseCopy = context.channel.allocator.buffer(capacity: responseIsStream ? Self.streamTail * 2 : min(limit, max(buffer.readableBytes, 256)))
+            // A stream's copy keeps only its last events (see `keepLastEvents`): small.
+            responseCopy = context.channel.allocator.buffer(capacity: responseIsStream ? 512 : min(limit, max(buffer.readableBytes, 256)))
         }
         if responseIsStream {
-            // Keep the tail: the usage chunk comes last. A cut first line is skipped when read.
-            // Cut before writing, so the buffer never grows past twice the tail.
+            // Keep the last two whole events and what follows: the usage chunk and `[DONE]`
+            // come last. An event longer than `streamTail` keeps only its end (its first
+            // line is then cut, and skipped when read).
             var part = buffer
             if part.readableBytes > Self.streamTail { part.moveReaderIndex(forwardBy: part.readableBytes - Self.streamTail) }
-            if responseCopy!.readableBytes + part.readableBytes > Self.streamTail * 2 {
-                let keep = max(0, Self.streamTail - part.readableBytes)
-                responseCopy!.moveReaderIndex(forwardBy: max(0, responseCopy!.readableBytes - keep))
-                responseCopy!.discardReadBytes()
-            }
+            // Room made at the front before the buffer would grow: it stays the size of its last events.
+            if part.readableBytes > responseCopy!.writableBytes && responseCopy!.readerIndex > 0 { responseCopy!.discardReadBytes() }
             responseCopy!.writeBuffer(&part)
+            Self.keepLastEvents(&responseCopy!, tail: Self.streamTail)
         } else if responseCopy!.readableBytes < limit {
             var slice = buffer
             if let part = slice.readSlice(length: min(slice.readableBytes, limit - responseCopy!.readableBytes)) {
@@ -563,7 +564,7 @@ final class Exchange: UpstreamResponseDelegate {
             return
         }
         guard connection === self.connection else { return }
-        let where_ = "\(provider?.name ?? "?") at \(provider?.connect.description ?? "?")"
+        let where_ = "\(chosen?.provider.name ?? "?") at \(chosen?.provider.connect.description ?? "?")"
         switch machine.state {
         case .awaitingHead:
             pool.discard(connection)
@@ -590,7 +591,7 @@ final class Exchange: UpstreamResponseDelegate {
     private func makeUpstreamBody() -> ByteBuffer? {
         guard let model = sentModel else { return nil }
         // The provider's own model is quoted once, in its ProviderWire.
-        let quoted = model == provider?.model ? wire?.quotedModel ?? JSONLine.quoted(model) : JSONLine.quoted(model)
+        let quoted = model == chosen?.provider.model ? wire?.quotedModel ?? JSONLine.quoted(model) : JSONLine.quoted(model)
         if !injectedStreamOptions || !peek.hasStreamOptions,
            var spliced = Self.splice(quoted: quoted, into: body, hasModel: peek.hasModel, place: peek.modelPlace, allocator: context.channel.allocator) {
             // No `stream_options` at all: ours goes in first, as bytes (the object has a
@@ -790,7 +791,7 @@ final class Exchange: UpstreamResponseDelegate {
         var log = RequestLog(
             time: wallStart, route: route?.name, endpoint: wire?.endpoint,
             method: head.method, path: head.uri, status: status, duration: .now - started,
-            providerKind: provider.map { _ in "openai" }, requestModel: sentModel, responseModel: usage.model,
+            providerKind: chosen.map { _ in "openai" }, requestModel: sentModel, responseModel: usage.model,
             inputTokens: usage.inputTokens, outputTokens: usage.outputTokens,
             provider: last?.provider, group: last?.group, attempts: attempts, error: error, reason: reason)
         if responseIsStream, let first = firstChunkAt, (200..<300).contains(status) {
@@ -835,11 +836,34 @@ final class Exchange: UpstreamResponseDelegate {
         return "\(error)"
     }
 
-    /// How much of a streamed response's end is kept to read its usage chunk: at least this
-    /// much, in a buffer of twice it allocated once per stream. The usage chunk is under
-    /// 1 KiB from OpenAI-style providers; every open stream holds the buffer, so it is kept
-    /// small (at a 32 KiB tail, growing by doubling, 1,000 long streams held 64 MiB).
-    static let streamTail = 2 * 1024
+    /// The most of a streamed response's end that is kept to read its usage chunk, when its
+    /// last events are long. The usage chunk is under 1 KiB from OpenAI-style providers;
+    /// every open stream holds its copy (at a 32 KiB tail, growing by doubling, 1,000 long
+    /// streams held 64 MiB; at a fixed 4 KiB window, 4 MiB).
+    static let streamTail = 4 * 1024
+
+    /// Cuts a stream's copy to its last two whole events and the part of the next one
+    /// that came (the usage chunk and `[DONE]` are the last two), and to at most `tail`
+    /// bytes when those are longer. Events end with a blank line (`\n\n` or `\r\n\r\n`).
+    static func keepLastEvents(_ copy: inout ByteBuffer, tail: Int) {
+        let cut: Int? = copy.withUnsafeReadableBytes { bytes -> Int? in
+            // Scans back for the third-to-last event end: what comes before it goes.
+            var ends = 0
+            var i = bytes.count - 1
+            while i >= 1 {
+                if bytes[i] == 0x0A && (bytes[i - 1] == 0x0A || (i >= 3 && bytes[i - 1] == 0x0D && bytes[i - 2] == 0x0A)) {
+                    ends += 1
+                    if ends == 3 { return i + 1 }
+                    i -= bytes[i - 1] == 0x0D ? 2 : 1
+                }
+                i -= 1
+            }
+            return nil
+        }
+        var drop = cut ?? 0
+        if copy.readableBytes - drop > tail { drop = copy.readableBytes - tail }
+        if drop > 0 { copy.moveReaderIndex(forwardBy: drop) }
+    }
 
     /// Hop-by-hop and recomputed headers are not copied from the client: framing (length,
     /// chunking, connection and what it names), host, type and credentials are the gateway's

@@ -192,7 +192,9 @@ public final class GatewayRuntime: Sendable {
 
 /// A provider's per-request constants, made once: the header lines every request to it
 /// carries, and the `endpoint` the access log names.
-struct ProviderWire {
+final class ProviderWire: Sendable {
+    /// The provider itself: exchanges hold this object, not copies of it.
+    let provider: PlannedProvider
     /// `host`, `content-type` and (for a Secret or key) `authorization` header lines.
     let headerLines: [UInt8]
     let endpoint: String
@@ -200,6 +202,7 @@ struct ProviderWire {
     let quotedModel: [UInt8]?
 
     init(_ provider: PlannedProvider) {
+        self.provider = provider
         var lines = "host: \(provider.hostHeader)\r\ncontent-type: application/json\r\n"
         if case .bearer(let token) = provider.auth { lines += "authorization: Bearer \(token)\r\n" }
         headerLines = Array(lines.utf8)
