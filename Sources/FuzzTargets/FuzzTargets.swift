@@ -38,6 +38,7 @@ public enum FuzzTargets {
         FuzzTarget(name: "watch-log-line", summary: "one access-log line as watch reads it (kubectl --prefix too)", run: watchLogLine),
         FuzzTarget(name: "prometheus-text", summary: "Prometheus text as watch scrapes it", run: prometheusText),
         FuzzTarget(name: "traceparent", summary: "a client's W3C traceparent header and the OTEL_* trace settings", run: traceParent),
+        FuzzTarget(name: "otlp-answer", summary: "a trace collector's answer head as the exporter reads it", run: otlpAnswer),
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {
@@ -57,6 +58,22 @@ public enum FuzzTargets {
         }
         guard let delay = RateLimitHint.resetDelay(headers: headers, now: Date(timeIntervalSince1970: 1_790_000_000)) else { return nil }
         if delay < .zero { return "negative reset delay \(delay) from \(headers)" }
+        return nil
+    }
+
+    /// A collector's answer as the trace exporter reads it: the end of its head, then the
+    /// head. A status is a real one, a length is never negative, and a kept connection
+    /// always knows how much body to read.
+    static func otlpAnswer(_ bytes: [UInt8]) -> String? {
+        let end = OTLPAnswerHead.endOfHead(bytes, from: 0)
+        if let end, end < 4 || end > bytes.count || bytes[(end - 4)..<end].elementsEqual([13, 10, 13, 10]) == false {
+            return "end of head \(end) is not just past a blank line"
+        }
+        let head = OTLPAnswerHead(bytes[..<(end ?? bytes.count)])
+        if let status = head.status, !(100...599).contains(status) { return "status \(status)" }
+        if let length = head.contentLength, length < 0 { return "content-length \(length)" }
+        if head.keepAlive && head.contentLength == nil { return "kept alive without a length" }
+        if head.status == nil && head.keepAlive { return "kept alive without a status" }
         return nil
     }
 

@@ -152,7 +152,7 @@ final class OTLPClient {
             }
             let searchFrom = max(0, answer.count - 3)
             answer += buffer[0..<n]
-            headEnd = Self.endOfHead(answer, from: searchFrom)
+            headEnd = OTLPAnswerHead.endOfHead(answer, from: searchFrom)
         }
         let head = OTLPAnswerHead(answer[..<headEnd!])
         guard let status = head.status else {
@@ -179,9 +179,19 @@ final class OTLPClient {
         }
         return .success(status)
     }
+}
+
+/// The parts of a collector's answer head the exporter reads: hostile bytes.
+public struct OTLPAnswerHead: Sendable {
+    /// 100...599, or nil when the status line is not HTTP/1.x's.
+    public var status: Int?
+    /// A `content-length` of digits only that fits; nil when absent, repeated differently or bad.
+    public var contentLength: Int?
+    /// HTTP/1.1 without `connection: close`, with no `transfer-encoding`.
+    public var keepAlive = false
 
     /// The index just past the first CRLF CRLF at or after `from`.
-    static func endOfHead(_ bytes: [UInt8], from: Int) -> Int? {
+    public static func endOfHead(_ bytes: [UInt8], from: Int) -> Int? {
         guard bytes.count >= 4 else { return nil }
         var i = max(from, 0)
         while i + 3 < bytes.count {
@@ -190,18 +200,8 @@ final class OTLPClient {
         }
         return nil
     }
-}
 
-/// The parts of a collector's answer head the exporter reads: hostile bytes.
-struct OTLPAnswerHead {
-    /// 100...599, or nil when the status line is not HTTP/1.x's.
-    var status: Int?
-    /// A `content-length` of digits only that fits; nil when absent, repeated differently or bad.
-    var contentLength: Int?
-    /// HTTP/1.1 without `connection: close`, with no `transfer-encoding`.
-    var keepAlive = false
-
-    init(_ head: ArraySlice<UInt8>) {
+    public init(_ head: ArraySlice<UInt8>) {
         let lines = head.split(separator: 10, omittingEmptySubsequences: true).map { $0.last == 13 ? $0.dropLast() : $0 }
         guard let statusLine = lines.first, statusLine.count >= 12,
               statusLine.starts(with: Array("HTTP/1.".utf8)),
