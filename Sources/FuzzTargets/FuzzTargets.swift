@@ -78,11 +78,15 @@ public enum FuzzTargets {
     }
 
     /// A `traceparent` value: what is accepted comes back out unchanged (lowercase, version
-    /// 00, 55 bytes) when it was version 00. The same bytes as OTEL_* values must not trap.
+    /// 00, 55 bytes) when it was version 00, but for flags other than `sampled`, which go
+    /// out as zero (W3C trace context: unknown flags are not passed on). The same bytes as
+    /// OTEL_* values must not trap.
     static func traceParent(_ bytes: [UInt8]) -> String? {
         if let p = TraceParent(header: bytes) {
             if !p.traceID.isValid || !p.spanID.isValid { return "zero id accepted from \(text(bytes).debugDescription)" }
-            if bytes.count == 55 && bytes.starts(with: Array("00-".utf8)) && Array(p.header.utf8) != bytes {
+            var expected = bytes
+            if expected.count == 55 { expected[53] = 0x30; expected[54] = p.sampled ? 0x31 : 0x30 }
+            if bytes.count == 55 && bytes.starts(with: Array("00-".utf8)) && Array(p.header.utf8) != expected {
                 return "\(text(bytes).debugDescription) read back as \(p.header)"
             }
         }
