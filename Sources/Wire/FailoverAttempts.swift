@@ -143,7 +143,11 @@ public enum FailoverAttempts {
             for b in value where !((b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x5F) { return nil }
             outcome = Outcome(word: String(decoding: value, as: UTF8.self))
         }
-        return Entry(provider: String(decoding: name, as: UTF8.self), outcome: outcome)
+        // Invalid UTF-8 is repaired (U+FFFD, 3 bytes each): the name is measured after
+        // that, so what is kept is within the limit when written and read again.
+        let provider = String(decoding: name, as: UTF8.self)
+        guard provider.utf8.count <= maxNameLength else { return nil }
+        return Entry(provider: provider, outcome: outcome)
     }
 
     private static func trim(_ b: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
