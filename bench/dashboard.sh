@@ -12,7 +12,7 @@
 #                                      --concurrency 5000 --stream --stand-in openai='ttft 100ms
 #                                      tokens 20 rate 20/s'` for SECONDS_RUN (30) s, drawn and
 #                                      --headless: CPU seconds of each, and the dashboard's frame
-#                                      time p50/p99/max (FAILOVER_LAB_FRAME_TIMES=1; target < 20 ms,
+#                                      time p50/p99/max and its CPU (FAILOVER_LAB_FRAME_TIMES=1; target < 20 ms,
 #                                      CPU within +10 % of headless). SHAPE= changes the shape.
 #
 # The seed lab's http-429 stand-in is made healthy (--stand-in http-429=healthy), so all

@@ -58,7 +58,7 @@ public struct FrameTimes: Sendable {
 
     /// The line printed at exit.
     public var line: String {
-        "frame time: \(total.count) frames; whole frame \(Self.summary(total)); CPU \(Self.summary(cpu)); "
+        "frame time: \(total.count) frames; whole frame \(Self.summary(total)); CPU \(Self.summary(cpu)), \(String(format: "%.2f", cpu.reduce(0, +))) s in all; "
             + "events \(Self.summary(refresh)); render \(Self.summary(render)); terminal \(Self.summary(present))"
     }
 }
