@@ -204,6 +204,7 @@ log "1/5 mock alone: $LARGE_N streams, ttft 100ms, 20 tokens at 20/s"
 mock_alone "$LARGE_N"
 
 # 2-3. Added TTFT: direct, then through the gateway, at SMALL_N and LARGE_N.
+start_mock "ttft 100ms tokens 20 rate 20/s"
 start_gateway
 for n in "$SMALL_N" "$LARGE_N"; do
   log "2-3/5 added TTFT at $n streams: direct, then through the gateway"

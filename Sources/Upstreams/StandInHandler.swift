@@ -347,8 +347,12 @@ final class StandInHandler: ChannelInboundHandler {
 
         /// Token `i`'s event, written into `buffer`: the same bytes `MockOpenAI.tokenEvent` makes.
         func writeToken(_ i: Int, into buffer: inout ByteBuffer) {
+            writeToken(piece: quotedPiece(i), into: &buffer)
+        }
+
+        @inline(__always) func writeToken(piece: [UInt8], into buffer: inout ByteBuffer) {
             buffer.writeBytes(eventHead)
-            buffer.writeBytes(quotedPiece(i))
+            buffer.writeBytes(piece)
             buffer.writeBytes(Self.eventTail)
         }
 
@@ -378,8 +382,9 @@ final class StandInHandler: ChannelInboundHandler {
                     self.raw = nil
                     return nil
                 }
-                if framed { RawChunk.writeSizeLine(tokenLength(i), into: &buffer) }
-                writeToken(i, into: &buffer)
+                let piece = quotedPiece(i)
+                if framed { RawChunk.writeSizeLine(eventHead.count + piece.count + Self.eventTail.count, into: &buffer) }
+                writeToken(piece: piece, into: &buffer)
                 if framed { RawChunk.writeChunkEnd(into: &buffer) }
                 next = i + 1
                 let (d, overflow) = due.addingReportingOverflow(shape.interTokenNanos(tokenDelayNanos: tokenDelayNanos, using: &rng))
@@ -387,7 +392,8 @@ final class StandInHandler: ChannelInboundHandler {
             }
             if buffer.readableBytes > 0 {
                 handler.writeBody(buffer, raw: raw, context: context)
-                context.flush()
+                // From the encoder's place when writing past it: the handlers before it have nothing to flush.
+                (raw ?? context).flush()
             }
             return due
         }
