@@ -543,7 +543,7 @@ final class Engine {
         hot.initialize(to: EngineHot())
         multi = curl_multi_init()
         timerFD = fl_timer_create()
-        var ep = fl_epoll_create()
+        var ep = Engine.forcePoll ? -1 : fl_epoll_create()
         var wake: Int32 = -1
         if ep >= 0 {
             wake = fl_wake_create()
@@ -594,6 +594,13 @@ final class Engine {
     }
 
     @inline(__always) func now() -> Nanos { fl_monotonic_ns() &- startMono }
+
+    /// `FAILOVER_LAB_DRIVER_POLL=1`: the `curl_multi_poll` loop even where epoll exists, to
+    /// compare the two in one binary (only the value `1` is read).
+    static let forcePoll: Bool = {
+        guard let value = getenv("FAILOVER_LAB_DRIVER_POLL") else { return false }
+        return String(cString: value) == "1"
+    }()
 
     /// Whether the process environment names a proxy for libcurl, read once.
     static let proxyInEnvironment: Bool = {
