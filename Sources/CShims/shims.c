@@ -76,8 +76,8 @@ void fl_epoll_forget(int ep, int fd) {
     (void)epoll_ctl(ep, EPOLL_CTL_DEL, fd, &ev);
 }
 int fl_epoll_wait(int ep, int *fds, int *what, int max, int timeout_ms) {
-    struct epoll_event evs[256];
-    if (max > 256) max = 256;
+    static __thread struct epoll_event evs[4096];
+    if (max > 4096) max = 4096;
     int n = epoll_wait(ep, evs, max, timeout_ms);
     for (int i = 0; i < n; i++) {
         fds[i] = evs[i].data.fd;

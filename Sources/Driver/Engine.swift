@@ -1003,8 +1003,8 @@ final class Engine {
     }
 
     /// Events of one epoll wait.
-    var readyFDs = [Int32](repeating: 0, count: 256)
-    var readyWhat = [Int32](repeating: 0, count: 256)
+    var readyFDs = [Int32](repeating: 0, count: 4096)
+    var readyWhat = [Int32](repeating: 0, count: 4096)
 
     /// With epoll: waits up to `timeoutMs` (shortened to libcurl's timer) and hands each ready
     /// socket to libcurl; a due libcurl timer runs after. Returns whether the precise timer fired.

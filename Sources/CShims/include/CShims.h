@@ -64,7 +64,7 @@ int fl_epoll_create(void);
 int fl_epoll_watch(int ep, int fd, int what);
 /// Stops watching `fd` (fine when it was already closed).
 void fl_epoll_forget(int ep, int fd);
-/// Waits up to `timeout_ms` for at most `max` events: each one's descriptor into `fds` and
+/// Waits up to `timeout_ms` for at most `max` (at most 4,096) events: each one's descriptor into `fds` and
 /// what it is ready for into `what` (1 read, 2 write, 4 error, as libcurl's CURL_CSELECT_*).
 /// The number of events, 0 on a timeout, -1 on an error (EINTR included).
 int fl_epoll_wait(int ep, int *fds, int *what, int max, int timeout_ms);
