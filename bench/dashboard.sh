@@ -8,6 +8,13 @@
 #                                      the charts on their 10-minute window
 #   SOAK=1 SOAK_ONLY=1 SOAK_MINUTES=2 bench/dashboard.sh   a shorter soak alone
 #
+#   STREAMS=5000 bench/dashboard.sh    LLM scale instead (issue 15): `run --no-steps
+#                                      --concurrency 5000 --stream --stand-in openai='ttft 100ms
+#                                      tokens 20 rate 20/s'` for SECONDS_RUN (30) s, drawn and
+#                                      --headless: CPU seconds of each, and the dashboard's frame
+#                                      time p50/p99/max and its CPU (FAILOVER_LAB_FRAME_TIMES=1; target < 20 ms,
+#                                      CPU within +10 % of headless). SHAPE= changes the shape.
+#
 # The seed lab's http-429 stand-in is made healthy (--stand-in http-429=healthy), so all
 # traffic goes to group 1 and the dashboard has a full request log to draw.
 # Needs tmux and GNU time (/usr/bin/time). Builds a release binary into .build-tui.
@@ -32,6 +39,47 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 
 sock="fl-bench-$$"
 trap 'tmux -L "$sock" kill-server 2>/dev/null || true' EXIT
+
+if [ -n "${STREAMS:-}" ]; then
+  # Each stream is a socket in the driver, two in the gateway, one in the mock: raise the
+  # soft limit to the hard one (a tmux pane inherits it from the server, started below).
+  ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
+  [ "$(ulimit -Sn)" = unlimited ] || [ "$(ulimit -Sn)" -ge $((STREAMS * 4 + 1024)) ] \
+    || echo "bench/dashboard.sh: file-descriptor limit $(ulimit -Sn) is below $((STREAMS * 4 + 1024)); raise the hard limit" >&2
+  SECONDS_RUN=${SECONDS_RUN_STREAMS:-30}
+  SHAPE=${SHAPE:-ttft 100ms tokens 20 rate 20/s}
+  SARGS=(run --port 0 --no-steps --concurrency "$STREAMS" --stream --duration "${SECONDS_RUN}s")
+  /usr/bin/time -f "%U %S %M" -o "$OUT/streams-headless-$stamp.time" "$BIN" "${SARGS[@]}" --stand-in "openai=$SHAPE" --headless > "$OUT/streams-headless-$stamp.out"
+  read -r hu hs hm < "$OUT/streams-headless-$stamp.time"
+  tmux -L "$sock" new-session -d -s bench -x 160 -y 48 \
+    "FAILOVER_LAB_FRAME_TIMES=1 /usr/bin/time -f '%U %S %M' -o '$OUT/streams-dashboard-$stamp.time' '$BIN' ${SARGS[*]} --stand-in 'openai=$SHAPE' 2>'$OUT/streams-frames-$stamp.txt'; sleep 60"
+  sleep $((SECONDS_RUN / 2))
+  tmux -L "$sock" capture-pane -p -t bench > "$OUT/streams-dashboard-$stamp.screen" || true
+  for _ in $(seq 1 $((SECONDS_RUN + 60))); do
+    [ -s "$OUT/streams-dashboard-$stamp.time" ] && break
+    sleep 1
+  done
+  read -r du ds dm < "$OUT/streams-dashboard-$stamp.time"
+  tmux -L "$sock" capture-pane -p -S -200 -t bench > "$OUT/streams-dashboard-$stamp.report" || true
+  tmux -L "$sock" kill-session -t bench 2>/dev/null || true
+  hc=$(awk "BEGIN { printf \"%.2f\", $hu + $hs }"); dc=$(awk "BEGIN { printf \"%.2f\", $du + $ds }")
+  echo "dashboard at LLM scale: $STREAMS streams ('$SHAPE') for ${SECONDS_RUN}s, one process (gateway, mock, driver, dashboard)"
+  printf "  %-10s %10s %12s\n" mode "CPU s" "peak RSS"
+  printf "  %-10s %10s %9d MiB\n" headless "$hc" $((hm / 1024))
+  printf "  %-10s %10s %9d MiB\n" dashboard "$dc" $((dm / 1024))
+  awk "BEGIN { printf \"  dashboard adds %.1f%% CPU over headless (whole runs)\n\", ($dc - $hc) * 100 / $hc }"
+  # The two runs do not finish the same number of requests (the machine is shared, the
+  # chain saturates it): CPU per finished request is the fair comparison.
+  hn=$(grep -h '^requests' "$OUT/streams-headless-$stamp.out" | tail -1 | awk '{print $2}')
+  dn=$(grep -h '^requests' "$OUT/streams-dashboard-$stamp.report" | tail -1 | awk '{print $2}')
+  if [ -n "$hn" ] && [ -n "$dn" ]; then
+    awk "BEGIN { h = $hc / $hn * 1e6; d = $dc / $dn * 1e6; printf \"  CPU per request: headless %.0f us (%d requests), dashboard %.0f us (%d): dashboard adds %.1f%% (target: at most 10%%)\n\", h, $hn, d, $dn, (d - h) * 100 / h }"
+  fi
+  echo "  $(grep -h '^frame time' "$OUT/streams-frames-$stamp.txt" || echo 'frame time: not printed (see '"$OUT/streams-frames-$stamp.txt"')')   (target: under 20 ms)"
+  grep -E "^requests|^rate" "$OUT/streams-dashboard-$stamp.report" | sed 's/^/  dashboard run: /' || true
+  echo "  screen at ${SECONDS_RUN}/2 s: $OUT/streams-dashboard-$stamp.screen"
+  exit 0
+fi
 
 if [ -z "${SOAK_ONLY:-}" ]; then
 # --- headless: stdout is not a terminal, so it prints lines instead of drawing.

@@ -27,7 +27,12 @@
 # a hard limit under 2 x the largest N + 1024 (the gateway's share) it says so and lowers N.
 #
 # Usage: bench/streams.sh [--no-build]
+# The mock-alone run also gives CPU per token: the CPU-seconds (utime + stime from
+# /proc/PID/stat) the mock (`standins`) and the driver spent during it, divided by the
+# tokens delivered (answers x 20).
+#
 # Env: SMALL_N (1000), LARGE_N (5000), DURATION (20: seconds a load runs), RECORDS (1000000),
+#      MOCK_ONLY (1: only the mock-alone run, at LARGE_N, then SMALL_N when MOCK_ONLY_BOTH=1),
 #      BIN (a failover-lab binary), PORT (18300), SKIP_AIPERF (1 skips it), AIPERF (its
 #      path; default: on PATH), AIPERF_N (250), SKIP_MAIN (1: only the aiperf comparison).
 # Results: bench/out/streams-<timestamp>/summary.txt and the raw JSON reports.
@@ -150,24 +155,56 @@ PY
 }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU-seconds (utime + stime) of a process so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+# The mock alone at $1 streams: TTFT, ITL, and CPU per token of the mock and the driver.
+mock_alone() {
+  local n="$1"
+  start_mock "ttft 100ms tokens 20 rate 20/s"
+  local before; before="$(cpu_s "$MOCK_PID")"
+  /usr/bin/time -f "%U %S" -o "$OUT/mock-alone-$n.time" \
+    "$FL" drive "$MOCK_URL/stream" --stream --concurrency "$n" --duration "${DURATION}s" --timeout 60s --json --no-progress \
+    >"$OUT/mock-alone-$n.json" 2>"$OUT/mock-alone-$n.err" || die "drive failed; see $OUT/mock-alone-$n.err"
+  local after; after="$(cpu_s "$MOCK_PID")"
+  stop_all
+  local f="$OUT/mock-alone-$n.json"
+  echo "mock alone, $n streams (ttft 100ms, 20 tokens at 20/s), ${DURATION} s:"
+  echo "  answers $(field "$f" 'r["responses"]'), errors $(field "$f" 'r["errors"]'), status $(field "$f" '{k: v["count"] for k, v in r["status"].items()}')"
+  echo "  TTFT p50 $(field "$f" 'r["ttft_ms"]["p50"]') ms, p99 $(field "$f" 'r["ttft_ms"]["p99"]') ms   (target p99 <= 110)"
+  echo "  ITL (mean gap per answer) p50 $(field "$f" 'r["itl_ms"]["p50"]') ms, p99 $(field "$f" 'r["itl_ms"]["p99"]') ms   (target p99 <= 60)"
+  echo "  ITL (largest gap per answer) p50 $(field "$f" 'r["itl_max_ms"]["p50"]') ms, p99 $(field "$f" 'r["itl_max_ms"]["p99"]') ms"
+  py "$f" "$before" "$after" "$OUT/mock-alone-$n.time" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+tokens = r["responses"] * 20
+mock = float(sys.argv[3]) - float(sys.argv[2])
+u, s = open(sys.argv[4]).read().split()[-2:]
+drv = float(u) + float(s)
+per = lambda c: c / tokens * 1e6 if tokens else float("nan")
+print(f"  CPU: mock {mock:.2f} s = {per(mock):.2f} us/token; driver {drv:.2f} s = {per(drv):.2f} us/token ({tokens} tokens)")
+PY
+  echo
+}
 
 {
 echo "bench/streams.sh  $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(nproc) cores  fd limit $SOFT"
 echo
 
-if [[ "${SKIP_MAIN:-0}" != 1 ]]; then
+if [[ "${MOCK_ONLY:-0}" == 1 ]]; then
+  log "mock alone: $LARGE_N streams, ttft 100ms, 20 tokens at 20/s"
+  mock_alone "$LARGE_N"
+  if [[ "${MOCK_ONLY_BOTH:-0}" == 1 ]]; then
+    log "mock alone: $SMALL_N streams"
+    mock_alone "$SMALL_N"
+  fi
+elif [[ "${SKIP_MAIN:-0}" != 1 ]]; then
 # 1. The mock alone, LARGE_N streams, TTFT 100 ms, 20 tokens at 20/s.
 log "1/5 mock alone: $LARGE_N streams, ttft 100ms, 20 tokens at 20/s"
-start_mock "ttft 100ms tokens 20 rate 20/s"
-drive "$MOCK_URL/stream" "$LARGE_N" "$OUT/mock-alone.json"
-echo "mock alone, $LARGE_N streams (ttft 100ms, 20 tokens at 20/s):"
-echo "  answers $(field "$OUT/mock-alone.json" 'r["responses"]'), errors $(field "$OUT/mock-alone.json" 'r["errors"]'), status $(field "$OUT/mock-alone.json" '{k: v["count"] for k, v in r["status"].items()}')"
-echo "  TTFT p50 $(field "$OUT/mock-alone.json" 'r["ttft_ms"]["p50"]') ms, p99 $(field "$OUT/mock-alone.json" 'r["ttft_ms"]["p99"]') ms   (target p99 <= 110)"
-echo "  ITL (mean gap per answer) p50 $(field "$OUT/mock-alone.json" 'r["itl_ms"]["p50"]') ms, p99 $(field "$OUT/mock-alone.json" 'r["itl_ms"]["p99"]') ms   (target p99 <= 60)"
-echo "  ITL (largest gap per answer) p50 $(field "$OUT/mock-alone.json" 'r["itl_max_ms"]["p50"]') ms, p99 $(field "$OUT/mock-alone.json" 'r["itl_max_ms"]["p99"]') ms"
-echo
+mock_alone "$LARGE_N"
 
 # 2-3. Added TTFT: direct, then through the gateway, at SMALL_N and LARGE_N.
+start_mock "ttft 100ms tokens 20 rate 20/s"
 start_gateway
 for n in "$SMALL_N" "$LARGE_N"; do
   log "2-3/5 added TTFT at $n streams: direct, then through the gateway"
@@ -255,7 +292,7 @@ fi
 # (models--local--tok) and the prompts come from a file.
 AIPERF="${AIPERF:-$(command -v aiperf || true)}"
 AIPERF_N="${AIPERF_N:-250}"
-if [[ "${SKIP_AIPERF:-0}" != 1 && -n "$AIPERF" && -x "$AIPERF" ]]; then
+if [[ "${MOCK_ONLY:-0}" != 1 && "${SKIP_AIPERF:-0}" != 1 && -n "$AIPERF" && -x "$AIPERF" ]]; then
   log "aiperf at $AIPERF_N streams against drive at $AIPERF_N and $((AIPERF_N * 2))"
   "$(dirname "$AIPERF")/python" - <<'PY' || die "cannot write the local tokenizer (aiperf's transformers/tokenizers)"
 import os

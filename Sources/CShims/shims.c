@@ -7,6 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #endif
 
@@ -45,6 +48,67 @@ CURLMcode fl_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value
 }
 CURLMcode fl_curl_multi_setopt_pointer(CURLM *multi, CURLMoption option, void *value) {
     return curl_multi_setopt(multi, option, value);
+}
+
+CURLMcode fl_curl_multi_setopt_socket_callback(CURLM *multi, fl_curl_socket_callback cb, void *userp) {
+    CURLMcode rc = curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, cb);
+    if (rc != CURLM_OK) return rc;
+    return curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, userp);
+}
+CURLMcode fl_curl_multi_setopt_timer_callback(CURLM *multi, fl_curl_timer_callback cb, void *userp) {
+    CURLMcode rc = curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, cb);
+    if (rc != CURLM_OK) return rc;
+    return curl_multi_setopt(multi, CURLMOPT_TIMERDATA, userp);
+}
+
+#if defined(__linux__)
+int fl_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+int fl_epoll_watch(int ep, int fd, int what) {
+    struct epoll_event ev;
+    ev.events = ((what & 1) ? EPOLLIN : 0) | ((what & 2) ? EPOLLOUT : 0);
+    ev.data.fd = fd;
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+    if (errno != ENOENT) return -1;
+    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+void fl_epoll_forget(int ep, int fd) {
+    struct epoll_event ev = {0};
+    (void)epoll_ctl(ep, EPOLL_CTL_DEL, fd, &ev);
+}
+int fl_epoll_wait(int ep, int *fds, int *what, int max, int timeout_ms) {
+    static __thread struct epoll_event evs[4096];
+    if (max > 4096) max = 4096;
+    int n = epoll_wait(ep, evs, max, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        fds[i] = evs[i].data.fd;
+        int w = 0;
+        if (evs[i].events & EPOLLIN) w |= 1;
+        if (evs[i].events & EPOLLOUT) w |= 2;
+        if (evs[i].events & (EPOLLERR | EPOLLHUP)) w |= 4;
+        what[i] = w;
+    }
+    return n;
+}
+int fl_wake_create(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+void fl_wake_signal(int fd) {
+    uint64_t one = 1;
+    if (fd >= 0) (void)!write(fd, &one, sizeof one);
+}
+void fl_wake_drain(int fd) {
+    uint64_t n;
+    if (fd >= 0) (void)!read(fd, &n, sizeof n);
+}
+#else
+int fl_epoll_create(void) { return -1; }
+int fl_epoll_watch(int ep, int fd, int what) { (void)ep; (void)fd; (void)what; return -1; }
+void fl_epoll_forget(int ep, int fd) { (void)ep; (void)fd; }
+int fl_epoll_wait(int ep, int *fds, int *what, int max, int timeout_ms) { (void)ep; (void)fds; (void)what; (void)max; (void)timeout_ms; return -1; }
+int fl_wake_create(void) { return -1; }
+void fl_wake_signal(int fd) { (void)fd; }
+void fl_wake_drain(int fd) { (void)fd; }
+#endif
+void fl_fd_close(int fd) {
+    if (fd >= 0) close(fd);
 }
 
 uint64_t fl_monotonic_ns(void) {

@@ -7,8 +7,10 @@ import Darwin
 import Wire
 
 /// A load driver: runs a workload on its own thread with libcurl's multi interface, one
-/// `curl_multi_poll` loop, and hands each finished request to a sink. Control calls
-/// (pause, rate, send-one, stop) are thread-safe and wake the loop at once.
+/// event loop (epoll and `curl_multi_socket_action` on Linux, so a wake-up costs what is
+/// ready, not a look at every open transfer; `curl_multi_poll` elsewhere), and hands each
+/// finished request to a sink. Control calls (pause, rate, send-one, stop) are thread-safe
+/// and wake the loop at once.
 public final class Driver: @unchecked Sendable {
     /// libcurl 7.88.x (Debian 12's) adds a second HTTP/2 layer when it reuses a connection
     /// opened with prior knowledge (curl issue #10634, fixed in 8.0.0): every request on a
@@ -33,6 +35,8 @@ public final class Driver: @unchecked Sendable {
     private var control = Control()
     private var statsValue = DriverStats()
     private var wakeHandle: UnsafeMutableRawPointer?
+    /// With epoll: the eventfd that wakes the engine's wait (-1 without).
+    private var wakeFD: Int32 = -1
     private var started = false
     private var done = false
 
@@ -121,15 +125,20 @@ public final class Driver: @unchecked Sendable {
     private func change(_ body: (inout Control) -> Void) {
         lock.lock()
         body(&control)
-        if let m = wakeHandle { _ = curl_multi_wakeup(m) }
+        if wakeFD >= 0 {
+            fl_wake_signal(wakeFD)
+        } else if let m = wakeHandle {
+            _ = curl_multi_wakeup(m)
+        }
         lock.unlock()
     }
 
     // MARK: engine side
 
-    fileprivate func attach(_ multi: UnsafeMutableRawPointer) {
+    fileprivate func attach(_ multi: UnsafeMutableRawPointer, wakeFD: Int32) {
         lock.lock()
         wakeHandle = multi
+        self.wakeFD = wakeFD
         lock.unlock()
     }
 
@@ -153,6 +162,7 @@ public final class Driver: @unchecked Sendable {
         lock.lock()
         statsValue = stats
         wakeHandle = nil
+        wakeFD = -1
         done = true
         lock.broadcast()
         lock.unlock()
@@ -435,6 +445,36 @@ struct EngineHot {
     var recordsSinceFlush = 0
     /// `stats.statusCounts`, without a hash per request.
     var statusTally = StatusTally()
+    /// With epoll: its descriptor (the socket callback's), and libcurl's timer (absolute
+    /// monotonic; 0 when none is set), which the timer callback keeps.
+    var epollFD: Int32 = -1
+    var curlTimer: Nanos = 0
+}
+
+/// libcurl tells which sockets to watch for what (CURL_POLL_IN 1, OUT 2, INOUT 3, REMOVE 4).
+private let socketCallback: fl_curl_socket_callback = { _, fd, what, userp, _ in
+    guard let userp else { return 0 }
+    let hot = userp.assumingMemoryBound(to: EngineHot.self)
+    if what == 4 {
+        fl_epoll_forget(hot.pointee.epollFD, fd)
+    } else {
+        _ = fl_epoll_watch(hot.pointee.epollFD, fd, what & 3)
+    }
+    return 0
+}
+
+/// libcurl asks to be called back (`curl_multi_socket_action` with CURL_SOCKET_TIMEOUT) in
+/// `ms` milliseconds; -1 cancels.
+private let timerCallback: fl_curl_timer_callback = { _, ms, userp in
+    guard let userp else { return 0 }
+    let hot = userp.assumingMemoryBound(to: EngineHot.self)
+    if ms < 0 {
+        hot.pointee.curlTimer = 0
+    } else {
+        let (delta, overflow) = Nanos(max(0, ms)).multipliedReportingOverflow(by: 1_000_000)  // checked: max(0, _) is never negative
+        hot.pointee.curlTimer = overflow ? .max : max(1, fl_monotonic_ns() &+ delta)
+    }
+    return 0
 }
 
 /// The loop itself; lives only on the driver's thread.
@@ -445,6 +485,9 @@ final class Engine {
     let multi: UnsafeMutableRawPointer
     let counter = ConnectionCounter()
     let timerFD: Int32
+    /// epoll and the eventfd that wakes it (-1 both where there is no epoll: then `curl_multi_poll`).
+    let epollFD: Int32
+    let wakeFD: Int32
     let hot = UnsafeMutablePointer<EngineHot>.allocate(capacity: 1)
     var all: [Transfer] = []
     var inFlight: Int {
@@ -500,6 +543,23 @@ final class Engine {
         hot.initialize(to: EngineHot())
         multi = curl_multi_init()
         timerFD = fl_timer_create()
+        var ep = Engine.forcePoll ? -1 : fl_epoll_create()
+        var wake: Int32 = -1
+        if ep >= 0 {
+            wake = fl_wake_create()
+            if wake < 0 || fl_epoll_watch(ep, wake, 1) != 0 || (timerFD >= 0 && fl_epoll_watch(ep, timerFD, 1) != 0) {
+                fl_fd_close(wake)
+                fl_fd_close(ep)
+                (ep, wake) = (-1, -1)
+            }
+        }
+        epollFD = ep
+        wakeFD = wake
+        hot.pointee.epollFD = ep
+        if ep >= 0 {
+            _ = fl_curl_multi_setopt_socket_callback(multi, socketCallback, UnsafeMutableRawPointer(hot))
+            _ = fl_curl_multi_setopt_timer_callback(multi, timerCallback, UnsafeMutableRawPointer(hot))
+        }
         pickRNG = SeededRandom(seed: configuration.seed &+ 0x5EED)
         picker = WeightedPicker(weights: configuration.mix.weights)
         mixPrepared = configuration.mix.requests.map(PreparedRequest.init)
@@ -529,9 +589,18 @@ final class Engine {
         all.removeAll()
         curl_multi_cleanup(multi)
         fl_timer_close(timerFD)
+        fl_fd_close(wakeFD)
+        fl_fd_close(epollFD)
     }
 
     @inline(__always) func now() -> Nanos { fl_monotonic_ns() &- startMono }
+
+    /// `FAILOVER_LAB_DRIVER_POLL=1`: the `curl_multi_poll` loop even where epoll exists, to
+    /// compare the two in one binary (only the value `1` is read).
+    static let forcePoll: Bool = {
+        guard let value = getenv("FAILOVER_LAB_DRIVER_POLL") else { return false }
+        return String(cString: value) == "1"
+    }()
 
     /// Whether the process environment names a proxy for libcurl, read once.
     static let proxyInEnvironment: Bool = {
@@ -922,8 +991,57 @@ final class Engine {
         }
     }
 
+    /// Lets libcurl do what is due: with epoll, its expired timers (new transfers among them);
+    /// else a look at every transfer (`curl_multi_perform`).
+    @inline(__always) func perform(_ running: inout Int32) {
+        if epollFD >= 0 {
+            hot.pointee.curlTimer = 0
+            curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running)
+        } else {
+            curl_multi_perform(multi, &running)
+        }
+    }
+
+    /// Events of one epoll wait.
+    var readyFDs = [Int32](repeating: 0, count: 4096)
+    var readyWhat = [Int32](repeating: 0, count: 4096)
+
+    /// With epoll: waits up to `timeoutMs` (shortened to libcurl's timer) and hands each ready
+    /// socket to libcurl; a due libcurl timer runs after. Returns whether the precise timer fired.
+    func waitEpoll(timeoutMs: Int32, running: inout Int32) -> Bool {
+        var timeout = timeoutMs
+        let curlDue = hot.pointee.curlTimer
+        if curlDue != 0 {
+            let nowAbs = fl_monotonic_ns()
+            let ms = curlDue <= nowAbs ? 0 : Int32(min(Nanos(Int32.max), (curlDue - nowAbs + 999_999) / 1_000_000))
+            timeout = min(timeout, ms)
+        }
+        var timerFired = false
+        let n = readyFDs.withUnsafeMutableBufferPointer { fds in
+            readyWhat.withUnsafeMutableBufferPointer { what in
+                fl_epoll_wait(epollFD, fds.baseAddress, what.baseAddress, Int32(fds.count), timeout)
+            }
+        }
+        if n > 0 {
+            for i in 0..<Int(n) {
+                let fd = readyFDs[i]
+                if fd == wakeFD {
+                    fl_wake_drain(wakeFD)
+                } else if fd == timerFD {
+                    fl_timer_drain(timerFD)
+                    timerFired = true
+                } else {
+                    curl_multi_socket_action(multi, fd, readyWhat[i], &running)
+                }
+            }
+        }
+        let due = hot.pointee.curlTimer
+        if due != 0 && due <= fl_monotonic_ns() { perform(&running) }
+        return timerFired
+    }
+
     func run() {
-        driver.attach(multi)
+        driver.attach(multi, wakeFD: wakeFD)
         // A replay starts with its reader ahead, not parsing its first lines on the clock.
         if case let .replay(r) = feed { r.prime() }
         startMono = fl_monotonic_ns()
@@ -939,7 +1057,7 @@ final class Engine {
             applyControl()
             var quick = 0
             if startDue() {
-                curl_multi_perform(multi, &running)
+                perform(&running)
                 quick = readCompletions()
             }
             if scheduleDone && inFlight == 0 && backlogHead == backlog.count { break }
@@ -972,6 +1090,12 @@ final class Engine {
                         timeoutMs = Int32(min(1000, remaining / 1_000_000))
                     }
                 }
+            }
+            if epollFD >= 0 {
+                // The precise timer is always in the epoll set; it only fires when armed.
+                if waitEpoll(timeoutMs: timeoutMs, running: &running) { armed = 0 }
+                readCompletions()
+                continue
             }
             // The timer only matters when the next deadline is near (an open-loop arrival);
             // polling it otherwise costs every wait a descriptor for nothing.

@@ -57,7 +57,11 @@ public struct SSEContentScanner: Sendable, Equatable {
                 match = 0
                 continue
             }
-            if line == Self.skip { continue }
+            if line == Self.skip {
+                // The rest of the line: straight to its end.
+                while i < n && p[i] != 0x0A && p[i] != 0x0D { i += 1 }
+                continue
+            }
             if line < Self.inData {
                 line = c == Self.prefixByte(line) ? line + 1 : Self.skip
                 continue
@@ -74,6 +78,13 @@ public struct SSEContentScanner: Sendable, Equatable {
                     found += 1
                     match = 0
                     line = Self.skip
+                }
+            case 0:
+                // Nothing matched: on to the next quote (the needle's first byte) or line end.
+                if c == 0x22 {
+                    match = 1
+                } else {
+                    while i < n, p[i] != 0x22, p[i] != 0x0A, p[i] != 0x0D { i += 1 }
                 }
             default:
                 // The needle's first byte (a quote) appears nowhere else in it, so a mismatch restarts simply.

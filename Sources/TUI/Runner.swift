@@ -187,6 +187,9 @@ public final class DashboardRunner: @unchecked Sendable {
     /// Runs the ncurses dashboard until `q`, a signal or the duration. The terminal is
     /// restored on every way out of this function.
     public func runInteractive() {
+        // Declared before the terminal's restore, so it prints after it.
+        var frameTimes: FrameTimes? = FrameTimes.enabled() ? FrameTimes() : nil
+        defer { if let frameTimes { FileHandle.standardError.write(Data((frameTimes.line + "\n").utf8)) } }
         let terminal = Terminal()
         terminal.start()
         defer { terminal.restore() }
@@ -201,7 +204,10 @@ public final class DashboardRunner: @unchecked Sendable {
             let now = feed.now
             if let duration = settings.duration, now >= duration { quit.set("duration"); break }
             if now >= nextFrame || dirty {
+                let t0 = frameTimes == nil ? 0 : Self.seconds()
+                let c0 = frameTimes == nil ? 0 : FrameTimes.threadCPU()
                 refresh(now: now)
+                let t1 = frameTimes == nil ? 0 : Self.seconds()
                 if state.themeIndex != themeIndex {
                     themeIndex = state.themeIndex
                     terminal.apply(settings.themes[themeIndex], monochrome: settings.monochrome)
@@ -211,7 +217,10 @@ public final class DashboardRunner: @unchecked Sendable {
                                             chartWindow: state.chartWindow, chartDots: settings.chartDots)
                 options.selectedRequestAt = state.focus == .requests ? state.selectedRequestAt : nil
                 options.waterfall = state.waterfall.map { $0.trace?.spans ?? [] }
-                terminal.present(Dashboard.render(state.model, width: size.width, height: size.height, options: options))
+                let screen = Dashboard.render(state.model, width: size.width, height: size.height, options: options)
+                let t2 = frameTimes == nil ? 0 : Self.seconds()
+                terminal.present(screen)
+                if frameTimes != nil { frameTimes!.add(refresh: t1 - t0, render: t2 - t1, present: Self.seconds() - t2, cpu: FrameTimes.threadCPU() - c0) }
                 dirty = false
                 nextFrame = max(nextFrame + interval, now)
             }
@@ -230,6 +239,13 @@ public final class DashboardRunner: @unchecked Sendable {
                 break
             }
         }
+    }
+
+    /// A monotonic clock in seconds, for frame times.
+    static func seconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     static func redrawsAtOnce(_ action: KeyAction) -> Bool {

@@ -14,6 +14,8 @@ public final class StandIn: Sendable {
     public let port: Int
     private let group: EventLoopGroup
     private let state: NIOLockedValueBox<State>
+    /// One token clock per event loop that serves this stand-in's streams.
+    private let clocks = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<TokenClock>]>([:])
 
     struct State {
         var behavior: StandInBehavior
@@ -169,6 +171,17 @@ public final class StandIn: Sendable {
             .bind(host: host, port: port)
             .get()
         return Listener(channel: channel, owner: owner)
+    }
+
+    /// The token clock of `loop` (made on first use); call on that loop.
+    func tokenClock(on loop: EventLoop) -> TokenClock {
+        let key = ObjectIdentifier(loop)
+        return clocks.withLockedValue { clocks in
+            if let clock = clocks[key] { return clock }
+            let clock = NIOLoopBound(TokenClock(loop: loop), eventLoop: loop)
+            clocks[key] = clock
+            return clock
+        }.value
     }
 
     func connectionOpened(_ channel: Channel) -> Bool {

@@ -29,6 +29,67 @@ private func scanCount(_ text: String, splits: [Int]) -> Int {
 
 private let ms: Nanos = 1_000_000
 
+/// The scanner as it was before its skip-ahead fast paths (commit 11f453a), byte by byte: the reference.
+private struct ByteByByteScanner {
+    var line: UInt8 = 0
+    var match: UInt8 = 0
+
+    mutating func scan(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
+        var found = 0
+        var line = self.line, match = self.match
+        var i = 0
+        while i < n {
+            let c = p[i]
+            i += 1
+            if c == 0x0A || c == 0x0D {
+                line = 0
+                match = 0
+                continue
+            }
+            if line == SSEContentScanner.skip { continue }
+            if line < SSEContentScanner.inData {
+                line = c == SSEContentScanner.prefixByte(line) ? line + 1 : SSEContentScanner.skip
+                continue
+            }
+            // Inside a data line.
+            switch match {
+            case SSEContentScanner.afterColon:
+                if c == 0x20 || c == 0x09 { continue }
+                match = c == 0x22 ? SSEContentScanner.afterQuote : 0
+            case SSEContentScanner.afterQuote:
+                if c == 0x22 {
+                    match = 0 // "content":"" (the role-only first chunk)
+                } else {
+                    found += 1
+                    match = 0
+                    line = SSEContentScanner.skip
+                }
+            default:
+                // The needle's first byte (a quote) appears nowhere else in it, so a mismatch restarts simply.
+                if c == SSEContentScanner.needleByte(match) {
+                    match += 1
+                } else {
+                    match = c == 0x22 ? 1 : 0
+                }
+            }
+        }
+        self.line = line
+        self.match = match
+        return found
+    }
+}
+
+private func referenceCount(_ bytes: [UInt8], splits: [Int]) -> Int {
+    var scanner = ByteByByteScanner()
+    var found = 0
+    var start = 0
+    for end in splits.map({ min($0, bytes.count) }) + [bytes.count] where end >= start {
+        found += bytes[start..<end].withUnsafeBufferPointer { $0.count == 0 ? 0 : scanner.scan($0.baseAddress!, $0.count) }
+        start = end
+    }
+    return found
+}
+
 @Suite(.serialized) struct StreamTimingTests {
     @Test func scannerCountsContentEventsOnly() {
         let stream = roleChunk + (0..<5).map(contentChunk).joined() + finishChunk + usageChunk + done
@@ -46,6 +107,19 @@ private let ms: Nanos = 1_000_000
         // Not a data line, though it holds the pattern.
         #expect(scanCount("event: {\"content\":\"x\"}\n\n", splits: []) == 0)
         #expect(scanCount(" data: {\"content\":\"x\"}\n\n", splits: []) == 0)
+    }
+
+    @Test("the scanner with its fast paths counts as the byte-by-byte one did, on random streams cut at random places")
+    func scannerAgreesWithTheRule() {
+        let pieces = ["data:", "data: ", "\"content\":", "\"content\": ", "\"", "\"\"", "x", "\n", "\r", "\r\n", " ", "\t",
+                      "{\"delta\":{", "}", "content", "\"conte", "nt\":", "event: ", ":", "d", "ata:"]
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<3000 {
+            let text = (0..<Int.random(in: 0...40, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+            let bytes = Array(text.utf8)
+            let splits = (0..<Int.random(in: 0...4, using: &rng)).map { _ in Int.random(in: 0...max(0, bytes.count), using: &rng) }.sorted()
+            #expect(scanCount(text, splits: splits) == referenceCount(bytes, splits: splits), "round \(round): \(text.debugDescription) cut at \(splits)")
+        }
     }
 
     @Test func clockFoldsGaps() {

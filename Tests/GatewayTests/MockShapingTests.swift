@@ -135,7 +135,7 @@ struct MockShapingTests {
         for reply in ["6 * 7 equals 42.", "say \"hi\"\n\u{1}", ""] {
             let pieces = MockOpenAI.tokenPieces(reply)
             let stream = StandInHandler.ShapedStream(chunk: chunk, request: request, pieces: pieces, count: 40, cut: false, shape: ModelShape(),
-                                                     tokenDelayNanos: 0, rng: SeededRandom(seed: 1), keepAlive: true, due: .now())
+                                                     tokenDelayNanos: 0, rng: SeededRandom(seed: 1), keepAlive: true, due: 0)
             for i in 0..<40 {
                 var buffer = ByteBuffer()
                 stream.writeToken(i, into: &buffer)

@@ -49,6 +49,31 @@ CURLMcode fl_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value
 /// curl_multi_setopt with a pointer argument.
 CURLMcode fl_curl_multi_setopt_pointer(CURLM *multi, CURLMoption option, void *value);
 
+/// libcurl's socket callback (CURLMOPT_SOCKETFUNCTION) and timer callback (CURLMOPT_TIMERFUNCTION).
+typedef int (*fl_curl_socket_callback)(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp);
+typedef int (*fl_curl_timer_callback)(CURLM *multi, long timeout_ms, void *userp);
+CURLMcode fl_curl_multi_setopt_socket_callback(CURLM *multi, fl_curl_socket_callback cb, void *userp);
+CURLMcode fl_curl_multi_setopt_timer_callback(CURLM *multi, fl_curl_timer_callback cb, void *userp);
+
+// MARK: epoll for the load driver (Linux; elsewhere these return -1 and the driver polls)
+
+/// An epoll instance (close-on-exec), or -1.
+int fl_epoll_create(void);
+/// Watches `fd` for reading (bit 1) and/or writing (bit 2): adds it, or changes what is watched
+/// when it is already there. 0 on success, -1 with errno.
+int fl_epoll_watch(int ep, int fd, int what);
+/// Stops watching `fd` (fine when it was already closed).
+void fl_epoll_forget(int ep, int fd);
+/// Waits up to `timeout_ms` for at most `max` (at most 4,096) events: each one's descriptor into `fds` and
+/// what it is ready for into `what` (1 read, 2 write, 4 error, as libcurl's CURL_CSELECT_*).
+/// The number of events, 0 on a timeout, -1 on an error (EINTR included).
+int fl_epoll_wait(int ep, int *fds, int *what, int max, int timeout_ms);
+/// An eventfd (non-blocking, close-on-exec) to wake an epoll wait from another thread, or -1.
+int fl_wake_create(void);
+void fl_wake_signal(int fd);
+void fl_wake_drain(int fd);
+void fl_fd_close(int fd);
+
 // MARK: precise timers for the load driver
 
 /// A monotonic clock reading in nanoseconds (CLOCK_MONOTONIC).
