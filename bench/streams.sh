@@ -33,7 +33,8 @@
 #
 # Env: SMALL_N (1000), LARGE_N (5000), DURATION (20: seconds a load runs), RECORDS (1000000),
 #      MOCK_ONLY (1: only the mock-alone run, at LARGE_N, then SMALL_N when MOCK_ONLY_BOTH=1),
-#      BIN (a failover-lab binary), PORT (18300), SKIP_AIPERF (1 skips it), AIPERF (its
+#      BIN (a failover-lab binary), PORT (18300), WARMUP (3: seconds left out of the
+#      second set of added-TTFT figures), SKIP_AIPERF (1 skips it), AIPERF (its
 #      path; default: on PATH), AIPERF_N (250), SKIP_MAIN (1: only the aiperf comparison).
 # Results: bench/out/streams-<timestamp>/summary.txt and the raw JSON reports.
 
@@ -139,8 +140,11 @@ YAML
 stop_all() { cleanup; PIDS=(); }
 
 # drive a closed loop of $2 streams at $1 for DURATION seconds; JSON report to $3.
+# drive URL N REPORT [RECORDS]
 drive() {
-  "$FL" drive "$1" --stream --concurrency "$2" --duration "${DURATION}s" --timeout 60s --json --no-progress >"$3" 2>"$3.err" \
+  local record=()
+  [[ -n "${4:-}" ]] && record=(--record "$4")
+  "$FL" drive "$1" --stream --concurrency "$2" --duration "${DURATION}s" --timeout 60s --json --no-progress "${record[@]}" >"$3" 2>"$3.err" \
     || die "drive failed; see $3.err"
 }
 
@@ -208,8 +212,8 @@ start_mock "ttft 100ms tokens 20 rate 20/s"
 start_gateway
 for n in "$SMALL_N" "$LARGE_N"; do
   log "2-3/5 added TTFT at $n streams: direct, then through the gateway"
-  drive "$MOCK_URL/stream" "$n" "$OUT/direct-$n.json"
-  drive "$GW_URL" "$n" "$OUT/via-$n.json"
+  drive "$MOCK_URL/stream" "$n" "$OUT/direct-$n.json" "$OUT/direct-$n.jsonl"
+  drive "$GW_URL" "$n" "$OUT/via-$n.json" "$OUT/via-$n.jsonl"
   py "$OUT/direct-$n.json" "$OUT/via-$n.json" "$n" <<'PY'
 import json, sys
 d, v, n = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
@@ -223,6 +227,22 @@ print(f"gateway added TTFT at {n} streams: p50 {v['ttft_ms']['p50'] - d['ttft_ms
 print(f"  direct TTFT p50 {d['ttft_ms']['p50']:.2f} p99 {d['ttft_ms']['p99']:.2f}; via p50 {v['ttft_ms']['p50']:.2f} p99 {v['ttft_ms']['p99']:.2f}")
 print(f"  via: {v['responses']} answers, {ok} of them 200 ({'every answer 200' if ok == v['responses'] and v['errors'] == 0 else 'NOT every answer 200: ' + str({k: count(v['status'], k) for k in v['status']}) + ', errors ' + str(v['errors'])}), "
       f"ITL p99 {v['itl_ms']['p99']:.2f} ms (direct {d['itl_ms']['p99']:.2f}), finished/s {v['throughput']:.0f} (direct {d['throughput']:.0f})")
+# The first N requests all start at once (a closed loop of N), so the whole run's tail is
+# mostly that cold start: N connections accepted and, through the gateway, N more opened
+# upstream. The same figures for the requests sent after the first WARMUP seconds:
+warm = float(__import__("os").environ.get("WARMUP", "3"))
+def after(path):
+    out = []
+    for line in open(path):
+        if line.strip():
+            r = json.loads(line)
+            if r.get("ttft_ms") is not None and r.get("sent_offset_ns", 0) >= warm * 1e9:
+                out.append(r["ttft_ms"])
+    return sorted(out)
+def q(v, p): return v[min(len(v) - 1, int(p * len(v)))] if v else float("nan")
+dw, vw = after(sys.argv[1] + "l"), after(sys.argv[2] + "l")
+print(f"  after the first {warm:g} s ({len(vw)} answers via, {len(dw)} direct): added TTFT p50 {q(vw, .5) - q(dw, .5):+.2f} ms, p99 {q(vw, .99) - q(dw, .99):+.2f} ms"
+      f"  (direct p50 {q(dw, .5):.2f} p99 {q(dw, .99):.2f}; via p50 {q(vw, .5):.2f} p99 {q(vw, .99):.2f})")
 PY
   echo
 done
