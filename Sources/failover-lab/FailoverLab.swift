@@ -1,4 +1,5 @@
 import ArgumentParser
+import Gateway
 
 /// The `failover-lab` command: a lab for LLM-gateway failover in one terminal.
 @main
@@ -24,4 +25,11 @@ struct FailoverLab: AsyncParsableCommand {
         ],
         defaultSubcommand: RunCommand.self
     )
+
+    /// Every command starts with the soft limit of open files raised to the hard limit
+    /// (`GatewayOptions.raiseFileLimit`): thousands of streams need thousands of descriptors.
+    static func main() async {
+        GatewayOptions.raiseFileLimit()
+        await main(nil)
+    }
 }

@@ -31,6 +31,26 @@ extension OverSockets {
             return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
         }
 
+        @Test("the soft limit of open files is raised to the hard limit at start: --max-connections' default follows the hard limit")
+        func fileLimitRaised() throws {
+            var limit = rlimit()
+            try #require(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0)
+            let hard = limit.rlim_max == rlim_t.max ? UInt64(1 << 20) : UInt64(limit.rlim_max)
+            try #require(hard > 512, "the hard limit here (\(hard)) leaves nothing to raise")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            // A low soft limit, as a login shell often has (1,024); the binary raises its own.
+            process.arguments = ["-c", "ulimit -Sn 256 && exec \"$0\" gateway --help", Self.binary]
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            let expected = (hard - 64) / 2
+            let flat = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(flat.contains("now \(min(expected, 1 << 20)))."), "with a soft limit of 256 the default would be 96: \(flat)")
+        }
+
         @Test("gateway --port 0 prints where it listens, serves the lab, and logs one JSON line a request on stdout")
         func gatewayHeadless() async throws {
             let process = Process()

@@ -42,6 +42,28 @@ public struct GatewayOptions: Sendable {
     public var maxTarget = 8 * 1024
     public var maxHead = 64 * 1024
 
+    /// Raises this process's soft limit of open files to its hard limit, as Go programs do
+    /// at start: every open stream is a descriptor or two, and a soft limit of 1,024 (the
+    /// usual default) ends a lab of a few hundred streams in `EMFILE`. The hard limit is
+    /// left as it is. Returns the soft limit before and after (nil when unchanged).
+    @discardableResult
+    public static func raiseFileLimit() -> (before: UInt64, after: UInt64)? {
+        var limit = rlimit()
+        #if canImport(Glibc)
+        let resource = Int32(RLIMIT_NOFILE.rawValue)
+        #else
+        let resource = RLIMIT_NOFILE
+        #endif
+        guard getrlimit(resource, &limit) == 0 else { return nil }
+        // An unlimited hard limit is not asked for: a soft limit of 2^20 is plenty.
+        let target = limit.rlim_max == rlim_t.max ? min(rlim_t(1 << 20), limit.rlim_max) : limit.rlim_max
+        guard limit.rlim_cur != rlim_t.max, limit.rlim_cur < target else { return nil }
+        let before = UInt64(limit.rlim_cur)
+        limit.rlim_cur = target
+        guard setrlimit(resource, &limit) == 0 else { return nil }
+        return (before, UInt64(target))
+    }
+
     /// Half of the descriptors the process may open (`ulimit -n`) after a reserve of 64 for
     /// the log, listeners and stand-ins: each client may hold an upstream connection too.
     public static func defaultMaxConnections() -> Int {
