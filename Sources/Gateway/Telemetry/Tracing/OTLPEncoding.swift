@@ -134,12 +134,6 @@ struct OTLPProtobuf: WireSink {
         return out
     }
 
-    static func encode(_ span: SpanRecord) -> [UInt8] {
-        var w = OTLPProtobuf()
-        w.span(span)
-        return w.out
-    }
-
     mutating func span(_ span: SpanRecord) {
         id(1, span.traceID.high, span.traceID.low)
         id(2, span.spanID.value, nil)

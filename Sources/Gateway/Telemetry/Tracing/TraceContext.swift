@@ -11,8 +11,6 @@ public struct TraceID: Sendable, Hashable {
     public var isValid: Bool { high != 0 || low != 0 }
     /// 32 lowercase hex digits.
     public var hex: String { Hex.string(high) + Hex.string(low) }
-    /// The 16 bytes in order.
-    public var bytes: [UInt8] { Hex.bytes(high) + Hex.bytes(low) }
 }
 
 /// A W3C span id: 8 bytes, big-endian.
@@ -22,7 +20,6 @@ public struct SpanID: Sendable, Hashable {
     public var isValid: Bool { value != 0 }
     /// 16 lowercase hex digits.
     public var hex: String { Hex.string(value) }
-    public var bytes: [UInt8] { Hex.bytes(value) }
 }
 
 /// The W3C `traceparent` header (https://www.w3.org/TR/trace-context/#traceparent-header):
@@ -98,10 +95,6 @@ enum Hex {
         out.reserveCapacity(16)
         append(value, to: &out)
         return String(decoding: out, as: UTF8.self)
-    }
-
-    static func bytes(_ value: UInt64) -> [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: value >> UInt64(56 - 8 * $0)) }
     }
 
     /// The value of up to 16 lowercase hex digits; nil for anything else (uppercase too,
