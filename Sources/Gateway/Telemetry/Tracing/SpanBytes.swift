@@ -136,19 +136,24 @@ extension OTLPProtobuf {
 
     /// The decimal digits of `value`, as `"\(value)"` writes them.
     func decimal(_ value: Int) {
-        if value < 0 { buffer.append(0x2D) }
-        var magnitude = value.magnitude
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { d in
+        framing { p in
+            var n = 0
+            if value < 0 { p[0] = 0x2D; n = 1 }
+            var rest = value.magnitude
+            let first = n
             repeat {
-                d[count] = 0x30 + UInt8(magnitude % 10)
-                magnitude /= 10
-                count += 1
-            } while magnitude > 0
-            for i in stride(from: count - 1, through: 0, by: -1) { buffer.append(d[i]) }
+                p[n] = 0x30 + UInt8(rest % 10)
+                rest /= 10
+                n += 1
+            } while rest > 0
+            // Written least significant first: turned around.
+            var a = first, b = n - 1
+            while a < b {
+                (p[a], p[b]) = (p[b], p[a])
+                a += 1
+                b -= 1
+            }
+            return n
         }
     }
 }
