@@ -16,8 +16,6 @@ final class OTLPClient {
     private let head: [UInt8]
     private let timeout: Duration
     private var fd: Int32 = -1
-    /// Connections opened, for the tests.
-    private(set) var connects = 0
 
     static let maxAnswer = 64 * 1024
 
@@ -86,7 +84,6 @@ final class OTLPClient {
                     var one: Int32 = 1
                     setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                     fd = s
-                    connects += 1
                     return nil
                 }
                 lastError = String(cString: strerror(errno))
