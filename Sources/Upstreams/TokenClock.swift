@@ -97,9 +97,6 @@ final class TokenClock {
     /// The loop's clock, in nanoseconds.
     var now: Int64 { Int64(truncatingIfNeeded: loop.now.uptimeNanoseconds) }
 
-    /// Streams waiting (for tests and diagnostics).
-    var waiting: Int { queue.count }
-
     /// Adds a stream whose first write is due at `due`.
     func add(_ stream: ClockedStream, due: Int64) {
         let slot: Int32
