@@ -59,4 +59,81 @@ import Wire
         let events = [Self.event(1), Self.event(2)]
         #expect(Self.feed(events, splitAt: [10]).kept == events.joined())
     }
+
+    // MARK: Usage read as events pass (`StreamUsageTap`): no copy of the stream is kept.
+
+    static func tap(_ bytes: [UInt8], splitAt cuts: [Int], limit: Int = Exchange.streamTail) -> (tap: StreamUsageTap, largest: Int) {
+        var tap = StreamUsageTap(limit: limit)
+        var largest = 0
+        var start = 0
+        for end in (cuts.filter { $0 > 0 && $0 < bytes.count }.sorted() + [bytes.count]) where end > start {
+            bytes[start..<end].withUnsafeBytes { tap.feed($0) }
+            largest = max(largest, tap.heldBytes)
+            start = end
+        }
+        return (tap, largest)
+    }
+
+    static func modelEvent(_ i: Int, model: String, crlf: Bool) -> String {
+        let nl = crlf ? "\r\n" : "\n"
+        return "data: {\"model\":\"\(model)\",\"choices\":[{\"delta\":{\"content\":\"token \(i)\"}}]}" + nl + nl
+    }
+
+    @Test("usage read as events pass, the stream read in random pieces: tokens and model found, at most one event held, nothing held at the end")
+    func usageTapped() {
+        var rng = SeededRandom(seed: 12)
+        for crlf in [false, true] {
+            let nl = crlf ? "\r\n" : "\n"
+            let usage = "data: {\"model\":\"gpt-4o-mini-2024\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":400}}" + nl + nl
+            let done = "data: [DONE]" + nl + nl
+            let events = (0..<400).map { Self.modelEvent($0, model: "gpt-4o-mini", crlf: crlf) } + [usage, done]
+            let bytes = Array(events.joined().utf8)
+            for round in 0..<20 {
+                let cuts = (0..<(round * 40)).map { _ in Int.random(in: 1..<bytes.count, using: &rng) }
+                let (tap, largest) = Self.tap(bytes, splitAt: cuts)
+                #expect(tap.usage.inputTokens == 12 && tap.usage.outputTokens == 400, "round \(round) crlf \(crlf)")
+                // The usage chunk names the model last: its name stands.
+                #expect(tap.usage.model == "gpt-4o-mini-2024")
+                #expect(largest < usage.utf8.count, "held \(largest) bytes")
+                #expect(tap.heldBytes == 0)
+            }
+        }
+    }
+
+    @Test("whole events in each read: nothing is held between reads")
+    func wholeEventsHoldNothing() {
+        var tap = StreamUsageTap(limit: 4096)
+        for i in 0..<50 {
+            Array(Self.modelEvent(i, model: "m", crlf: false).utf8).withUnsafeBytes { tap.feed($0) }
+            #expect(tap.heldBytes == 0)
+        }
+        #expect(tap.usage.model == "m" && tap.usage.outputTokens == nil)
+    }
+
+    @Test("an event longer than the limit is skipped to its end, a blank line cut between reads included; the usage after it is read")
+    func longEventSkipped() {
+        let long = "data: {\"x\":\"" + String(repeating: "x", count: 10_000) + "\"}\n\n"
+        let usage = "data: {\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":7}}\n\n"
+        let bytes = Array((long + long + usage).utf8)
+        // Cuts inside the long events, and between the two line feeds that end the first.
+        let (tap, largest) = Self.tap(bytes, splitAt: [3_000, 9_000, long.utf8.count - 1, long.utf8.count + 5_000], limit: 4096)
+        #expect(tap.usage.inputTokens == 3 && tap.usage.outputTokens == 7)
+        #expect(largest <= 4096)
+        #expect(tap.heldBytes == 0)
+        // The same with the blank line cut on a CR.
+        let crlfLong = "data: " + String(repeating: "y", count: 6_000) + "\r\n\r\n"
+        let crlfBytes = Array((crlfLong + usage).utf8)
+        let (t2, _) = Self.tap(crlfBytes, splitAt: [5_000, crlfLong.utf8.count - 1, crlfLong.utf8.count - 2], limit: 4096)
+        #expect(t2.usage.outputTokens == 7)
+    }
+
+    @Test("the model comes from the first event; later events without usage are passed over")
+    func usageMentionOnly() {
+        var tap = StreamUsageTap(limit: 4096)
+        Array("data: {\"model\":\"a\"}\n\ndata: {\"model\":\"b\",\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\"\"}}]}\n\n".utf8).withUnsafeBytes { tap.feed($0) }
+        #expect(tap.usage.model == "a")
+        #expect(tap.usage.outputTokens == nil)
+        #expect(Array("{\"usage\":1}".utf8).withUnsafeBufferPointer { StreamUsageTap.mentionsUsage($0) })
+        #expect(!Array("{\"usage:1}".utf8).withUnsafeBufferPointer { StreamUsageTap.mentionsUsage($0) })
+    }
 }

@@ -212,6 +212,13 @@ final class MessageParser {
         inMessage = true
     }
 
+    /// Lets go of the current head's header storage (it is otherwise kept to be reused by
+    /// the next message): for a response that streams, so an open stream does not hold a
+    /// copy of headers already passed on. The next head reserves new storage.
+    func releaseHeaderStorage() {
+        head.headers = WireHeaders()
+    }
+
     /// The method's name: the common ones without building a String from C each time.
     static func methodName(_ method: http_method) -> String {
         switch method {

@@ -23,9 +23,14 @@ final class Exchange: UpstreamResponseDelegate {
     private var connection: UpstreamConnection?
     /// A failed response being read to its end (and dropped) while the next try runs.
     private var draining: UpstreamConnection?
-    /// A 429's head and the body read so far, held until its end to tell quota from rate.
-    private var heldHead: MessageHead?
-    private var heldBody = ByteBuffer()
+    /// A 429's head and the body read so far, held until its end to tell quota from rate
+    /// (boxed: most exchanges never hold one, and every open one would carry its room).
+    private final class HeldResponse {
+        let head: MessageHead
+        var body = ByteBuffer()
+        init(head: MessageHead) { self.head = head }
+    }
+    private var held: HeldResponse?
     /// The response head the client gets next (`.respond`) and whether the balancer counted it a failure.
     private var pendingHead: MessageHead?
     private var pendingFailed = false
@@ -52,11 +57,13 @@ final class Exchange: UpstreamResponseDelegate {
         if deadlineSlot >= 0 { pool.deadlines.remove(self) }
     }
     private var responseStatus: Int?
-    private var responseContentType: String?
+    /// A whole answer's body (up to `responseCopyLimit`), read for its usage when it ends;
+    /// for a stream, only with `logResponseBody`, its last events.
     private var responseCopy: ByteBuffer?
     private var responseBytes = 0
-    /// The response is Server-Sent Events: its copy keeps the tail, where `usage` is.
+    /// The response is Server-Sent Events: its usage is read as its events pass.
     private var responseIsStream = false
+    private var streamUsage = StreamUsageTap(limit: Exchange.streamTail)
     /// `stream_options.include_usage` was added to the client's request.
     private var injectedStreamOptions = false
     /// Bytes for the client not yet written: the head, small body parts and framing go
@@ -157,7 +164,7 @@ final class Exchange: UpstreamResponseDelegate {
         case .reconnect:
             reconnect()
         case .hold:
-            heldBody = context.channel.allocator.buffer(capacity: 256)
+            held?.body = context.channel.allocator.buffer(capacity: 256)
         case .tryFailed(let failure, let next):
             let outcome: AttemptOutcome
             let word: String
@@ -174,7 +181,7 @@ final class Exchange: UpstreamResponseDelegate {
             }
             if let connection { pool.discard(connection) }
             connection = nil
-            heldHead = nil
+            held = nil
             after(next, error: error, timedOut: failure == .timeout)
         case .discard(let next):
             // The failed response's body is read to its end, then its connection goes back.
@@ -375,7 +382,7 @@ final class Exchange: UpstreamResponseDelegate {
     func upstreamHead(_ responseHead: MessageHead, on connection: UpstreamConnection) {
         guard connection === self.connection, machine.state == .awaitingHead else { return }
         if responseHead.status == 429 {
-            heldHead = responseHead
+            held = HeldResponse(head: responseHead)
             handle(.head(status: 429, failure: true))
             return
         }
@@ -400,8 +407,8 @@ final class Exchange: UpstreamResponseDelegate {
         trace?.endTry(status: status, failure: nil, now: .now)
         pendingHead = responseHead
         pendingFailed = failed
-        if heldHead != nil {
-            heldHead = nil
+        if held != nil {
+            held = nil
             handle(.heldEnded(failure: failed))
         } else {
             handle(.head(status: status, failure: failed))
@@ -416,8 +423,7 @@ final class Exchange: UpstreamResponseDelegate {
         if failed { self.choice = nil }
         responseStatus = status
         let headers = responseHead.headers
-        responseContentType = headers.first("content-type")
-        responseIsStream = responseContentType.map(UsageReader.isEventStream) ?? false
+        responseIsStream = headers.first("content-type").map(UsageReader.isEventStream) ?? false
         bodiless = head.method == "HEAD" || status == 204 || status == 304
         let lengthKnown = responseHead.contentLength != nil && !responseHead.chunked
         if !bodiless && !lengthKnown {
@@ -450,9 +456,9 @@ final class Exchange: UpstreamResponseDelegate {
 
     func upstreamBody(_ buffer: ByteBuffer, on connection: UpstreamConnection) {
         guard connection === self.connection else { return }
-        if heldHead != nil {
+        if let held {
             var part = buffer
-            heldBody.writeBuffer(&part)
+            held.body.writeBuffer(&part)
             return
         }
         guard case .streaming = machine.state else { return }
@@ -460,28 +466,24 @@ final class Exchange: UpstreamResponseDelegate {
         let now = ContinuousClock.now
         if firstChunkAt == nil { firstChunkAt = now }
         lastChunkAt = now
+        if responseIsStream {
+            buffer.withUnsafeReadableBytes { streamUsage.feed($0) }
+            // The access log's `response.body`, when asked for, shows a stream's last events.
+            if runtime.options.logResponseBody != nil { keepStreamTail(buffer) }
+            emit(buffer)
+            return
+        }
         let limit = runtime.options.responseCopyLimit
         if responseCopy == nil {
-            if !responseIsStream && buffer.readableBytes <= limit {
+            if buffer.readableBytes <= limit {
                 // A whole answer in one part (the usual case): kept as it came, without a copy.
                 responseCopy = buffer
                 emit(buffer)
                 return
             }
-            // A stream's copy keeps only its last events (see `keepLastEvents`): small.
-            responseCopy = context.channel.allocator.buffer(capacity: responseIsStream ? 512 : min(limit, max(buffer.readableBytes, 256)))
+            responseCopy = context.channel.allocator.buffer(capacity: min(limit, max(buffer.readableBytes, 256)))
         }
-        if responseIsStream {
-            // Keep the last two whole events and what follows: the usage chunk and `[DONE]`
-            // come last. An event longer than `streamTail` keeps only its end (its first
-            // line is then cut, and skipped when read).
-            var part = buffer
-            if part.readableBytes > Self.streamTail { part.moveReaderIndex(forwardBy: part.readableBytes - Self.streamTail) }
-            // Room made at the front before the buffer would grow: it stays the size of its last events.
-            if part.readableBytes > responseCopy!.writableBytes && responseCopy!.readerIndex > 0 { responseCopy!.discardReadBytes() }
-            responseCopy!.writeBuffer(&part)
-            Self.keepLastEvents(&responseCopy!, tail: Self.streamTail)
-        } else if responseCopy!.readableBytes < limit {
+        if responseCopy!.readableBytes < limit {
             var slice = buffer
             if let part = slice.readSlice(length: min(slice.readableBytes, limit - responseCopy!.readableBytes)) {
                 var part = part
@@ -491,6 +493,18 @@ final class Exchange: UpstreamResponseDelegate {
         // Flushed when the upstream read ends (or with the response's end), so parts that
         // arrive together leave together, and a stream's parts still go out as they come.
         emit(buffer)
+    }
+
+    /// Keeps a stream's last two whole events and what follows, for the access log's
+    /// `response.body`. An event longer than `streamTail` keeps only its end.
+    private func keepStreamTail(_ buffer: ByteBuffer) {
+        if responseCopy == nil { responseCopy = context.channel.allocator.buffer(capacity: 512) }
+        var part = buffer
+        if part.readableBytes > Self.streamTail { part.moveReaderIndex(forwardBy: part.readableBytes - Self.streamTail) }
+        // Room made at the front before the buffer would grow: it stays the size of its last events.
+        if part.readableBytes > responseCopy!.writableBytes && responseCopy!.readerIndex > 0 { responseCopy!.discardReadBytes() }
+        responseCopy!.writeBuffer(&part)
+        Self.keepLastEvents(&responseCopy!, tail: Self.streamTail)
     }
 
     func upstreamReadComplete(on connection: UpstreamConnection) {
@@ -540,9 +554,9 @@ final class Exchange: UpstreamResponseDelegate {
             pool.release(connection)
             return
         }
-        if let held = heldHead {
-            let quota = heldBody.readableBytesView.firstRange(of: Array("insufficient_quota".utf8)) != nil
-            decide(held, quotaExhausted: quota)
+        if let held {
+            let quota = held.body.readableBytesView.firstRange(of: Array("insufficient_quota".utf8)) != nil
+            decide(held.head, quotaExhausted: quota)
             if connection === draining {
                 // Retried: this response is already whole.
                 draining = nil
@@ -550,8 +564,8 @@ final class Exchange: UpstreamResponseDelegate {
                 return
             }
             guard case .streaming = machine.state else { return }
-            let body = heldBody
-            heldBody = ByteBuffer()
+            let body = held.body
+            held.body = ByteBuffer()
             upstreamBody(body, on: connection)
         }
         handle(.ended)
@@ -784,8 +798,10 @@ final class Exchange: UpstreamResponseDelegate {
         armed = nil
         pool.deadlines.remove(self)
         var usage = UsageReader.Usage()
-        if let copy = responseCopy {
-            usage = UsageReader.read(copy.readableBytesView, contentType: responseContentType)
+        if responseIsStream {
+            usage = streamUsage.usage
+        } else if let copy = responseCopy {
+            usage = UsageReader.read(copy.readableBytesView, contentType: nil)
         }
         let last = attempts.last
         var log = RequestLog(
@@ -836,10 +852,9 @@ final class Exchange: UpstreamResponseDelegate {
         return "\(error)"
     }
 
-    /// The most of a streamed response's end that is kept to read its usage chunk, when its
-    /// last events are long. The usage chunk is under 1 KiB from OpenAI-style providers;
-    /// every open stream holds its copy (at a 32 KiB tail, growing by doubling, 1,000 long
-    /// streams held 64 MiB; at a fixed 4 KiB window, 4 MiB).
+    /// The longest event of a stream held while its end has not come (`StreamUsageTap`; a
+    /// longer one is skipped: the usage chunk is under 1 KiB from OpenAI-style providers), and
+    /// the most of a stream's end kept for the access log's `response.body`.
     static let streamTail = 4 * 1024
 
     /// Cuts a stream's copy to its last two whole events and the part of the next one

@@ -95,6 +95,9 @@ final class UpstreamResponseHandler: ChannelInboundHandler, MessageParserDelegat
         }
         guard let connection else { return true }
         connection.delegate?.upstreamHead(head, on: connection)
+        // A body without a length (a stream) may be open for minutes: its headers, passed
+        // on, are not kept for the next response meanwhile.
+        if head.contentLength == nil { parser.releaseHeaderStorage() }
         return !connection.expectsNoBody
     }
 

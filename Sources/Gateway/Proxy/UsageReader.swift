@@ -37,11 +37,114 @@ enum UsageReader {
     }
 
     /// What one JSON object says; a later object's facts replace an earlier one's.
-    private static func merge(_ bytes: UnsafeBufferPointer<UInt8>, into usage: inout Usage) {
+    static func merge(_ bytes: UnsafeBufferPointer<UInt8>, into usage: inout Usage) {
         var scanner = ModelUsageScanner(bytes: bytes)
         guard let found = try? scanner.modelAndUsage() else { return }
         if let model = found.model { usage.model = model }
         if let prompt = found.usage?.prompt { usage.inputTokens = prompt }
         if let completion = found.usage?.completion { usage.outputTokens = completion }
+    }
+}
+
+/// Reads a stream's `model` and `usage` as its events pass, so an open stream holds no
+/// copy of its body (a copy of its last events was about 1 KiB in every open stream).
+///
+/// Each whole event's `data:` lines are read as they come: the first that names a model
+/// gives the model, and any that mentions `"usage"` is read in full (the usage chunk comes
+/// last, with the model again). Only an event cut between two reads is held, until its end
+/// comes; one longer than `limit` is skipped to its end. `[DONE]` is not JSON and is passed over.
+struct StreamUsageTap {
+    private(set) var usage = UsageReader.Usage()
+    /// The start of an event whose end has not come yet, or (while skipping) the last bytes
+    /// of a skipped one, where a blank line may have begun. Empty (no storage) between events.
+    private var carried: [UInt8] = []
+    private var skipping = false
+    let limit: Int
+
+    init(limit: Int) { self.limit = max(0, limit) }
+
+    /// Bytes held between reads (0 when the upstream's reads end on event boundaries).
+    var heldBytes: Int { carried.count }
+
+    mutating func feed(_ part: UnsafeRawBufferPointer) {
+        let bytes = part.bindMemory(to: UInt8.self)
+        if carried.isEmpty {
+            take(bytes)
+        } else {
+            var joined = carried
+            carried = []
+            joined.append(contentsOf: bytes)
+            joined.withUnsafeBufferPointer { take($0) }
+        }
+    }
+
+    private mutating func take(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var from = 0
+        if skipping {
+            guard let end = Self.firstEventEnd(bytes) else {
+                carried = Array(bytes.suffix(2))
+                return
+            }
+            skipping = false
+            from = end
+        }
+        let rest = UnsafeBufferPointer(rebasing: bytes[from...])
+        let end = Self.lastEventEnd(rest)
+        if end > 0 { read(events: UnsafeBufferPointer(rebasing: rest[..<end])) }
+        let left = rest.count - end
+        if left > limit {
+            skipping = true
+            carried = Array(rest.suffix(2))
+        } else if left > 0 {
+            carried = Array(rest[end...])
+        }
+    }
+
+    private mutating func read(events: UnsafeBufferPointer<UInt8>) {
+        SSE.forEachData(in: events) { payload in
+            guard !(payload.count == 6 && payload.elementsEqual("[DONE]".utf8)) else { return }
+            if usage.model == nil || Self.mentionsUsage(payload) {
+                UsageReader.merge(payload, into: &usage)
+            }
+        }
+    }
+
+    /// The payload has `"usage"` in it (a quick test before a full read).
+    static func mentionsUsage(_ payload: UnsafeBufferPointer<UInt8>) -> Bool {
+        let n = payload.count
+        var i = 0
+        while i + 7 <= n {
+            // `"usage"`: a quote, then `usage`, then a quote.
+            if payload[i] == 0x22 && payload[i + 6] == 0x22 && payload[i + 1] == 0x75 && payload[i + 2] == 0x73
+                && payload[i + 3] == 0x61 && payload[i + 4] == 0x67 && payload[i + 5] == 0x65 {
+                return true
+            }
+            i += 1
+        }
+        return false
+    }
+
+    /// The index just past the first blank line (`\n\n` or `\n\r\n`), if any.
+    static func firstEventEnd(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var i = 1
+        while i < bytes.count {
+            if bytes[i] == 0x0A && (bytes[i - 1] == 0x0A || (i >= 2 && bytes[i - 1] == 0x0D && bytes[i - 2] == 0x0A)) {
+                return i + 1
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The index just past the last blank line, or 0 when there is none.
+    static func lastEventEnd(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var i = bytes.count - 1
+        while i >= 1 {
+            if bytes[i] == 0x0A && (bytes[i - 1] == 0x0A || (i >= 2 && bytes[i - 1] == 0x0D && bytes[i - 2] == 0x0A)) {
+                return i + 1
+            }
+            i -= 1
+        }
+        return 0
     }
 }
