@@ -35,7 +35,8 @@
 #      MOCK_ONLY (1: only the mock-alone run, at LARGE_N, then SMALL_N when MOCK_ONLY_BOTH=1),
 #      BIN (a failover-lab binary), PORT (18300), WARMUP (3: seconds left out of the
 #      second set of added-TTFT figures), SKIP_AIPERF (1 skips it), AIPERF (its
-#      path; default: on PATH), AIPERF_N (250), SKIP_MAIN (1: only the aiperf comparison).
+#      path; default: on PATH), AIPERF_N (250), SKIP_MAIN (1: only the aiperf comparison),
+#      ONLY=added (only the added-TTFT runs, at ADDED_N: default "SMALL_N LARGE_N").
 # Results: bench/out/streams-<timestamp>/summary.txt and the raw JSON reports.
 
 set -euo pipefail
@@ -204,13 +205,15 @@ if [[ "${MOCK_ONLY:-0}" == 1 ]]; then
   fi
 elif [[ "${SKIP_MAIN:-0}" != 1 ]]; then
 # 1. The mock alone, LARGE_N streams, TTFT 100 ms, 20 tokens at 20/s.
+if [[ "${ONLY:-}" != added ]]; then
 log "1/5 mock alone: $LARGE_N streams, ttft 100ms, 20 tokens at 20/s"
 mock_alone "$LARGE_N"
+fi
 
 # 2-3. Added TTFT: direct, then through the gateway, at SMALL_N and LARGE_N.
 start_mock "ttft 100ms tokens 20 rate 20/s"
 start_gateway
-for n in "$SMALL_N" "$LARGE_N"; do
+for n in ${ADDED_N:-$SMALL_N $LARGE_N}; do
   log "2-3/5 added TTFT at $n streams: direct, then through the gateway"
   drive "$MOCK_URL/stream" "$n" "$OUT/direct-$n.json" "$OUT/direct-$n.jsonl"
   drive "$GW_URL" "$n" "$OUT/via-$n.json" "$OUT/via-$n.jsonl"
@@ -248,6 +251,7 @@ PY
 done
 stop_all
 
+if [[ "${ONLY:-}" != added ]]; then
 # 4. RSS per open stream: long streams (200 tokens at 20/s = 10 s) held open.
 log "4/5 gateway RSS per open stream ($SMALL_N long streams)"
 start_mock "ttft 100ms tokens 400 rate 20/s"
@@ -303,6 +307,7 @@ print(f"report on 8 shards of {int(sys.argv[5])} records: {secs:.2f} s   (target
 PY
 rm -f "$OUT"/shard-*.jsonl "$OUT/all.jsonl"
 echo
+fi
 
 fi
 

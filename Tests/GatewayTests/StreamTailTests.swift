@@ -136,4 +136,26 @@ import Wire
         #expect(Array("{\"usage\":1}".utf8).withUnsafeBufferPointer { StreamUsageTap.mentionsUsage($0) })
         #expect(!Array("{\"usage:1}".utf8).withUnsafeBufferPointer { StreamUsageTap.mentionsUsage($0) })
     }
+
+    @Test("the quick `\"usage\"` test agrees with a plain search on 20,000 random payloads")
+    func mentionsUsageAgrees() {
+        var rng = SeededRandom(seed: 13)
+        let alphabet = Array("\"usagex".utf8)
+        let needle = Array("\"usage\"".utf8)
+        var found = 0
+        for _ in 0..<20_000 {
+            var payload = (0..<Int.random(in: 0..<24, using: &rng)).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] }
+            // Often the needle, whole or with one byte changed, somewhere in it.
+            if Int.random(in: 0..<2, using: &rng) == 0 {
+                var piece = needle
+                if Bool.random(using: &rng) { piece[Int.random(in: 0..<7, using: &rng)] = alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] }
+                payload.insert(contentsOf: piece, at: Int.random(in: 0...payload.count, using: &rng))
+            }
+            let plain = payload.count >= 7 && (0...(payload.count - 7)).contains { Array(payload[$0..<($0 + 7)]) == needle }
+            let quick = payload.withUnsafeBufferPointer { StreamUsageTap.mentionsUsage($0) }
+            #expect(quick == plain, "\(String(decoding: payload, as: UTF8.self))")
+            if plain { found += 1 }
+        }
+        #expect(found > 2_000 && found < 20_000)
+    }
 }

@@ -217,7 +217,17 @@ final class UpstreamPool {
                     try sync.addHandler(UpstreamResponseHandler())
                 }
             }
-        return bootstrap.connect(host: key.address.host, port: key.address.port).assumeIsolated().flatMapThrowing { channel in
+        // An address given as an IP (every stand-in, and most lab upstreams) is connected to
+        // as it is: `connect(host:port:)` would put each connect through getaddrinfo on a
+        // queue (one a loop, in turn) and Happy Eyeballs, which is most of a cold start's
+        // cost when a thousand streams open at once. Names are resolved as before.
+        let connecting: EventLoopFuture<Channel>
+        if (0...65535).contains(key.address.port), let address = try? SocketAddress(ipAddress: key.address.host, port: key.address.port) {
+            connecting = bootstrap.connect(to: address)
+        } else {
+            connecting = bootstrap.connect(host: key.address.host, port: key.address.port)
+        }
+        return connecting.assumeIsolated().flatMapThrowing { channel in
             let connection = UpstreamConnection(channel: channel, key: key)
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamResponseHandler.self)
             handler.connection = connection

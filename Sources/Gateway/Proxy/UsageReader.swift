@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 
 /// Reads `model` and `usage` from a chat completion, or from the chunks of a
@@ -111,15 +114,18 @@ struct StreamUsageTap {
 
     /// The payload has `"usage"` in it (a quick test before a full read).
     static func mentionsUsage(_ payload: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = payload.baseAddress else { return false }
         let n = payload.count
-        var i = 0
-        while i + 7 <= n {
-            // `"usage"`: a quote, then `usage`, then a quote.
-            if payload[i] == 0x22 && payload[i + 6] == 0x22 && payload[i + 1] == 0x75 && payload[i + 2] == 0x73
-                && payload[i + 3] == 0x61 && payload[i + 4] == 0x67 && payload[i + 5] == 0x65 {
+        // Jumps from one `u` to the next with memchr (a token's event has few): a quote
+        // before it and `sage"` after it.
+        var i = 1
+        while i + 6 <= n, let found = memchr(base + i, 0x75, n - i - 5) {
+            let u = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+            if payload[u - 1] == 0x22 && payload[u + 1] == 0x73 && payload[u + 2] == 0x61 && payload[u + 3] == 0x67
+                && payload[u + 4] == 0x65 && payload[u + 5] == 0x22 {
                 return true
             }
-            i += 1
+            i = u + 1
         }
         return false
     }
