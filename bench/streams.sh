@@ -36,7 +36,9 @@
 #      BIN (a failover-lab binary), PORT (18300), WARMUP (3: seconds left out of the
 #      second set of added-TTFT figures), SKIP_AIPERF (1 skips it), AIPERF (its
 #      path; default: on PATH), AIPERF_N (250), SKIP_MAIN (1: only the aiperf comparison),
-#      ONLY=added (only the added-TTFT runs, at ADDED_N: default "SMALL_N LARGE_N").
+#      ONLY=added (only the added-TTFT runs, at ADDED_N: default "SMALL_N LARGE_N"),
+#      RAMP_UP (1s: the added-TTFT runs again with `drive --ramp-up`, the closed loop's
+#      streams started evenly over that long; 0 skips them).
 # Results: bench/out/streams-<timestamp>/summary.txt and the raw JSON reports.
 
 set -euo pipefail
@@ -48,6 +50,7 @@ LARGE_N="${LARGE_N:-5000}"
 DURATION="${DURATION:-20}"
 RECORDS="${RECORDS:-1000000}"
 PORT="${PORT:-18300}"
+RAMP_UP="${RAMP_UP:-1s}"
 BUILD=1
 [[ "${1:-}" == "--no-build" ]] && BUILD=0
 [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0; }
@@ -141,11 +144,11 @@ YAML
 stop_all() { cleanup; PIDS=(); }
 
 # drive a closed loop of $2 streams at $1 for DURATION seconds; JSON report to $3.
-# drive URL N REPORT [RECORDS]
+# drive URL N REPORT [RECORDS [more drive flags]]
 drive() {
   local record=()
   [[ -n "${4:-}" ]] && record=(--record "$4")
-  "$FL" drive "$1" --stream --concurrency "$2" --duration "${DURATION}s" --timeout 60s --json --no-progress "${record[@]}" >"$3" 2>"$3.err" \
+  "$FL" drive "$1" --stream --concurrency "$2" --duration "${DURATION}s" --timeout 60s --json --no-progress "${record[@]}" "${@:5}" >"$3" 2>"$3.err" \
     || die "drive failed; see $3.err"
 }
 
@@ -204,20 +207,10 @@ if [[ "${MOCK_ONLY:-0}" == 1 ]]; then
     mock_alone "$SMALL_N"
   fi
 elif [[ "${SKIP_MAIN:-0}" != 1 ]]; then
-# 1. The mock alone, LARGE_N streams, TTFT 100 ms, 20 tokens at 20/s.
-if [[ "${ONLY:-}" != added ]]; then
-log "1/5 mock alone: $LARGE_N streams, ttft 100ms, 20 tokens at 20/s"
-mock_alone "$LARGE_N"
-fi
-
-# 2-3. Added TTFT: direct, then through the gateway, at SMALL_N and LARGE_N.
-start_mock "ttft 100ms tokens 20 rate 20/s"
-start_gateway
-for n in ${ADDED_N:-$SMALL_N $LARGE_N}; do
-  log "2-3/5 added TTFT at $n streams: direct, then through the gateway"
-  drive "$MOCK_URL/stream" "$n" "$OUT/direct-$n.json" "$OUT/direct-$n.jsonl"
-  drive "$GW_URL" "$n" "$OUT/via-$n.json" "$OUT/via-$n.jsonl"
-  py "$OUT/direct-$n.json" "$OUT/via-$n.json" "$n" <<'PY'
+# Added TTFT of a via run over a direct one. added N DIRECT_JSON VIA_JSON LABEL
+# (each JSON's records are the same path with .jsonl).
+added() {
+  py "$2" "$3" "$1" "$4" <<'PY'
 import json, sys
 d, v, n = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
 t = {1000: (2, 10), 5000: (5, 25)}.get(n, (5, 25))
@@ -225,7 +218,7 @@ def count(st, code):
     x = st.get(code, 0)
     return x.get("count", 0) if isinstance(x, dict) else x
 ok = count(v["status"], "200")
-print(f"gateway added TTFT at {n} streams: p50 {v['ttft_ms']['p50'] - d['ttft_ms']['p50']:+.2f} ms, p99 {v['ttft_ms']['p99'] - d['ttft_ms']['p99']:+.2f} ms"
+print(f"gateway added TTFT at {n} streams, {sys.argv[4]}: p50 {v['ttft_ms']['p50'] - d['ttft_ms']['p50']:+.2f} ms, p99 {v['ttft_ms']['p99'] - d['ttft_ms']['p99']:+.2f} ms"
       f"   (target <= {t[0]} / <= {t[1]})")
 print(f"  direct TTFT p50 {d['ttft_ms']['p50']:.2f} p99 {d['ttft_ms']['p99']:.2f}; via p50 {v['ttft_ms']['p50']:.2f} p99 {v['ttft_ms']['p99']:.2f}")
 print(f"  via: {v['responses']} answers, {ok} of them 200 ({'every answer 200' if ok == v['responses'] and v['errors'] == 0 else 'NOT every answer 200: ' + str({k: count(v['status'], k) for k in v['status']}) + ', errors ' + str(v['errors'])}), "
@@ -247,6 +240,28 @@ dw, vw = after(sys.argv[1] + "l"), after(sys.argv[2] + "l")
 print(f"  after the first {warm:g} s ({len(vw)} answers via, {len(dw)} direct): added TTFT p50 {q(vw, .5) - q(dw, .5):+.2f} ms, p99 {q(vw, .99) - q(dw, .99):+.2f} ms"
       f"  (direct p50 {q(dw, .5):.2f} p99 {q(dw, .99):.2f}; via p50 {q(vw, .5):.2f} p99 {q(vw, .99):.2f})")
 PY
+}
+
+# 1. The mock alone, LARGE_N streams, TTFT 100 ms, 20 tokens at 20/s.
+if [[ "${ONLY:-}" != added ]]; then
+log "1/5 mock alone: $LARGE_N streams, ttft 100ms, 20 tokens at 20/s"
+mock_alone "$LARGE_N"
+fi
+
+# 2-3. Added TTFT: direct, then through the gateway, at SMALL_N and LARGE_N.
+start_mock "ttft 100ms tokens 20 rate 20/s"
+start_gateway
+for n in ${ADDED_N:-$SMALL_N $LARGE_N}; do
+  log "2-3/5 added TTFT at $n streams: direct, then through the gateway"
+  drive "$MOCK_URL/stream" "$n" "$OUT/direct-$n.json" "$OUT/direct-$n.jsonl"
+  drive "$GW_URL" "$n" "$OUT/via-$n.json" "$OUT/via-$n.jsonl"
+  added "$n" "$OUT/direct-$n.json" "$OUT/via-$n.json" "all $n streams started at once"
+  if [[ "$RAMP_UP" != 0 ]]; then
+    log "2-3/5 added TTFT at $n streams, --ramp-up $RAMP_UP: direct, then through the gateway"
+    drive "$MOCK_URL/stream" "$n" "$OUT/direct-$n-ramp.json" "$OUT/direct-$n-ramp.jsonl" --ramp-up "$RAMP_UP"
+    drive "$GW_URL" "$n" "$OUT/via-$n-ramp.json" "$OUT/via-$n-ramp.jsonl" --ramp-up "$RAMP_UP"
+    added "$n" "$OUT/direct-$n-ramp.json" "$OUT/via-$n-ramp.json" "the $n streams started evenly over --ramp-up $RAMP_UP"
+  fi
   echo
 done
 stop_all

@@ -872,7 +872,8 @@ final class Engine {
             switch feed {
             case .closed:
                 if let d = config.duration, t >= d { endSchedule(cut: true); break }
-                while !limitReached, let tr = takeFree() {
+                let open = Self.openSlots(at: t, of: slots, rampUp: config.rampUp)
+                while !limitReached, hot.pointee.inFlight < open, let tr = takeFree() {
                     let a = PendingArrival(seq: config.shard?.seq(nextSeq) ?? nextSeq, intended: 0, request: pickRequest())
                     hot.pointee.nextSeq += 1
                     hot.pointee.scheduled += 1
@@ -967,6 +968,29 @@ final class Engine {
         return finished
     }
 
+    /// How many of a closed loop's `slots` are open at run time `t` under `--ramp-up`: slot
+    /// k (from 0) opens at k·rampUp/slots, so the first opens at once and the last one
+    /// ramp-step before the ramp ends. All of them without a ramp, or once it is over.
+    static func openSlots(at t: Nanos, of slots: Int, rampUp: Nanos?) -> Int {
+        guard let ramp = rampUp, ramp > 0, t < ramp, slots > 1 else { return slots }
+        // t < ramp <= 1 h and slots <= Units.maxConcurrency: t·slots < 3.6e17, no overflow.
+        let opened = t.multipliedReportingOverflow(by: UInt64(slots))
+        guard !opened.overflow else { return slots }
+        return min(slots, Int(opened.partialValue / ramp) + 1)
+    }
+
+    /// The run time at which the next slot opens after `t`, while the ramp lasts.
+    static func nextOpening(after t: Nanos, of slots: Int, rampUp: Nanos?) -> Nanos? {
+        guard let ramp = rampUp, ramp > 0, t < ramp, slots > 1 else { return nil }
+        let k = openSlots(at: t, of: slots, rampUp: rampUp)
+        guard k < slots else { return nil }
+        // ceil(k·ramp/slots): the first time at which slot k is open.
+        let product = UInt64(k).multipliedReportingOverflow(by: ramp)
+        guard !product.overflow else { return nil }
+        let n = UInt64(slots)
+        return (product.partialValue + n - 1) / n
+    }
+
     /// Stops admitting arrivals; `cut` when a limit or a stop ended the run (see `cutShort`).
     func endSchedule(cut: Bool) {
         scheduleDone = true
@@ -983,7 +1007,9 @@ final class Engine {
         guard !paused else { return nil }
         switch feed {
         case .closed:
-            return config.duration.map { startMono &+ $0 }
+            let end = config.duration.map { startMono &+ $0 }
+            guard let opens = Self.nextOpening(after: now(), of: slots, rampUp: config.rampUp) else { return end }
+            return min(startMono &+ opens, end ?? (startMono &+ opens))
         case .pacer, .replay:
             let end = config.duration.map { startMono &+ $0 }
             guard let next = nextArrival.map({ startMono &+ $0.intended }) else { return end }

@@ -79,6 +79,8 @@ public struct DriverConfiguration: Sendable {
     public var duration: Nanos?
     /// Stop after this many requests.
     public var requestLimit: UInt64?
+    /// Closed loop: its slots open evenly over this long (slot k of N at k·rampUp/N), not all at once.
+    public var rampUp: Nanos?
     /// Open loop: most requests in flight at once; an arrival finding all busy is late.
     public var maxInFlight: Int = 256
     public var timeout: Nanos = 30_000_000_000

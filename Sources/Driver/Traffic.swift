@@ -22,6 +22,8 @@ public struct TrafficSettings: Sendable {
     public var plan: PlanFile?
     // The shape (at most one of closed loop and the open-loop shapes).
     public var concurrency: Int?
+    /// `--ramp-up`: the closed loop's slots open evenly over this long.
+    public var rampUp: String?
     public var rate: String?
     public var poisson = false
     public var rampTo: String?
@@ -106,6 +108,12 @@ public struct TrafficSettings: Sendable {
             throw TrafficError("say how to drive: --concurrency N (closed loop), --rate R (open loop) or --plan FILE")
         }
         var config = DriverConfiguration(workload: workload, mix: mix, duration: duration, requestLimit: requestLimit)
+        if let rampUp {
+            guard case .closedLoop = workload else { throw TrafficError("--ramp-up opens a closed loop's slots: it needs --concurrency (for an open loop, --rate with --ramp-to)") }
+            let ramp = try Self.positiveDuration(rampUp, flag: "--ramp-up")
+            guard ramp <= Self.longestRampUp else { throw TrafficError("--ramp-up \(rampUp): at most 1h") }
+            config.rampUp = ramp
+        }
         if config.duration == nil && config.requestLimit == nil, let defaultDuration {
             switch workload {
             case .closedLoop:
@@ -211,6 +219,9 @@ public struct TrafficSettings: Sendable {
     }
 
     /// A duration flag: > 0 and within `Units.maxDuration`.
+    /// The longest `--ramp-up` (an hour): the slots' opening times stay exact integers.
+    public static let longestRampUp: Nanos = 3_600_000_000_000
+
     public static func positiveDuration(_ text: String, flag: String) throws(TrafficError) -> Nanos {
         let d: Nanos
         do { d = try Units.duration(text) } catch { throw TrafficError("\(flag) \(text): \(error)") }

@@ -106,6 +106,9 @@ struct DriveShapeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Closed loop: keep N requests in flight.", valueName: "N"))
     var concurrency: Int?
 
+    @Option(name: .customLong("ramp-up"), help: ArgumentHelp("With --concurrency: open the N slots evenly over this long (k6's ramping VUs) instead of all at once, so N connections are not opened together and N streams of one length do not stay in step.", valueName: "duration"))
+    var rampUp: String?
+
     @Option(help: ArgumentHelp("Open loop: requests per second (200/s, 12000/m).", valueName: "rate"))
     var rate: String?
 
@@ -140,6 +143,7 @@ struct DriveShapeOptions: ParsableArguments {
             do { s.plan = try PlanFile.load(path: plan) } catch { throw DriveCLI.usage("\(error)") }
         }
         s.concurrency = concurrency
+        s.rampUp = rampUp
         s.rate = rate
         s.poisson = poisson
         s.rampTo = rampTo

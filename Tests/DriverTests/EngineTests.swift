@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Driver
+import Wire
 
 private let second: Nanos = 1_000_000_000
 
@@ -181,6 +182,51 @@ private func run(_ config: DriverConfiguration) -> ([RequestRecord], DriverStats
         #expect(server.requests == 400)
         #expect(server.connections == 4)
         #expect(stats.connectionsOpened == 4)
+    }
+
+    @Test("--ramp-up: slot k of N opens at k·ramp/N, never before; all open at once without it")
+    func rampUpSchedule() {
+        let ramp: Nanos = 1_000_000_000
+        #expect(Engine.openSlots(at: 0, of: 1000, rampUp: ramp) == 1)
+        #expect(Engine.openSlots(at: 999_999, of: 1000, rampUp: ramp) == 1)
+        #expect(Engine.openSlots(at: 1_000_000, of: 1000, rampUp: ramp) == 2)
+        #expect(Engine.openSlots(at: ramp - 1, of: 1000, rampUp: ramp) == 1000)
+        #expect(Engine.openSlots(at: ramp, of: 1000, rampUp: ramp) == 1000)
+        #expect(Engine.openSlots(at: 5, of: 1000, rampUp: nil) == 1000)
+        #expect(Engine.openSlots(at: 5, of: 1, rampUp: ramp) == 1)
+        #expect(Engine.nextOpening(after: ramp, of: 1000, rampUp: ramp) == nil)
+        var rng = SeededRandom(seed: 7)
+        for _ in 0..<5_000 {
+            let slots = Int.random(in: 2...100_000, using: &rng)
+            let r = Nanos.random(in: 1...3_600_000_000_000, using: &rng)
+            let t = Nanos.random(in: 0..<r, using: &rng)
+            let open = Engine.openSlots(at: t, of: slots, rampUp: r)
+            #expect((1...slots).contains(open))
+            guard let next = Engine.nextOpening(after: t, of: slots, rampUp: r) else {
+                #expect(open == slots)
+                continue
+            }
+            #expect(next > t)
+            #expect(Engine.openSlots(at: next, of: slots, rampUp: r) == open + 1)
+            #expect(Engine.openSlots(at: next - 1, of: slots, rampUp: r) == open)
+        }
+    }
+
+    @Test("a closed loop with --ramp-up sends its first requests one ramp step apart")
+    func rampUpOverSockets() throws {
+        let server = try TestServer { _ in .init(delay: 1.0) }
+        defer { server.stop() }
+        var config = DriverConfiguration(workload: .closedLoop(concurrency: 10),
+                                         mix: RequestMix([RequestSpec.chat(url: server.base + "/")]), duration: 600_000_000)
+        config.rampUp = 500_000_000
+        let (records, _) = run(config)
+        #expect(records.count == 10)
+        let sent = records.compactMap(\.sent).sorted()
+        #expect(sent.count == 10)
+        for (k, at) in sent.enumerated() {
+            #expect(at >= Nanos(k) * 50_000_000, "request \(k) sent at \(at) ns")
+            #expect(at < Nanos(k) * 50_000_000 + 45_000_000, "request \(k) sent at \(at) ns")
+        }
     }
 
     @Test func openLoopKeepsItsSchedule() throws {

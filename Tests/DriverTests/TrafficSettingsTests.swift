@@ -98,6 +98,16 @@ private let second: Nanos = 1_000_000_000
         #expect(error { $0.targets = [("http://h:1/", 1)]; $0.rate = "1/s"; $0.shard = "3/2" }.hasPrefix("--shard 3/2"))
         #expect(error { $0.targets = [("http://h:1/", 1)]; $0.rate = "1/s"; $0.bodyFile = "/nonexistent/body" }.contains("cannot open"))
         #expect(error { $0.targets = [("http://h:1/", 1)]; $0.rate = "1/s"; $0.bodyFile = "/tmp" }.contains("not a regular file"))
+        #expect(error { $0.targets = [("http://h:1/", 1)]; $0.rate = "1/s"; $0.rampUp = "1s" }.hasPrefix("--ramp-up opens a closed loop"))
+        #expect(error { $0.targets = [("http://h:1/", 1)]; $0.concurrency = 2; $0.rampUp = "0s" }.hasPrefix("--ramp-up 0s"))
+        #expect(error { $0.targets = [("http://h:1/", 1)]; $0.concurrency = 2; $0.rampUp = "2h" }.hasPrefix("--ramp-up 2h: at most 1h"))
+        #expect(error { $0.targets = [("http://h:1/", 1)]; $0.concurrency = 2; $0.rampUp = "soon" }.hasPrefix("--ramp-up soon"))
+    }
+
+    @Test func rampUpOpensAClosedLoopsSlots() throws {
+        let c = try settings { $0.targets = [("http://h:1/", 1)]; $0.concurrency = 1000; $0.rampUp = "1500ms" }.configuration()
+        #expect(c.rampUp == 1_500_000_000)
+        #expect(try settings { $0.targets = [("http://h:1/", 1)]; $0.concurrency = 10 }.configuration().rampUp == nil)
     }
 
     @Test func replaySettingsCheckTheirFlags() throws {
