@@ -62,8 +62,8 @@ import Wire
 
     // MARK: Usage read as events pass (`StreamUsageTap`): no copy of the stream is kept.
 
-    static func tap(_ bytes: [UInt8], splitAt cuts: [Int], limit: Int = Exchange.streamTail) -> (tap: StreamUsageTap, largest: Int) {
-        var tap = StreamUsageTap(limit: limit)
+    static func tap(_ bytes: [UInt8], splitAt cuts: [Int]) -> (tap: StreamUsageTap, largest: Int) {
+        var tap = StreamUsageTap()
         var largest = 0
         var start = 0
         for end in (cuts.filter { $0 > 0 && $0 < bytes.count }.sorted() + [bytes.count]) where end > start {
@@ -102,7 +102,7 @@ import Wire
 
     @Test("whole events in each read: nothing is held between reads")
     func wholeEventsHoldNothing() {
-        var tap = StreamUsageTap(limit: 4096)
+        var tap = StreamUsageTap()
         for i in 0..<50 {
             Array(Self.modelEvent(i, model: "m", crlf: false).utf8).withUnsafeBytes { tap.feed($0) }
             #expect(tap.heldBytes == 0)
@@ -116,20 +116,21 @@ import Wire
         let usage = "data: {\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":7}}\n\n"
         let bytes = Array((long + long + usage).utf8)
         // Cuts inside the long events, and between the two line feeds that end the first.
-        let (tap, largest) = Self.tap(bytes, splitAt: [3_000, 9_000, long.utf8.count - 1, long.utf8.count + 5_000], limit: 4096)
+        let (tap, largest) = Self.tap(bytes, splitAt: [3_000, 9_000, long.utf8.count - 1, long.utf8.count + 5_000])
         #expect(tap.usage.inputTokens == 3 && tap.usage.outputTokens == 7)
-        #expect(largest <= 4096)
+        #expect(StreamUsageTap.limit == 4096)
+        #expect(largest <= StreamUsageTap.limit)
         #expect(tap.heldBytes == 0)
         // The same with the blank line cut on a CR.
         let crlfLong = "data: " + String(repeating: "y", count: 6_000) + "\r\n\r\n"
         let crlfBytes = Array((crlfLong + usage).utf8)
-        let (t2, _) = Self.tap(crlfBytes, splitAt: [5_000, crlfLong.utf8.count - 1, crlfLong.utf8.count - 2], limit: 4096)
+        let (t2, _) = Self.tap(crlfBytes, splitAt: [5_000, crlfLong.utf8.count - 1, crlfLong.utf8.count - 2])
         #expect(t2.usage.outputTokens == 7)
     }
 
     @Test("the model comes from the first event; later events without usage are passed over")
     func usageMentionOnly() {
-        var tap = StreamUsageTap(limit: 4096)
+        var tap = StreamUsageTap()
         Array("data: {\"model\":\"a\"}\n\ndata: {\"model\":\"b\",\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\"\"}}]}\n\n".utf8).withUnsafeBytes { tap.feed($0) }
         #expect(tap.usage.model == "a")
         #expect(tap.usage.outputTokens == nil)

@@ -6,10 +6,15 @@ public struct GatewayPlan: Sendable {
 
     /// The route for a request path: `Exact` before prefix, then the longest prefix.
     public func route(forPath path: String) -> PlannedRoute? {
-        var best: (route: PlannedRoute, exact: Bool, length: Int)?
-        for route in routes {
+        routeIndex(forPath: path).map { routes[$0] }
+    }
+
+    /// The index in `routes` of the route for a request path (see `route(forPath:)`).
+    public func routeIndex(forPath path: String) -> Int? {
+        var best: (route: Int, exact: Bool, length: Int)?
+        for (index, route) in routes.enumerated() {
             for match in route.matches where match.matches(path) {
-                let candidate = (route, match.kind == .exact, match.value.utf8.count)
+                let candidate = (index, match.kind == .exact, match.value.utf8.count)
                 if let current = best {
                     if (candidate.1 && !current.exact) || (candidate.1 == current.exact && candidate.2 > current.length) {
                         best = candidate

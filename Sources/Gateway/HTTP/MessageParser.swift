@@ -23,18 +23,20 @@ struct MessageHead {
     var status = 0
     /// Responses: the reason phrase as sent.
     var reason = ""
-    var versionMajor = 1
-    var versionMinor = 1
+    /// http-parser's `unsigned short`s, next to the flags below (a smaller head: every open
+    /// stream holds a few).
+    var versionMajor: UInt16 = 1
+    var versionMinor: UInt16 = 1
     /// Whether the connection may carry another message after this one.
     var keepAlive = true
     /// The body is chunked.
     var chunked = false
-    /// The body's length, when a `content-length` gave it.
-    var contentLength: Int?
     var headers = WireHeaders()
     /// Fields a `connection` header names (hop-by-hop, never forwarded); nil when it names
     /// none beyond `close` and `keep-alive`, the usual case.
     var connectionNamed: [Int]?
+    /// The body's length, when a `content-length` gave it (last: its tag byte needs no padding after it).
+    var contentLength: Int?
 
     var isHTTP10: Bool { versionMajor == 1 && versionMinor == 0 }
 }
@@ -236,8 +238,8 @@ final class MessageParser {
     private func headersComplete() -> Int32 {
         headDone = true
         let p = parser.pointee
-        head.versionMajor = Int(p.http_major)
-        head.versionMinor = Int(p.http_minor)
+        head.versionMajor = p.http_major
+        head.versionMinor = p.http_minor
         head.keepAlive = http_should_keep_alive(parser) != 0
         head.chunked = p.flags & UInt32(F_CHUNKED.rawValue) != 0
         head.contentLength = p.flags & UInt32(F_CONTENTLENGTH.rawValue) != 0 ? Int(p.content_length) : nil

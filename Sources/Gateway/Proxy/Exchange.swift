@@ -31,14 +31,14 @@ final class Exchange: UpstreamResponseDelegate {
         init(head: MessageHead) { self.head = head }
     }
     private var held: HeldResponse?
-    /// The response head the client gets next (`.respond`) and whether the balancer counted it a failure.
-    private var pendingHead: MessageHead?
-    private var pendingFailed = false
     /// The deadline this exchange has in its loop's `RequestDeadlines`.
     private var armed: NIODeadline?
     /// The request is logged and its answer is out (or the client is gone).
     private var finished = false
-    private var route: PlannedRoute?
+    /// The route's index in the plan (-1 before one matched): the plan is immutable, and an
+    /// index is 8 bytes where a copy of the route was 96 in every open exchange.
+    private var routeIndex = -1
+    private var route: PlannedRoute? { routeIndex >= 0 ? runtime.plan.routes[routeIndex] : nil }
     /// What the gateway reads of the client's JSON (which Foundation has validated).
     private var peek = RequestPeek()
     private var attempts: [AttemptRecord] = []
@@ -57,15 +57,16 @@ final class Exchange: UpstreamResponseDelegate {
         if deadlineSlot >= 0 { pool.deadlines.remove(self) }
     }
     private var responseStatus: Int?
+    // Flags next to an optional's tag byte: laid out in order, they take no room of their own.
+    /// The response is Server-Sent Events: its usage is read as its events pass.
+    private var responseIsStream = false
+    /// `stream_options.include_usage` was added to the client's request.
+    private var injectedStreamOptions = false
     /// A whole answer's body (up to `responseCopyLimit`), read for its usage when it ends;
     /// for a stream, only with `logResponseBody`, its last events.
     private var responseCopy: ByteBuffer?
     private var responseBytes = 0
-    /// The response is Server-Sent Events: its usage is read as its events pass.
-    private var responseIsStream = false
-    private var streamUsage = StreamUsageTap(limit: Exchange.streamTail)
-    /// `stream_options.include_usage` was added to the client's request.
-    private var injectedStreamOptions = false
+    private var streamUsage = StreamUsageTap()
     /// Bytes for the client not yet written: the head, small body parts and framing go
     /// out together, in one write, when the upstream's read burst ends.
     private var outgoing: ByteBuffer?
@@ -91,7 +92,7 @@ final class Exchange: UpstreamResponseDelegate {
         self.body = body
     }
 
-    private var backendIndex: Int { route!.backendIndex }
+    private var backendIndex: Int { runtime.plan.routes[routeIndex].backendIndex }
 
     // MARK: Start
 
@@ -100,11 +101,12 @@ final class Exchange: UpstreamResponseDelegate {
             let incoming = head.headers.first("traceparent").flatMap { TraceParent(header: $0.utf8) }
             trace = TraceBuilder(incoming: incoming, sampler: sampler, wall: wallStart, origin: started, random: &pool.traceRandom)
         }
-        guard let route = runtime.plan.route(forPath: head.uri) else {
+        guard let index = runtime.plan.routeIndex(forPath: head.uri) else {
             reject(status: 404, message: "no route matches path \(head.uri)", type: "not_found_error", reason: "no_route")
             return
         }
-        self.route = route
+        routeIndex = index
+        let route = runtime.plan.routes[index]
         guard body.readableBytes > 0 else {
             reject(status: 400, message: "request body is empty; expected a JSON chat completion request", type: "invalid_request_error", reason: "bad_request")
             return
@@ -149,13 +151,16 @@ final class Exchange: UpstreamResponseDelegate {
     /// Hands `input` to the machine and performs its action; `error` says what happened
     /// when the action answers the client with an error. Then arms the one timer the
     /// machine wants (request deadline, head timeout or backoff).
-    private func handle(_ input: ExchangeMachine.Input, error: @autoclosure () -> String = "") {
+    /// `responding`: the response head the client gets if the machine says `.respond` (only
+    /// a head or a held 429's end can), and whether the balancer counted it a failure. Passed
+    /// along, not kept: every open exchange would carry its room.
+    private func handle(_ input: ExchangeMachine.Input, error: @autoclosure () -> String = "", responding: (head: MessageHead, failed: Bool)? = nil) {
         let action = machine.handle(input, now: .now())  // read only when a deadline is set
-        perform(action, error: error)
+        perform(action, error: error, responding: responding)
         rearm()
     }
 
-    private func perform(_ action: ExchangeMachine.Action, error: () -> String) {
+    private func perform(_ action: ExchangeMachine.Action, error: () -> String, responding: (head: MessageHead, failed: Bool)? = nil) {
         switch action {
         case .none:
             break
@@ -190,8 +195,7 @@ final class Exchange: UpstreamResponseDelegate {
             choice = nil
             after(next, error: error, timedOut: false)
         case .respond:
-            if let responseHead = pendingHead { writeResponseHead(responseHead, failed: pendingFailed) }
-            pendingHead = nil
+            if let responding { writeResponseHead(responding.head, failed: responding.failed) }
         case .finish(let recordSuccess):
             if let connection { pool.release(connection) }
             connection = nil
@@ -405,13 +409,11 @@ final class Exchange: UpstreamResponseDelegate {
         }
         attempts.append(attemptRecord(status: status, failure: nil))
         trace?.endTry(status: status, failure: nil, now: .now)
-        pendingHead = responseHead
-        pendingFailed = failed
         if held != nil {
             held = nil
-            handle(.heldEnded(failure: failed))
+            handle(.heldEnded(failure: failed), responding: (responseHead, failed))
         } else {
-            handle(.head(status: status, failure: failed))
+            handle(.head(status: status, failure: failed), responding: (responseHead, failed))
         }
     }
 
@@ -805,7 +807,7 @@ final class Exchange: UpstreamResponseDelegate {
         }
         let last = attempts.last
         var log = RequestLog(
-            time: wallStart, route: route?.name, endpoint: wire?.endpoint,
+            time: wallStart, route: routeIndex >= 0 ? runtime.plan.routes[routeIndex].name : nil, endpoint: wire?.endpoint,
             method: head.method, path: head.uri, status: status, duration: .now - started,
             providerKind: chosen.map { _ in "openai" }, requestModel: sentModel, responseModel: usage.model,
             inputTokens: usage.inputTokens, outputTokens: usage.outputTokens,
@@ -817,13 +819,13 @@ final class Exchange: UpstreamResponseDelegate {
             }
         }
         if trace != nil {
-            log.routeMatchPath = route?.matches.first?.value
+            log.routeMatchPath = routeIndex >= 0 ? runtime.plan.routes[routeIndex].matches.first?.value : nil
             log.trace = trace!.finish(now: .now, reason: reason)
         }
         if let limit = runtime.options.logResponseBody, let copy = responseCopy {
             log.responseBody = String(decoding: copy.readableBytesView.prefix(limit), as: UTF8.self)
         }
-        let line = runtime.finished(log, backend: route?.backendIndex, pool: pool)
+        let line = runtime.finished(log, backend: routeIndex >= 0 ? backendIndex : nil, pool: pool)
         handler?.exchangeFinished(self)
         handler = nil
         if sendEnd {

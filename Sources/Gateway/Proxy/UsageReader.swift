@@ -55,16 +55,15 @@ enum UsageReader {
 /// Each whole event's `data:` lines are read as they come: the first that names a model
 /// gives the model, and any that mentions `"usage"` is read in full (the usage chunk comes
 /// last, with the model again). Only an event cut between two reads is held, until its end
-/// comes; one longer than `limit` is skipped to its end. `[DONE]` is not JSON and is passed over.
+/// comes; one longer than `limit` (4 KiB) is skipped to its end. `[DONE]` is not JSON and is passed over.
 struct StreamUsageTap {
     private(set) var usage = UsageReader.Usage()
     /// The start of an event whose end has not come yet, or (while skipping) the last bytes
     /// of a skipped one, where a blank line may have begun. Empty (no storage) between events.
     private var carried: [UInt8] = []
     private var skipping = false
-    let limit: Int
-
-    init(limit: Int) { self.limit = max(0, limit) }
+    /// The longest event held while its end has not come.
+    static let limit = Exchange.streamTail
 
     /// Bytes held between reads (0 when the upstream's reads end on event boundaries).
     var heldBytes: Int { carried.count }
@@ -95,7 +94,7 @@ struct StreamUsageTap {
         let end = Self.lastEventEnd(rest)
         if end > 0 { read(events: UnsafeBufferPointer(rebasing: rest[..<end])) }
         let left = rest.count - end
-        if left > limit {
+        if left > Self.limit {
             skipping = true
             carried = Array(rest.suffix(2))
         } else if left > 0 {
