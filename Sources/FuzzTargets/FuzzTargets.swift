@@ -39,6 +39,7 @@ public enum FuzzTargets {
         FuzzTarget(name: "prometheus-text", summary: "Prometheus text as watch scrapes it", run: prometheusText),
         FuzzTarget(name: "traceparent", summary: "a client's W3C traceparent header and the OTEL_* trace settings", run: traceParent),
         FuzzTarget(name: "otlp-answer", summary: "a trace collector's answer head as the exporter reads it", run: otlpAnswer),
+        FuzzTarget(name: "stream-usage", summary: "a streamed answer's usage read as its events pass, in pieces", run: streamUsage),
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {
@@ -58,6 +59,40 @@ public enum FuzzTargets {
         }
         guard let delay = RateLimitHint.resetDelay(headers: headers, now: Date(timeIntervalSince1970: 1_790_000_000)) else { return nil }
         if delay < .zero { return "negative reset delay \(delay) from \(headers)" }
+        return nil
+    }
+
+    /// An upstream's event stream read for its usage as its events pass. The first two bytes
+    /// choose where the rest is cut into reads. Never more than one event's worth (the limit)
+    /// is held between reads; and when no event is longer than the limit, the pieces read
+    /// the same model and token counts as the whole stream in one read.
+    static func streamUsage(_ bytes: [UInt8]) -> String? {
+        guard bytes.count >= 2 else { return nil }
+        let body = Array(bytes[2...])
+        let step = Int(bytes[0]) + 1
+        let offset = Int(bytes[1])
+        let cuts = stride(from: offset % step + 1, to: body.count, by: step).map { $0 }
+        let limit = WireFuzzEntry.streamUsageLimit
+        let pieces = WireFuzzEntry.streamUsage(body, cuts: cuts)
+        if pieces.mostHeld > limit { return "held \(pieces.mostHeld) bytes between reads, over \(limit)" }
+        let whole = WireFuzzEntry.streamUsage(body, cuts: [])
+        if whole.mostHeld > limit { return "held \(whole.mostHeld) bytes after one read, over \(limit)" }
+        // Events end at a blank line (LF LF, or LF CR LF): is any longer than the limit?
+        var longest = 0
+        var start = 0
+        var i = 1
+        while i < body.count {
+            if body[i] == 0x0A && (body[i - 1] == 0x0A || (i >= 2 && body[i - 1] == 0x0D && body[i - 2] == 0x0A)) {
+                longest = max(longest, i + 1 - start)
+                start = i + 1
+            }
+            i += 1
+        }
+        longest = max(longest, body.count - start)
+        guard longest <= limit else { return nil }
+        if pieces.model != whole.model || pieces.input != whole.input || pieces.output != whole.output {
+            return "in pieces of \(step): \(String(describing: pieces)); whole: \(String(describing: whole))"
+        }
         return nil
     }
 

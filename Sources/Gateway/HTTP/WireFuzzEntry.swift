@@ -42,6 +42,24 @@ public enum WireFuzzEntry {
         return collector.statuses
     }
 
+    /// What the access log reads of a streamed answer's body fed in pieces (`StreamUsageTap`):
+    /// the model and token counts, and the most bytes held between two pieces. `cuts`: the
+    /// offsets where one piece ends and the next begins.
+    public static func streamUsage(_ bytes: [UInt8], cuts: [Int]) -> (model: String?, input: Int?, output: Int?, mostHeld: Int) {
+        var tap = StreamUsageTap()
+        var most = 0
+        var start = 0
+        for end in cuts.filter({ $0 > 0 && $0 < bytes.count }).sorted() + [bytes.count] where end > start {
+            bytes[start..<end].withUnsafeBytes { tap.feed($0) }
+            most = max(most, tap.heldBytes)
+            start = end
+        }
+        return (tap.usage.model, tap.usage.inputTokens, tap.usage.outputTokens, most)
+    }
+
+    /// The longest event `streamUsage` holds while its end has not come.
+    public static var streamUsageLimit: Int { StreamUsageTap.limit }
+
     private final class Collector: MessageParserDelegate {
         let kind: MessageParser.Kind
         var requests: [Request] = []
