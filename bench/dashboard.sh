@@ -77,8 +77,8 @@ if [ -n "${STREAMS:-}" ]; then
     dn=$(grep -h '^requests' "$OUT/streams-dashboard-$tag.report" | tail -1 | awk '{print $2}')
     # The dashboard's own frames' CPU ("... s in all"), next to the headless run's whole CPU.
     fc=$(grep -ho 'CPU [^;]*, [0-9.]* s in all' "$OUT/streams-frames-$tag.txt" | awk '{print $(NF-3)}')
-    printf "  %-6s %-10s %8s %10s %10.0f %6d MiB\n" "$round" headless "$hc" "${hn:-?}" "$(awk "BEGIN { print ${hn:-0} > 0 ? $hc / ${hn:-1} * 1e6 : 0 }")" $((hm / 1024))
-    printf "  %-6s %-10s %8s %10s %10.0f %6d MiB\n" "$round" dashboard "$dc" "${dn:-?}" "$(awk "BEGIN { print ${dn:-0} > 0 ? $dc / ${dn:-1} * 1e6 : 0 }")" $((dm / 1024))
+    printf "  %-6s %-10s %8s %10s %10.0f %6d MiB\n" "$round" headless "$hc" "${hn:-?}" "$(awk "BEGIN { print (${hn:-0} > 0 ? $hc / ${hn:-1} * 1e6 : 0) }")" $((hm / 1024))
+    printf "  %-6s %-10s %8s %10s %10.0f %6d MiB\n" "$round" dashboard "$dc" "${dn:-?}" "$(awk "BEGIN { print (${dn:-0} > 0 ? $dc / ${dn:-1} * 1e6 : 0) }")" $((dm / 1024))
     echo "         $(grep -h '^frame time' "$OUT/streams-frames-$tag.txt" | cut -c1-150 || echo 'frame time: not printed')"
     echo "$hc ${hn:-0} $dc ${dn:-0} ${fc:-0}" >> "$OUT/streams-rounds-$stamp.txt"
   done
