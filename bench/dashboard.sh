@@ -42,6 +42,22 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 sock="fl-bench-$$"
 trap 'tmux -L "$sock" kill-server 2>/dev/null || true' EXIT
 
+# One drawn run in a tmux pane: COMMAND must write time(1)'s figures to $OUT/NAME.time. The
+# screen at half of SECONDS_RUN goes to NAME.screen, and the pane once the run ended (the
+# report is printed when the terminal is restored) to NAME.report.
+# drawn NAME WIDTH HEIGHT COMMAND
+drawn() {
+  tmux -L "$sock" new-session -d -s bench -x "$2" -y "$3" "$4; sleep 60"
+  sleep $((SECONDS_RUN / 2))
+  tmux -L "$sock" capture-pane -p -t bench > "$OUT/$1.screen" || true
+  for _ in $(seq 1 $((SECONDS_RUN + 60))); do
+    [ -s "$OUT/$1.time" ] && break
+    sleep 1
+  done
+  tmux -L "$sock" capture-pane -p -S -200 -t bench > "$OUT/$1.report" || true
+  tmux -L "$sock" kill-session -t bench 2>/dev/null || true
+}
+
 if [ -n "${STREAMS:-}" ]; then
   # Each stream is a socket in the driver, two in the gateway, one in the mock: raise the
   # soft limit to the hard one (a tmux pane inherits it from the server, started below).
@@ -59,17 +75,9 @@ if [ -n "${STREAMS:-}" ]; then
     tag="$stamp-$round"
     /usr/bin/time -f "%U %S %M" -o "$OUT/streams-headless-$tag.time" "$BIN" "${SARGS[@]}" --stand-in "openai=$SHAPE" --headless > "$OUT/streams-headless-$tag.out"
     read -r hu hs hm < "$OUT/streams-headless-$tag.time"
-    tmux -L "$sock" new-session -d -s bench -x 160 -y 48 \
-      "FAILOVER_LAB_FRAME_TIMES=1 /usr/bin/time -f '%U %S %M' -o '$OUT/streams-dashboard-$tag.time' '$BIN' ${SARGS[*]} --stand-in 'openai=$SHAPE' 2>'$OUT/streams-frames-$tag.txt'; sleep 60"
-    sleep $((SECONDS_RUN / 2))
-    tmux -L "$sock" capture-pane -p -t bench > "$OUT/streams-dashboard-$tag.screen" || true
-    for _ in $(seq 1 $((SECONDS_RUN + 60))); do
-      [ -s "$OUT/streams-dashboard-$tag.time" ] && break
-      sleep 1
-    done
+    drawn "streams-dashboard-$tag" 160 48 \
+      "FAILOVER_LAB_FRAME_TIMES=1 /usr/bin/time -f '%U %S %M' -o '$OUT/streams-dashboard-$tag.time' '$BIN' ${SARGS[*]} --stand-in 'openai=$SHAPE' 2>'$OUT/streams-frames-$tag.txt'"
     read -r du ds dm < "$OUT/streams-dashboard-$tag.time"
-    tmux -L "$sock" capture-pane -p -S -200 -t bench > "$OUT/streams-dashboard-$tag.report" || true
-    tmux -L "$sock" kill-session -t bench 2>/dev/null || true
     hc=$(awk "BEGIN { printf \"%.2f\", $hu + $hs }"); dc=$(awk "BEGIN { printf \"%.2f\", $du + $ds }")
     # The two runs do not finish the same number of requests (the machine is shared, the
     # chain saturates it): CPU per finished request is the fair comparison.
@@ -102,18 +110,8 @@ if [ -z "${SOAK_ONLY:-}" ]; then
 read -r hu hs hm < "$OUT/headless-$stamp.time"
 
 # --- dashboard: a 120x40 tmux pane; time's output goes to a file.
-tmux -L "$sock" new-session -d -s bench -x 120 -y 40 \
-  "/usr/bin/time -f '%U %S %M' -o '$OUT/dashboard-$stamp.time' '$BIN' ${ARGS[*]}; sleep 60"
-sleep $((SECONDS_RUN / 2))
-tmux -L "$sock" capture-pane -p -t bench > "$OUT/dashboard-$stamp.screen" || true
-for _ in $(seq 1 $((SECONDS_RUN + 60))); do
-  [ -s "$OUT/dashboard-$stamp.time" ] && break
-  sleep 1
-done
+drawn "dashboard-$stamp" 120 40 "/usr/bin/time -f '%U %S %M' -o '$OUT/dashboard-$stamp.time' '$BIN' ${ARGS[*]}"
 read -r du ds dm < "$OUT/dashboard-$stamp.time"
-# The report is printed in the pane once the terminal is restored.
-tmux -L "$sock" capture-pane -p -S -200 -t bench > "$OUT/dashboard-$stamp.report" || true
-tmux -L "$sock" kill-session -t bench 2>/dev/null || true
 
 cpu() { awk "BEGIN { printf \"%.2f\", $1 + $2 }"; }
 hc=$(cpu "$hu" "$hs"); dc=$(cpu "$du" "$ds")

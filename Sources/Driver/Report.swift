@@ -332,7 +332,12 @@ public struct ReportBuilder: Sendable {
         return (p >= 100 ? h.max : h.valueAtPercentile(p)) * 1000
     }
 
-    public func build() -> Report {
+    /// The report. `latencies: false` leaves out the latency summaries (nil), the costly part
+    /// (each walks its histograms): for a check made at every request, such as a lab step's
+    /// `until`, whose expectation reads counts from the report and any percentile from the
+    /// builder (`Expectation.measure`).
+    public func build(latencies: Bool = true) -> Report {
+        func summary(_ h: Histogram<UInt64>) -> LatencySummary? { latencies ? Self.summary(h) : nil }
         let span = lastFinish > firstIntended && firstIntended != .max ? lastFinish - firstIntended : 0
         let sendSpan = lastSent > firstSent && firstSent != .max ? lastSent - firstSent : 0
         let achieved = sendSpan > 0 && sent > 1 ? Double(sent - 1) / (Double(sendSpan) / 1e9) : 0
@@ -342,16 +347,16 @@ public struct ReportBuilder: Sendable {
             ProviderSummary(provider: name, served: acc.served,
                             share: requests > 0 ? Double(acc.served) / Double(requests) : 0,
                             statusCounts: acc.statusTally.counts, attempts: acc.attempts, failedAttempts: acc.failedAttempts,
-                            latency: acc.latency.flatMap(Self.summary), tokens: acc.tokens)
+                            latency: acc.latency.flatMap(summary), tokens: acc.tokens)
         }.sorted { ($0.served, $0.attempts, $1.provider) > ($1.served, $1.attempts, $0.provider) }
         let kinds = errorKinds.map { ErrorSummary(kind: $0.key, count: $0.value.0, example: $0.value.1) }
             .sorted { ($0.count, $1.kind) > ($1.count, $0.kind) }
         return Report(requests: requests, sent: sent, responses: responses, late: late, unsent: unsent, errors: errors,
                       span: span, achievedRate: achieved, throughput: throughput, statusCounts: statusCounts,
-                      errorKinds: kinds, corrected: Self.summary(corrected), uncorrected: Self.summary(uncorrected),
-                      ttfb: Self.summary(ttfb), scheduleLag: Self.summary(lag),
-                      streamed: streamed, contentEvents: contentEvents, ttft: ttft.flatMap(Self.summary),
-                      interToken: interToken.flatMap(Self.summary), interTokenMax: interTokenMax.flatMap(Self.summary),
+                      errorKinds: kinds, corrected: summary(corrected), uncorrected: summary(uncorrected),
+                      ttfb: summary(ttfb), scheduleLag: summary(lag),
+                      streamed: streamed, contentEvents: contentEvents, ttft: ttft.flatMap(summary),
+                      interToken: interToken.flatMap(summary), interTokenMax: interTokenMax.flatMap(summary),
                       providers: providerRows,
                       timeline: timeline, timelineDropped: timelineDropped, tokens: tokens, startWall: startWall,
                       skippedLines: skippedLines)

@@ -205,7 +205,10 @@ public struct StepEngine: Sendable {
         while case .running(let i, _) = state {
             if let at = untilCheckAt {
                 untilCheckAt = nil
-                if case .until(let expectation, _) = steps[i].end, expectation.evaluate(window.build(), window).holds {
+                // Checked at every request: the report without its latency summaries (an
+                // expectation reads percentiles from the builder), or a busy step's checks
+                // take the thread that also sends the traffic.
+                if case .until(let expectation, _) = steps[i].end, expectation.evaluate(window.build(latencies: false), window).holds {
                     actions.append(close(i, at: at, ending: .until))
                     actions += proceed(after: i, at: at)
                     continue

@@ -158,6 +158,21 @@ private func labRecords() -> [RequestRecord] {
         #expect(b.percentile(99, of: .corrected)! >= b.percentile(99, of: .sent)!)
     }
 
+    @Test("build(latencies: false) is the same report without its latency summaries")
+    func buildWithoutLatencies() {
+        var b = ReportBuilder()
+        for i in 0..<500 {
+            b.add(RequestRecord(seq: UInt64(i), intended: Nanos(i) * 1_000_000, sent: Nanos(i) * 1_000_000, url: "http://h/", status: i % 7 == 0 ? 429 : 200,
+                                latency: Nanos(i % 50 + 1) * 1_000_000, correctedLatency: Nanos(i % 50 + 1) * 1_000_000,
+                                provider: i % 3 == 0 ? "a" : "b"))
+        }
+        let full = b.build(), light = b.build(latencies: false)
+        #expect(full.corrected != nil && light.corrected == nil && light.uncorrected == nil && light.ttfb == nil && light.scheduleLag == nil)
+        #expect(light.providers.allSatisfy { $0.latency == nil } && full.providers.allSatisfy { $0.latency != nil })
+        #expect(light.requests == full.requests && light.statusCounts == full.statusCounts && light.achievedRate == full.achievedRate)
+        #expect(light.providers.map(\.provider) == full.providers.map(\.provider) && light.providers.map(\.served) == full.providers.map(\.served))
+    }
+
     @Test func timelineShowsEachChangeAndWhatCameBefore() {
         let (r, _) = built()
         #expect(r.timeline.count == 3)

@@ -124,6 +124,18 @@ struct StepEngineTests {
         #expect(engine.state == .running(step: 1, since: 30 * Self.ms))
     }
 
+    @Test("until: on a latency percentile holds at the request that makes it hold (read from the builder, not the report's summaries)")
+    func untilOnALatency() {
+        var engine = StepEngine(steps: [Self.step("a", until: "p99 >= 5ms"), Self.step("b", for: Self.s)])
+        _ = engine.start(at: 0)
+        for i in 1...20 { #expect(Self.ended(engine.finished(Self.record(200, "p"), at: Nanos(i) * Self.ms)).isEmpty) }
+        var slow = Self.record(200, "p")
+        slow.latency = 9 * Self.ms
+        slow.correctedLatency = 9 * Self.ms
+        let v = try! #require(Self.ended(engine.finished(slow, at: 30 * Self.ms)).first)
+        #expect(v.ending == .until && v.requests == 21 && v.end == 30 * Self.ms)
+    }
+
     @Test("until: that never holds ends at its timeout as a failure, with the measured figure")
     func untilTimesOut() {
         var engine = StepEngine(steps: [Self.step("a", until: "status[200] >= 1", timeout: 2 * Self.s, expect: Self.expect("requests == 1"))])
