@@ -8,7 +8,8 @@
 #   mock alone     drive -> mock                       TTFT and inter-token gaps
 #   direct / via   drive -> mock, drive -> gateway     at the same N, one after the other:
 #                  gateway added TTFT = via - direct (p50, p99), and every answer 200
-#   RSS            the gateway's RSS idle, then with N long streams open: growth per stream
+#   RSS            the gateway's RSS idle, then with RSS_N (2 x SMALL_N) long streams open,
+#                  opened at once and over --ramp-up 2s: growth per stream
 # Then `report` on 8 shard files of RECORDS records in all against one file of the same
 # records (same percentiles; wall time), and, when aiperf is installed (pip install
 # aiperf), aiperf against drive on the same mock and concurrency.
@@ -38,7 +39,7 @@
 #      path; default: on PATH), AIPERF_N (250), SKIP_MAIN (1: only the aiperf comparison),
 #      ONLY=added (only the added-TTFT runs, at ADDED_N: default "SMALL_N LARGE_N"),
 #      RAMP_UP (1s: the added-TTFT runs again with `drive --ramp-up`, the closed loop's
-#      streams started evenly over that long; 0 skips them).
+#      streams started evenly over that long; 0 skips them), RSS_N (2 x SMALL_N).
 # Results: bench/out/streams-<timestamp>/summary.txt and the raw JSON reports.
 
 set -euo pipefail
