@@ -218,10 +218,10 @@ public struct TrafficSettings: Sendable {
         return [Phase(poisson ? .poisson(rate: base) : .constant(rate: base))]
     }
 
-    /// A duration flag: > 0 and within `Units.maxDuration`.
     /// The longest `--ramp-up` (an hour): the slots' opening times stay exact integers.
     public static let longestRampUp: Nanos = 3_600_000_000_000
 
+    /// A duration flag: > 0 and within `Units.maxDuration`.
     public static func positiveDuration(_ text: String, flag: String) throws(TrafficError) -> Nanos {
         let d: Nanos
         do { d = try Units.duration(text) } catch { throw TrafficError("\(flag) \(text): \(error)") }
