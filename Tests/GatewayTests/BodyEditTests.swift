@@ -48,11 +48,11 @@ struct BodyEditTests {
     @Test("usage and model are read from a completion without decoding it all")
     func usage() {
         let body = #"{"id":"c","choices":[{"message":{"content":"{\"usage\":1}"}}],"model":"gpt-4o-mini","usage":{"prompt_tokens":14,"completion_tokens":8,"total_tokens":22}}"#
-        let u = UsageReader.read(Array(body.utf8), contentType: "application/json")
+        let u = UsageReader.read(Array(body.utf8))
         #expect(u.model == "gpt-4o-mini")
         #expect(u.inputTokens == 14)
         #expect(u.outputTokens == 8)
-        let escaped = UsageReader.read(Array(#"{"model":"gpt\u002d4o","usage":{"prompt_tokens":1,"completion_tokens":2}}"#.utf8), contentType: nil)
+        let escaped = UsageReader.read(Array(#"{"model":"gpt\u002d4o","usage":{"prompt_tokens":1,"completion_tokens":2}}"#.utf8))
         #expect(escaped.model == "gpt-4o")
         #expect(escaped.outputTokens == 2)
     }

@@ -40,7 +40,9 @@ import Wire
             #expect(kept == usage + done)
             // At most two whole events and the part of a third: bounded by three events' size.
             #expect(largest <= 3 * Self.event(399, crlf: crlf).utf8.count + usage.utf8.count, "held \(largest) bytes")
-            let read = UsageReader.read(Array(kept.utf8), contentType: "text/event-stream")
+            var tap = StreamUsageTap()
+            Array(kept.utf8).withUnsafeBytes { tap.feed($0) }
+            let read = tap.usage
             #expect(read.outputTokens == 400 && read.inputTokens == 12)
         }
     }

@@ -803,7 +803,7 @@ final class Exchange: UpstreamResponseDelegate {
         if responseIsStream {
             usage = streamUsage.usage
         } else if let copy = responseCopy {
-            usage = UsageReader.read(copy.readableBytesView, contentType: nil)
+            usage = UsageReader.read(copy.readableBytesView)
         }
         let last = attempts.last
         var log = RequestLog(

@@ -3,9 +3,9 @@ import Glibc
 #endif
 import Wire
 
-/// Reads `model` and `usage` from a chat completion, or from the chunks of a
-/// Server-Sent Events stream, for the access log: with the driver's scanner and SSE
-/// reader (Wire), so the log and the driver's records read a response the same way.
+/// Reads `model` and `usage` from a whole chat completion for the access log, with the
+/// driver's scanner (Wire), so the log and the driver's records read a response the same
+/// way. A stream's are read as its events pass (`StreamUsageTap`, below).
 enum UsageReader {
     struct Usage {
         var model: String?
@@ -13,23 +13,10 @@ enum UsageReader {
         var outputTokens: Int?
     }
 
-    static func read(_ bytes: some Collection<UInt8>, contentType: String?) -> Usage {
-        let stream = contentType.map(isEventStream) == true
-        return bytes.withContiguousStorageIfAvailable { read($0, stream: stream) }
-            ?? Array(bytes).withUnsafeBufferPointer { read($0, stream: stream) }
-    }
-
-    static func read(_ bytes: UnsafeBufferPointer<UInt8>, stream: Bool) -> Usage {
+    static func read(_ bytes: some Collection<UInt8>) -> Usage {
         var usage = Usage()
-        guard stream else {
-            merge(bytes, into: &usage)
-            return usage
-        }
-        // A stream's copy keeps its tail, so its first line may be cut: that event does not
-        // scan and is skipped; the usage chunk comes last.
-        SSE.forEachData(in: bytes) { payload in
-            guard !(payload.count == 6 && payload.elementsEqual("[DONE]".utf8)) else { return }
-            merge(payload, into: &usage)
+        if bytes.withContiguousStorageIfAvailable({ merge($0, into: &usage) }) == nil {
+            Array(bytes).withUnsafeBufferPointer { merge($0, into: &usage) }
         }
         return usage
     }
